@@ -1,0 +1,3 @@
+"""CarHub: carhub package."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""CarHub: phone_bridge package."""
+
+__all__: list[str] = []

@@ -1,0 +1,6 @@
+"""CarHub protocol core: sans-I/O state machines and codecs (no sockets, no asyncio)."""
+
+from protocol.errors import ProtocolError, Reason
+from protocol.messages import PROTOCOL_VERSION, Message, decode, encode
+
+__all__ = ["PROTOCOL_VERSION", "Message", "ProtocolError", "Reason", "decode", "encode"]

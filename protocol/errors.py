@@ -1,0 +1,126 @@
+"""The one error tree of the CarHub protocol.
+
+    ProtocolError                     base; every error carries a ``reason`` enum
+    ├── LocalProtocolError            we misused the API (a bug on our side)
+    └── RemoteProtocolError           the peer sent something we refuse
+        ├── FramingError              bad length prefix, frame over the hard maximum
+        ├── MessageError              undecodable or schema-invalid message
+        ├── VersionError              no common version, or a downgrade attempt
+        ├── PairingError              rejected, commitment/code/MAC mismatch, timeout, rate limit
+        ├── SessionError              unknown key, replay, reorder, tamper, bad handshake
+        └── SyncError                 anchor mismatch, batch out of order, bad change set
+
+``VCardError`` is separate: it is about a user's file, not a peer, and carries a line
+number. Importers collect them instead of raising, so one bad card never stops a batch.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "FramingError",
+    "LocalProtocolError",
+    "MessageError",
+    "PairingError",
+    "ProtocolError",
+    "Reason",
+    "RemoteProtocolError",
+    "SessionError",
+    "SyncError",
+    "VCardError",
+    "VersionError",
+]
+
+
+class Reason(enum.StrEnum):
+    """Why a protocol operation failed; stable strings, also sent in ``Error`` messages."""
+
+    # framing / messages
+    FRAME_TOO_LARGE = "frame-too-large"
+    MALFORMED = "malformed"
+    UNEXPECTED_MESSAGE = "unexpected-message"
+    # versions
+    NO_COMMON_VERSION = "no-common-version"
+    DOWNGRADE = "downgrade"
+    # pairing
+    REJECTED = "rejected"
+    PAIRING_CLOSED = "pairing-closed"
+    COMMITMENT_MISMATCH = "commitment-mismatch"
+    CODE_MISMATCH = "code-mismatch"
+    CONFIRMATION_FAILED = "confirmation-failed"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate-limited"
+    OOB_MISMATCH = "oob-mismatch"
+    # session
+    UNKNOWN_PEER = "unknown-peer"
+    HANDSHAKE_FAILED = "handshake-failed"
+    REPLAY = "replay"
+    REORDER = "reorder"
+    TAMPERED = "tampered"
+    # sync
+    ANCHOR_MISMATCH = "anchor-mismatch"
+    BAD_BATCH = "bad-batch"
+    # generic
+    STATE = "invalid-state"
+    PEER_ERROR = "peer-error"
+
+
+class ProtocolError(Exception):
+    """Base of every protocol error.
+
+    Args:
+        reason: a stable machine-readable reason.
+        detail: a one-line human explanation.
+    """
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+
+
+class LocalProtocolError(ProtocolError):
+    """We called the API in a state that does not allow it."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes or a message that we refuse."""
+
+
+class FramingError(RemoteProtocolError):
+    """A frame's length prefix is bad or over the hard maximum."""
+
+
+class MessageError(RemoteProtocolError):
+    """A frame's payload is not a valid message."""
+
+
+class VersionError(RemoteProtocolError):
+    """No common protocol version, or a downgrade was detected."""
+
+
+class PairingError(RemoteProtocolError):
+    """Pairing failed; ``reason`` says how."""
+
+
+class SessionError(RemoteProtocolError):
+    """The secure session failed or was attacked; ``reason`` says how."""
+
+
+class SyncError(RemoteProtocolError):
+    """A contacts sync step was refused; ``reason`` says how."""
+
+
+class VCardError(ValueError):
+    """A vCard could not be imported.
+
+    Args:
+        line: 1-based line number in the source file where the card (or bad line) starts.
+        reason: a one-line explanation.
+    """
+
+    def __init__(self, line: int, reason: str) -> None:
+        self.line = line
+        self.reason = reason
+        super().__init__(f"line {line}: {reason}")

@@ -1,0 +1,3 @@
+"""CarHub: radio package."""
+
+__all__: list[str] = []

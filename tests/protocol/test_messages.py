@@ -1,0 +1,52 @@
+"""Message codec and version negotiation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.errors import MessageError, VersionError
+from protocol.messages import Error, Hello, Ping, check_selected, decode, encode, negotiate_version
+
+
+def test_hello_round_trip() -> None:
+    h = Hello(versions=[1, 2], role="phone", device_id="ab12", name="Pixel", intent="pair")
+    assert decode(encode(h)) == h
+
+
+def test_wrong_field_type_is_malformed() -> None:
+    bad = encode(Ping(nonce=1)).replace(b"\x01", b"\xa1x", 1)  # nonce becomes a string
+    with pytest.raises(MessageError) as info:
+        decode(bad[:1] + b"\x03" + bad[2:])
+    assert info.value.reason.value == "malformed"
+
+
+def test_unknown_tag_is_malformed() -> None:
+    with pytest.raises(MessageError):
+        decode(encode(Error(reason="x"))[:1] + b"\x7f" + encode(Error(reason="x"))[2:])
+
+
+def test_negotiation_picks_highest_common() -> None:
+    assert negotiate_version([1, 2, 3], [2, 3, 4]) == 3
+
+
+def test_no_common_version() -> None:
+    with pytest.raises(VersionError) as info:
+        negotiate_version([1], [2])
+    assert info.value.reason.value == "no-common-version"
+
+
+def test_downgrade_refused() -> None:
+    check_selected([1, 2], [1, 2], 2)
+    with pytest.raises(VersionError) as info:
+        check_selected([1, 2], [1, 2], 1)
+    assert info.value.reason.value == "downgrade"
+
+
+@given(st.binary(max_size=200))
+def test_garbage_decodes_or_raises_message_error(data: bytes) -> None:
+    try:
+        decode(data)
+    except MessageError:
+        pass
