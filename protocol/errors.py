@@ -72,11 +72,13 @@ class ProtocolError(Exception):
     Args:
         reason: a stable machine-readable reason.
         detail: a one-line human explanation.
+        from_peer: the peer reported this error to us (it is not echoed back).
     """
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", *, from_peer: bool = False) -> None:
         self.reason = reason
         self.detail = detail
+        self.from_peer = from_peer  # True when this mirrors the peer's own Error message
         super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
 
 
