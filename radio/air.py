@@ -10,19 +10,26 @@ data as the scan response, so a name placed in the scan response (as real cars d
 31 bytes of advertising data are full with the 128-bit service data) would never be
 seen. ``AirController`` fixes that one thing: it reports the advertiser's real scan
 response data, looked up on the link.
+
+``LocalLink`` also labels LE data with the sender's *random* address, so a peripheral
+that advertises with its public address (as a car with a real adapter does) would have
+every ATT response dropped. ``AirLink`` labels it with the address the sender's
+connection actually uses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from typing import Any
 
 from bumble import hci
 from bumble.controller import Controller
+from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
 
-__all__ = ["DLE_ACL_LENGTH", "AirController", "LocalRadio", "address_for"]
+__all__ = ["DLE_ACL_LENGTH", "AirController", "AirLink", "LocalRadio", "address_for"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +122,30 @@ class AirController(Controller):  # type: ignore[misc]
         self.send_hci_packet(_LegacyReport([report]))
 
 
+class AirLink(LocalLink):  # type: ignore[misc]
+    """A ``LocalLink`` that sources LE data from the connection's own address."""
+
+    def send_acl_data(
+        self,
+        sender_controller: Controller,
+        destination_address: hci.Address,
+        transport: PhysicalTransport,
+        data: bytes,
+    ) -> None:
+        """Deliver ACL data to the controller that owns ``destination_address``."""
+        connection = None
+        if transport == PhysicalTransport.LE:
+            connection = sender_controller.le_connections.get(destination_address)
+        receiver = self.find_le_controller(destination_address) if connection else None
+        if connection is None or receiver is None:
+            super().send_acl_data(sender_controller, destination_address, transport, data)
+            return
+        source = connection.self_address
+        asyncio.get_running_loop().call_soon(
+            receiver.on_link_acl_data, source, transport, data
+        )
+
+
 class LocalRadio:
     """One virtual air in this process: a ``LocalLink`` and a controller factory.
 
@@ -123,7 +154,7 @@ class LocalRadio:
     """
 
     def __init__(self) -> None:
-        self.link = LocalLink()
+        self.link = AirLink()
         self._counter = itertools.count(1)
 
     def controller(self, name: str = "") -> AirController:

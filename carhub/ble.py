@@ -1,0 +1,367 @@
+"""The car's BLE peripheral: a Bumble GATT server that moves CarHub's byte stream.
+
+Theory of operation: the car advertises the CarHub service UUID with 6 bytes of service
+data (version, flags, short id; ``protocol.gatt``) and its name in the scan response,
+every 20-30 ms so phones find it in well under a second. Its GATT service has:
+
+    info         READ                     JSON {id, name, model, version, lan}
+    channel_in   WRITE WITHOUT RESPONSE   phone -> car stream chunks
+    channel_out  NOTIFY                   car -> phone stream chunks
+
+Each connected phone gets its own ``BleLink``; ``on_link`` is called once the phone has
+subscribed to ``channel_out`` (before that the car could not answer). The link only
+moves bytes: the protocol layer feeds ``recv()`` chunks into a ``FrameDecoder``.
+
+Bumble's GATT server does not enforce attribute permissions, and a read of an attribute
+without a read callback never answers (the client waits 30 s). So every value has both
+callbacks, and the disallowed one raises the ATT error a real stack would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bumble import hci
+from bumble.att import ATT_Error, ErrorCode
+from bumble.core import UUID, AdvertisingData
+from bumble.device import AdvertisingType, Connection, Device
+from bumble.gatt import Characteristic, CharacteristicValue, Service
+
+from protocol.framing import segment
+from protocol.gatt import (
+    CHANNEL_IN_UUID,
+    CHANNEL_OUT_UUID,
+    FLAG_PAIRING_OPEN,
+    INFO_UUID,
+    SERVICE_UUID,
+    encode_info,
+    encode_service_data,
+)
+from radio.hci import HciSpec, open_hci
+
+__all__ = ["BleCarServer", "BleLink"]
+
+log = logging.getLogger(__name__)
+
+# 20-30 ms: fast discovery (Bumble's default of 1 s makes every scan slow); real head
+# units use this "fast advertising" range while a pairing window is open.
+ADV_INTERVAL_MIN_MS = 20
+ADV_INTERVAL_MAX_MS = 30
+_AD_FLAGS = bytes([0x06])  # LE General Discoverable, BR/EDR not supported
+_MAX_AD = 31  # legacy advertising / scan response payload
+_REMOTE_USER_TERMINATED = hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR
+
+LinkHandler = Callable[["BleLink"], Awaitable[None]]
+
+
+class BleLink:
+    """One phone's byte pipe over GATT (car side).
+
+    Attributes:
+        peer_address: the phone's BD address.
+        transport_name: always ``"ble"``.
+    """
+
+    transport_name = "ble"
+
+    def __init__(self, server: BleCarServer, connection: Connection) -> None:
+        self._server = server
+        self._connection = connection
+        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._subscribed = asyncio.Event()
+        self._closed = False
+        self.peer_address = str(connection.peer_address)
+
+    @property
+    def mtu(self) -> int:
+        """The ATT MTU negotiated on this connection."""
+        return int(self._connection.att_mtu)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the link is gone (disconnected or closed)."""
+        return self._closed
+
+    async def send(self, data: bytes) -> None:
+        """Notify ``data`` to the phone, cut to the link's MTU.
+
+        Raises:
+            ConnectionError: the link is gone.
+        """
+        await self._wait_subscribed()
+        for chunk in segment(data, self.mtu):
+            if self._closed:
+                raise ConnectionError("BLE link closed")
+            await self._server.notify(self._connection, chunk)
+
+    async def recv(self) -> bytes:
+        """Return the next chunk the phone wrote.
+
+        Raises:
+            ConnectionError: the link is gone and every chunk was read.
+        """
+        chunk = await self._chunks.get()
+        if chunk is None:
+            self._chunks.put_nowait(None)  # later calls raise too
+            raise ConnectionError("BLE link closed")
+        return chunk
+
+    async def close(self) -> None:
+        """Disconnect the phone (idempotent)."""
+        if self._closed:
+            return
+        self._mark_closed()
+        with contextlib.suppress(Exception):  # already gone is fine
+            await self._connection.disconnect(_REMOTE_USER_TERMINATED)
+
+    async def _wait_subscribed(self) -> None:
+        """Wait until the phone subscribed to channel_out, or the link closed."""
+        if self._closed:
+            raise ConnectionError("BLE link closed")
+        if not self._subscribed.is_set():
+            await self._subscribed.wait()
+            if self._closed:
+                raise ConnectionError("BLE link closed")
+
+    def _on_write(self, data: bytes) -> None:
+        """Queue a chunk written by the phone; writes after close are dropped."""
+        if not self._closed:
+            self._chunks.put_nowait(bytes(data))
+
+    def _mark_closed(self) -> None:
+        """End recv() and wake a waiting send()."""
+        if not self._closed:
+            self._closed = True
+            self._chunks.put_nowait(None)
+            self._subscribed.set()
+
+
+class BleCarServer:
+    """The car's GATT peripheral.
+
+    Args:
+        hci: a Bumble transport string (``tcp-client:127.0.0.1:7000``, ``usb:0``,
+            ``hci-socket:0``) or a ``radio.LocalRadio`` for in-process tests.
+        name: the car's name, sent in the scan response.
+        device_id: the 16-hex-digit device id; its first 8 digits are the short id.
+        info: the info JSON object (id, name, model, version, lan).
+        on_link: awaited in a task for each phone once it can receive notifications.
+        btsnoop: optional btsnoop capture of this car's HCI traffic.
+    """
+
+    def __init__(
+        self,
+        hci: HciSpec,
+        *,
+        name: str,
+        device_id: str,
+        info: dict[str, object],
+        on_link: LinkHandler,
+        btsnoop: Path | None = None,
+    ) -> None:
+        self._hci = hci
+        self._name = name
+        self._device_id = device_id
+        self._info = encode_info(info)
+        self._version = int(str(info["version"]))
+        self._on_link = on_link
+        self._btsnoop = btsnoop
+        self._pairing_open = False
+        self._links: dict[int, BleLink] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._adv_lock = asyncio.Lock()
+        self._transport: Any = None
+        self._device: Device | None = None
+        self._running = False
+        self.address = ""
+        self._out = Characteristic(
+            CHANNEL_OUT_UUID,
+            Characteristic.Properties.NOTIFY,
+            Characteristic.READABLE,
+            CharacteristicValue(read=_deny_read, write=_deny_write),
+        )
+        self._service = Service(SERVICE_UUID, [self._info_char(), self._in_char(), self._out])
+
+    async def start(self) -> None:
+        """Open the HCI transport, register the service and start advertising.
+
+        Raises:
+            radio.RadioUnavailableError: the transport could not be opened.
+        """
+        self._transport = await open_hci(self._hci, self._btsnoop)
+        device = Device.with_hci(
+            self._name,
+            hci.Address.generate_static_address(),
+            self._transport.source,
+            self._transport.sink,
+        )
+        device.add_service(self._service)
+        device.on(device.EVENT_CONNECTION, self._on_connection)
+        self._out.on(self._out.EVENT_SUBSCRIPTION, self._on_subscription)
+        self._device = device
+        await device.power_on()
+        public = device.public_address != hci.Address.ANY
+        self._own_type = hci.OwnAddressType.PUBLIC if public else hci.OwnAddressType.RANDOM
+        self.address = _plain(device.public_address if public else device.random_address)
+        self._running = True
+        await self._advertise()
+        log.info("BLE car %s advertising as %s", self._name, self.address)
+
+    async def stop(self) -> None:
+        """Stop advertising, end every link and close the transport."""
+        self._running = False
+        for link in list(self._links.values()):
+            await link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._device is not None:
+            with contextlib.suppress(Exception):
+                await self._device.stop_advertising()
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
+        self._device = None
+
+    def set_pairing_open(self, open_: bool) -> None:
+        """Set the pairing flag in the advertised service data (re-advertises).
+
+        Args:
+            open_: whether the pairing window is open.
+        """
+        self._pairing_open = open_
+        if self._running:
+            self._spawn(self._advertise())
+
+    @property
+    def links(self) -> list[BleLink]:
+        """The phones connected now."""
+        return list(self._links.values())
+
+    async def notify(self, connection: Connection, chunk: bytes) -> None:
+        """Send one notification on channel_out to ``connection``."""
+        assert self._device is not None
+        await self._device.notify_subscriber(connection, self._out, chunk)
+
+    def advertising_data(self) -> bytes:
+        """Return the advertising payload: flags and the CarHub service data."""
+        flags = FLAG_PAIRING_OPEN if self._pairing_open else 0
+        service_data = encode_service_data(self._version, flags, self._device_id)
+        return bytes(
+            AdvertisingData(
+                [
+                    (AdvertisingData.FLAGS, _AD_FLAGS),
+                    (
+                        AdvertisingData.SERVICE_DATA_128_BIT_UUID,
+                        UUID(SERVICE_UUID).to_bytes() + service_data,
+                    ),
+                ]
+            )
+        )
+
+    def scan_response_data(self) -> bytes:
+        """Return the scan response: the name, shortened if it does not fit."""
+        raw = self._name.encode()
+        kind = AdvertisingData.COMPLETE_LOCAL_NAME
+        if len(raw) > _MAX_AD - 2:
+            raw = raw[: _MAX_AD - 2].decode(errors="ignore").encode()
+            kind = AdvertisingData.SHORTENED_LOCAL_NAME
+        return bytes(AdvertisingData([(kind, raw)]))
+
+    def _info_char(self) -> Characteristic:
+        """The READ-only info characteristic."""
+        return Characteristic(
+            INFO_UUID,
+            Characteristic.Properties.READ,
+            Characteristic.READABLE,
+            CharacteristicValue(read=lambda _conn: self._info, write=_deny_write),
+        )
+
+    def _in_char(self) -> Characteristic:
+        """The WRITE WITHOUT RESPONSE channel_in characteristic."""
+        return Characteristic(
+            CHANNEL_IN_UUID,
+            Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
+            Characteristic.WRITEABLE,
+            CharacteristicValue(read=_deny_read, write=self._on_channel_in),
+        )
+
+    def _on_channel_in(self, connection: Connection, value: bytes) -> None:
+        """Route a phone's write to its link (dropped if the link is gone)."""
+        link = self._links.get(connection.handle)
+        if link is not None:
+            link._on_write(value)
+
+    def _on_connection(self, connection: Connection) -> None:
+        """Create a link for a new phone and keep advertising for the next one."""
+        if connection.role != hci.Role.PERIPHERAL:
+            return
+        link = BleLink(self, connection)
+        self._links[connection.handle] = link
+        connection.on(connection.EVENT_DISCONNECTION, lambda _r: self._on_gone(connection))
+        log.info("BLE phone %s connected", link.peer_address)
+        # A connection stops connectable advertising; restart it so more phones can join.
+        self._spawn(self._advertise())
+
+    def _on_subscription(self, connection: Connection, notify: bool, _indicate: bool) -> None:
+        """Hand the link to the app once the phone listens on channel_out."""
+        link = self._links.get(connection.handle)
+        if link is None or not notify or link._subscribed.is_set():
+            return
+        link._subscribed.set()
+        self._spawn(self._run_link(link))
+
+    def _on_gone(self, connection: Connection) -> None:
+        """End the link of a phone that disconnected."""
+        link = self._links.pop(connection.handle, None)
+        if link is not None:
+            log.info("BLE phone %s disconnected", link.peer_address)
+            link._mark_closed()
+
+    async def _run_link(self, link: BleLink) -> None:
+        """Run the app's link handler; a crash is logged, and ends that link only."""
+        try:
+            await self._on_link(link)
+        except Exception:
+            log.exception("BLE link handler failed for %s", link.peer_address)
+            await link.close()
+
+    async def _advertise(self) -> None:
+        """(Re)start connectable advertising with the current service data."""
+        async with self._adv_lock:
+            if not self._running or self._device is None:
+                return
+            await self._device.start_advertising(
+                advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
+                own_address_type=self._own_type,
+                advertising_data=self.advertising_data(),
+                scan_response_data=self.scan_response_data(),
+                advertising_interval_min=ADV_INTERVAL_MIN_MS,
+                advertising_interval_max=ADV_INTERVAL_MAX_MS,
+            )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        """Run ``coro`` in a task that ``stop`` will cancel."""
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _deny_read(_connection: Connection) -> bytes:
+    """Refuse a read the characteristic does not allow."""
+    raise ATT_Error(ErrorCode.READ_NOT_PERMITTED)
+
+
+def _deny_write(_connection: Connection, _value: bytes) -> None:
+    """Refuse a write the characteristic does not allow."""
+    raise ATT_Error(ErrorCode.WRITE_NOT_PERMITTED)
+
+
+def _plain(address: hci.Address) -> str:
+    """Return ``AA:BB:CC:DD:EE:FF`` without Bumble's ``/P`` type suffix."""
+    return str(address).split("/")[0]

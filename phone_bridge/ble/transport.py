@@ -1,0 +1,158 @@
+"""The phone's byte pipe to a car over GATT, built on ``BleakClient``.
+
+Theory of operation: connect, read the ``info`` characteristic (who the car is and its
+LAN endpoints), subscribe to ``channel_out`` and then move bytes: ``send`` cuts the stream
+to the MTU and writes each chunk *without response* to ``channel_in`` (ordered on one
+connection, and several per connection event on real radios); notifications land in a
+queue that ``recv`` drains. A disconnect puts an end marker in the queue, so ``recv``
+raises ``ConnectionError`` once every chunk received before it has been read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from bleak import BleakClient
+from bleak.backends.device import BLEDevice
+from bleak.exc import BleakError
+
+from phone_bridge.ble.backend import BumbleRadio, bleak_backends
+from protocol.framing import MIN_ATT_MTU, segment
+from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID, CarInfo, decode_info
+from radio.hci import HciSpec
+
+__all__ = ["BleTransport"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class BleTransport:
+    """A connected byte pipe to one car.
+
+    Use ``await BleTransport.connect(...)``; the constructor is internal.
+
+    Attributes:
+        info: the car's decoded info characteristic.
+        transport_name: always ``"ble"``.
+    """
+
+    transport_name = "ble"
+
+    def __init__(self, client: BleakClient, owned_radio: BumbleRadio | None) -> None:
+        self._client = client
+        self._owned_radio = owned_radio
+        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._closed = False
+        self.info: CarInfo | None = None
+
+    @classmethod
+    async def connect(
+        cls,
+        address: str | BLEDevice,
+        *,
+        radio: HciSpec | BumbleRadio | None = None,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> BleTransport:
+        """Connect to a car, read its info and subscribe to its notifications.
+
+        Args:
+            address: the car's BD address (``BleCar.address``) or a bleak ``BLEDevice``.
+            radio: ``None`` for the platform's Bluetooth, or an emulated radio (a Bumble
+                transport string gives this transport its own controller).
+            timeout: connection timeout in seconds.
+
+        Returns:
+            The connected transport.
+
+        Raises:
+            ConnectionError: the car could not be reached or is not a CarHub car.
+            protocol.errors.MessageError: the car's info value is malformed.
+        """
+        owned = None if radio is None or isinstance(radio, BumbleRadio) else BumbleRadio(radio)
+        _, client_cls = bleak_backends(owned or radio)
+        self_ref: list[BleTransport] = []
+        client = BleakClient(
+            address,
+            disconnected_callback=lambda _c: self_ref[0]._on_disconnected() if self_ref else None,
+            timeout=timeout,
+            backend=client_cls,
+        )
+        transport = cls(client, owned)
+        self_ref.append(transport)
+        try:
+            await transport._open()
+        except BaseException:
+            await transport.close()
+            raise
+        return transport
+
+    @property
+    def mtu(self) -> int:
+        """The negotiated ATT MTU."""
+        return max(MIN_ATT_MTU, int(self._client.mtu_size))
+
+    async def send(self, data: bytes) -> None:
+        """Write ``data`` to the car, cut to the MTU.
+
+        Raises:
+            ConnectionError: the link is gone.
+        """
+        for chunk in segment(data, self.mtu):
+            if self._closed or not self._client.is_connected:
+                raise ConnectionError("BLE link closed")
+            try:
+                await self._client.write_gatt_char(CHANNEL_IN_UUID, chunk, response=False)
+            except BleakError as exc:
+                raise ConnectionError(f"BLE write failed: {exc}") from exc
+
+    async def recv(self) -> bytes:
+        """Return the next chunk the car notified.
+
+        Raises:
+            ConnectionError: the link is gone and every chunk was read.
+        """
+        chunk = await self._chunks.get()
+        if chunk is None:
+            self._chunks.put_nowait(None)  # later calls raise too
+            raise ConnectionError("BLE link closed")
+        return chunk
+
+    async def close(self) -> None:
+        """Disconnect and release an emulated radio this transport opened (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._chunks.put_nowait(None)
+        with contextlib.suppress(Exception):  # already disconnected is fine
+            await self._client.disconnect()
+        if self._owned_radio is not None:
+            await self._owned_radio.close()
+
+    async def _open(self) -> None:
+        """Connect, read info and subscribe to channel_out."""
+        try:
+            await self._client.connect()
+            services = self._client.services
+            if services.get_characteristic(CHANNEL_OUT_UUID) is None:
+                raise ConnectionError("not a CarHub car: no CarHub GATT service")
+            self.info = decode_info(bytes(await self._client.read_gatt_char(INFO_UUID)))
+            await self._client.start_notify(CHANNEL_OUT_UUID, self._on_notification)
+        except (BleakError, TimeoutError, OSError) as exc:
+            if isinstance(exc, ConnectionError):
+                raise
+            raise ConnectionError(f"BLE connect failed: {exc}") from exc
+
+    def _on_notification(self, _sender: Any, data: bytearray) -> None:
+        """Queue a notified chunk."""
+        if not self._closed:
+            self._chunks.put_nowait(bytes(data))
+
+    def _on_disconnected(self) -> None:
+        """End recv() when the car or the radio drops the link."""
+        if not self._closed:
+            self._closed = True
+            self._chunks.put_nowait(None)
