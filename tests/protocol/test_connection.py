@@ -1,0 +1,139 @@
+"""Phone and car connections joined in memory: pair, then session; failures are typed."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.connection import (
+    CarConnection,
+    ConnectionFailed,
+    MessageReceived,
+    PairingCode,
+    PairingComplete,
+    PhoneConnection,
+    SessionEstablished,
+    State,
+)
+from protocol.errors import PairingError, ProtocolError, Reason
+from protocol.identity import Identity
+from protocol.messages import Ping
+
+
+class Link:
+    """Both sides plus an in-memory wire; collects events per side."""
+
+    def __init__(self, phone: PhoneConnection, car: CarConnection) -> None:
+        self.phone, self.car = phone, car
+        self.events: dict[str, list[object]] = {"phone": [], "car": []}
+        self.bytes_to_car = 0
+
+    def pump(self, now: float = 1.0) -> None:
+        for _ in range(20):
+            a = self.phone.data_to_send()
+            if a and self.car.state is not State.CLOSED:
+                self.bytes_to_car += len(a)
+                self.car.receive_data(a, now)
+            b = self.car.data_to_send()
+            if b and self.phone.state is not State.CLOSED:
+                self.phone.receive_data(b, now)
+            self._drain()
+            if not a and not b:
+                return
+
+    def _drain(self) -> None:
+        for side, conn in (("phone", self.phone), ("car", self.car)):
+            while (ev := conn.next_event()) is not None:
+                self.events[side].append(ev)
+
+    def of(self, side: str, cls: type) -> list:
+        return [e for e in self.events[side] if isinstance(e, cls)]
+
+
+def make_car(pinned: dict[str, bytes], open_: bool = True) -> CarConnection:
+    def gate(device_id: str, now: float) -> None:
+        if not open_:
+            raise PairingError(Reason.PAIRING_CLOSED, "closed")
+
+    return CarConnection(CAR_ID, "Car", lookup_peer=pinned.get, pairing_gate=gate)
+
+
+CAR_ID = Identity.generate()
+PHONE_ID = Identity.generate()
+
+
+def test_pair_then_session_then_messages() -> None:
+    link = Link(PhoneConnection(PHONE_ID, "Pixel"), make_car({}))
+    link.pump()
+    codes = [link.of(s, PairingCode)[0].code for s in ("phone", "car")]
+    assert codes[0] == codes[1] and len(codes[0]) == 6
+    link.car.confirm_pairing(True, 2.0)
+    link.phone.confirm_pairing(True, 2.0)
+    link.pump()
+    assert link.of("car", PairingComplete)[0].peer_public_key == PHONE_ID.public_key
+    assert link.of("phone", PairingComplete)[0].peer_public_key == CAR_ID.public_key
+    assert link.of("car", SessionEstablished) and link.of("phone", SessionEstablished)
+    link.phone.send(Ping(nonce=7))
+    link.pump()
+    # The car answered the Ping itself; no application event was needed.
+    assert not link.of("car", MessageReceived)
+
+
+def test_pinned_session_without_pairing() -> None:
+    car = make_car({PHONE_ID.device_id: PHONE_ID.public_key})
+    link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), car)
+    link.pump()
+    assert link.car.state is State.ESTABLISHED and link.phone.state is State.ESTABLISHED
+
+
+def test_unknown_phone_rejected_before_handshake() -> None:
+    link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), make_car({}))
+    link.pump()
+    car_err = link.of("car", ConnectionFailed)[0].error
+    phone_err = link.of("phone", ConnectionFailed)[0].error
+    assert car_err.reason is Reason.UNKNOWN_PEER
+    assert phone_err.reason is Reason.UNKNOWN_PEER
+    # Only the Hello crossed: no handshake bytes from the phone.
+    assert link.bytes_to_car < 100
+
+
+def test_wrong_pinned_car_key_fails_handshake() -> None:
+    other = Identity.generate()
+    car = make_car({PHONE_ID.device_id: PHONE_ID.public_key})
+    link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=other.public_key), car)
+    link.pump()
+    assert link.of("car", ConnectionFailed)[0].error.reason is Reason.HANDSHAKE_FAILED
+
+
+def test_pairing_closed_is_reported_to_phone() -> None:
+    link = Link(PhoneConnection(PHONE_ID, "Pixel"), make_car({}, open_=False))
+    link.pump()
+    assert link.of("phone", ConnectionFailed)[0].error.reason is Reason.PAIRING_CLOSED
+
+
+def test_car_rejects_code() -> None:
+    link = Link(PhoneConnection(PHONE_ID, "Pixel"), make_car({}))
+    link.pump()
+    link.phone.confirm_pairing(True, 2.0)
+    link.car.confirm_pairing(False, 2.0)
+    link.pump()
+    assert link.of("phone", ConnectionFailed)[0].error.reason is Reason.REJECTED
+    assert not link.of("car", PairingComplete)
+
+
+def test_garbage_after_session_is_typed_error() -> None:
+    car = make_car({PHONE_ID.device_id: PHONE_ID.public_key})
+    link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), car)
+    link.pump()
+    link.car.receive_data(b"\x00\x00\x00\x05hello", 3.0)
+    err = link.car.next_event()
+    assert isinstance(err, ConnectionFailed)
+    assert err.error.reason is Reason.TAMPERED
+    with pytest.raises(ProtocolError):
+        link.car.receive_data(b"", 3.0)
+
+
+def test_garbage_before_hello_is_typed_error() -> None:
+    car = make_car({})
+    car.receive_data(b"\x00\x00\x00\x03abc", 0.0)
+    ev = car.next_event()
+    assert isinstance(ev, ConnectionFailed) and ev.error.reason is Reason.MALFORMED
