@@ -176,9 +176,8 @@ def parse_params(prop: Prop) -> Params:
             continue
         value = value.strip()
         if name == "TYPE":
-            params.types.extend(
-                t.strip().strip('"') for t in _split_unquoted(value, ",") if t.strip('" ')
-            )
+            # 4.0 quotes the whole list (TYPE="work,voice"), 3.0 writes it bare.
+            params.types.extend(t.strip() for t in value.replace('"', "").split(",") if t.strip())
         elif name == "ENCODING":
             params.encoding = value.strip('"').upper()
         elif name == "CHARSET":
