@@ -235,11 +235,15 @@ class _Pairing:
         Raises:
             PairingError: the peer broke the protocol (the machine is dead afterwards).
         """
+        aborting = isinstance(msg, PairResult) and not msg.accepted
+        if aborting and self._state is _State.FAILED:
+            return []  # both sides gave up at once (e.g. a timeout): nothing more to say
         self._check_alive()
+        if aborting and self._state is not _State.DONE:
+            assert isinstance(msg, PairResult)
+            return self._peer_aborted(msg)
         if self._state is not _State.DONE and now >= self._deadline:
             return self._abort(Reason.TIMEOUT, "pairing took too long")
-        if isinstance(msg, PairResult) and not msg.accepted and self._state is not _State.DONE:
-            return self._peer_aborted(msg)
         handler = self._table.get((self._state, type(msg)))
         if handler is None:
             detail = f"{type(msg).__name__} while {self._state.value}"

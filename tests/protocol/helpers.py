@@ -79,10 +79,12 @@ class PairingPair:
             if self.relay is not None:
                 msg = self.relay(msg, dest)
             self.sent.append((dest, msg))
-            replies = self.machine(dest).receive(wire(msg), now)
+            try:
+                replies = self.machine(dest).receive(wire(msg), now)
+            finally:
+                self.collect()  # a failure's event is kept even when receive raises
             other = "phone" if dest == "car" else "car"
             queue += [(other, r) for r in replies]
-            self.collect()
 
     def start(self, now: float = 1.0) -> None:
         """The phone sends PairRequest; run until a user decision is needed."""
@@ -90,8 +92,10 @@ class PairingPair:
 
     def confirm(self, side: str, accepted: bool, now: float = 2.0) -> None:
         """``side``'s user decides; deliver what that sends."""
-        out = self.machine(side).confirm(accepted, now)
-        self.collect()
+        try:
+            out = self.machine(side).confirm(accepted, now)
+        finally:
+            self.collect()
         self.deliver(out, "phone" if side == "car" else "car", now)
 
     def collect(self) -> None:
