@@ -282,18 +282,37 @@ def _logical_lines(lines: list[bytes]) -> Iterator[tuple[int, bytes]]:
         if not line or line.isspace():
             continue
         start = i
+        # Parts are joined once at the end: repeated ``+=`` on a multi-megabyte photo
+        # folded into thousands of lines would be quadratic.
+        parts = [line]
         while i < n and lines[i][:1] in (b" ", b"\t"):
-            line += lines[i][1:]
+            parts.append(lines[i][1:])
             i += 1
+        if len(parts) > 1:
+            line = b"".join(parts)
         if line[-1:] == b"=" and _is_qp(line):
-            while line[-1:] == b"=" and i < n and not _is_marker_line(lines[i]):
-                line = line[:-1] + lines[i]
-                i += 1
+            i, line = _join_soft_breaks(lines, i, line)
         elif _is_base64(line):
+            parts = [line]
             while i < n and _BASE64_LINE.fullmatch(lines[i]):
-                line += lines[i]
+                parts.append(lines[i])
                 i += 1
+            line = b"".join(parts)
         yield start, line
+
+
+def _join_soft_breaks(lines: list[bytes], i: int, line: bytes) -> tuple[int, bytes]:
+    """Join quoted-printable soft breaks (``=`` at line end) starting at ``lines[i]``."""
+    parts = [line[:-1]]
+    while i < len(lines) and not _is_marker_line(lines[i]):
+        nxt = lines[i]
+        i += 1
+        if nxt[-1:] != b"=":
+            parts.append(nxt)
+            return i, b"".join(parts)
+        parts.append(nxt[:-1])
+    # Out of lines, or stopped at END:VCARD: keep the dangling "=" so the QP check reports it.
+    return i, b"".join(parts) + b"="
 
 
 def _is_qp(line: bytes) -> bool:
