@@ -24,15 +24,25 @@ import mutagen
 from mutagen.flac import Picture
 from mutagen.id3 import ID3
 from mutagen.mp4 import MP4Cover
+
 from protocol.media import Artwork, Track
 
-__all__ = ["AUDIO_SUFFIXES", "PLAYLIST_SUFFIXES", "MediaSourceError", "load_tracks"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "MAX_ARTWORK_BYTES",
+    "PLAYLIST_SUFFIXES",
+    "MediaSourceError",
+    "load_tracks",
+]
 
 log = logging.getLogger(__name__)
+_PICTURE: Any = Picture  # mutagen's constructor is untyped
 
 AUDIO_SUFFIXES = frozenset({".mp3", ".m4a", ".mp4", ".aac", ".flac", ".ogg", ".oga", ".opus"})
 PLAYLIST_SUFFIXES = frozenset({".m3u", ".m3u8"})
 _FRONT_COVER = 3  # ID3/FLAC picture type "Cover (front)"; preferred over other pictures
+# protocol.media.Artwork must fit one frame; a bigger cover could never be sent, so drop it.
+MAX_ARTWORK_BYTES = 1_000_000
 
 
 class MediaSourceError(ValueError):
@@ -157,7 +167,7 @@ def _read_track(file: Path) -> tuple[Track, Artwork | None]:
     track = Track(
         track_id=_track_id(file, title, artists, album),
         title=title or file.stem,
-        artists=artists,
+        artists=tuple(artists),
         album=album,
         duration_ms=duration_ms,
         artwork=art.hash if art is not None else b"",
@@ -211,13 +221,18 @@ def _read_artwork(audio: Any) -> Artwork | None:
         return None
     found.sort(key=lambda item: item[0] != _FRONT_COVER)  # stable: front cover first
     _, data, mime = found[0]
+    if len(data) > MAX_ARTWORK_BYTES:
+        log.warning(
+            "ignoring a %d-byte cover: over the %d-byte limit", len(data), MAX_ARTWORK_BYTES
+        )
+        return None
     return Artwork(hash=hashlib.sha256(data).digest(), mime=_sniff_mime(data, mime), data=data)
 
 
 def _embedded_pictures(audio: Any) -> list[tuple[int, bytes, str]]:
     """List (picture type, bytes, declared mime) of every embedded picture."""
-    tags = audio.tags
-    if isinstance(tags, ID3):
+    tags: Any = audio.tags  # mutagen is only partly typed; keep ``tags`` un-narrowed
+    if isinstance(audio.tags, ID3):
         return [(int(f.type), bytes(f.data), str(f.mime)) for f in tags.getall("APIC")]
     if _is_mp4(audio):
         covers = tags.get("covr", []) if tags is not None else []
@@ -232,7 +247,7 @@ def _embedded_pictures(audio: Any) -> list[tuple[int, bytes, str]]:
 def _vorbis_picture(encoded: str) -> tuple[int, bytes, str]:
     """Decode an Ogg METADATA_BLOCK_PICTURE value; a broken one yields empty data."""
     try:
-        picture = Picture(base64.b64decode(encoded))
+        picture: Any = _PICTURE(base64.b64decode(encoded))
     except Exception:  # a bad picture block must not cost us the whole track
         log.warning("ignoring an undecodable METADATA_BLOCK_PICTURE")
         return (0, b"", "")
@@ -242,9 +257,7 @@ def _vorbis_picture(encoded: str) -> tuple[int, bytes, str]:
 def _mp4_mime(cover: Any) -> str:
     """Map an MP4 ``covr`` image format to a MIME type."""
     return (
-        "image/png"
-        if getattr(cover, "imageformat", None) == MP4Cover.FORMAT_PNG
-        else "image/jpeg"
+        "image/png" if getattr(cover, "imageformat", None) == MP4Cover.FORMAT_PNG else "image/jpeg"
     )
 
 

@@ -13,18 +13,20 @@ import mutagen
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutagen.id3 import APIC, ID3
 from mutagen.oggvorbis import OggVorbis
 
 from phone_bridge.media_source import MediaSourceError, load_tracks
+from protocol.messages import decode, encode
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "media"
 EXPECTED = [
     # (title, artists, album, seconds)
-    ("Morning Drive", ["Aurora Lane"], "Open Road", 9.0),
-    ("Night Signal", ["Aurora Lane", "The Relays"], "Open Road", 10.0),
-    ("Café Lumière", ["Élise Marchand"], "Petites Routes", 6.0),
-    ("Tunnel Echo", ["Static Bloom"], "Low Frequencies", 12.0),
-    ("Last Exit", ["Kenji Sato", "Mara Ruiz"], "Interchange", 7.5),
+    ("Morning Drive", ("Aurora Lane",), "Open Road", 9.0),
+    ("Night Signal", ("Aurora Lane", "The Relays"), "Open Road", 10.0),
+    ("Café Lumière", ("Élise Marchand",), "Petites Routes", 6.0),
+    ("Tunnel Echo", ("Static Bloom",), "Low Frequencies", 12.0),
+    ("Last Exit", ("Kenji Sato", "Mara Ruiz"), "Interchange", 7.5),
 ]
 
 
@@ -153,7 +155,7 @@ def test_untagged_file_falls_back_to_its_name(tmp_path: Path) -> None:
     shutil.copy(_sample("01"), target)
     mutagen.File(target).delete()
     [track], artwork = load_tracks(tmp_path)
-    assert (track.title, track.artists, track.album, track.artwork) == ("bare tune", [], "", b"")
+    assert (track.title, track.artists, track.album, track.artwork) == ("bare tune", (), "", b"")
     assert artwork == {}
     assert track.duration_ms > 8000
 
@@ -166,6 +168,23 @@ def test_corrupt_ogg_picture_keeps_the_track(tmp_path: Path) -> None:
     ogg.save()
     [track], artwork = load_tracks(tmp_path)
     assert track.title == "Tunnel Echo" and track.artwork == b"" and artwork == {}
+
+
+def test_oversized_cover_is_dropped_but_the_track_kept(tmp_path: Path) -> None:
+    target = tmp_path / "big.mp3"
+    shutil.copy(_sample("01"), target)
+    tags = ID3(target)
+    tags.delall("APIC")
+    tags.add(APIC(encoding=3, mime="image/jpeg", type=3, data=b"\xff\xd8\xff" + b"\0" * 1_000_000))
+    tags.save(target)
+    [track], artwork = load_tracks(tmp_path)
+    assert track.title == "Morning Drive" and track.artwork == b"" and artwork == {}
+
+
+def test_artwork_can_be_sent_as_a_protocol_message() -> None:
+    _, artwork = load_tracks(SAMPLES)
+    for art in artwork.values():
+        assert decode(encode(art)) == art
 
 
 def test_latin1_playlist_is_read(tmp_path: Path) -> None:
