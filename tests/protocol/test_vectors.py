@@ -1,0 +1,250 @@
+"""The hex test vectors in PROTOCOL.md section 10, checked two ways.
+
+1. The reference machines, driven with the fixed keys and nonces, must produce every
+   message, code and key in the document.
+2. The derivations are recomputed here straight from the primitives (hashlib, hmac,
+   cryptography) following the text of sections 4-6, so the document, not the module's own
+   helpers, is what the implementation is held to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from protocol.identity import Identity, PairingUri
+from protocol.messages import Message, decode, encode
+from protocol.pairing import CarPairing, PairConfirm, Paired, PhonePairing
+from protocol.session import SecureSession
+
+SPEC = Path(__file__).resolve().parents[2] / "protocol" / "PROTOCOL.md"
+_LINE = re.compile(r"^([a-z0-9_.]+)\s+=\s+(\"[^\"]*\"|[0-9a-f]+)\s*$")
+
+
+def _vectors() -> dict[str, bytes | str]:
+    text = SPEC.read_text(encoding="utf-8")
+    region = text[text.index("<!-- vectors:begin -->") : text.index("<!-- vectors:end -->")]
+    out: dict[str, bytes | str] = {}
+    for line in region.splitlines():
+        if m := _LINE.match(line):
+            key, value = m.groups()
+            assert key not in out, f"duplicate vector {key}"
+            out[key] = value[1:-1] if value.startswith('"') else bytes.fromhex(value)
+    return out
+
+
+V = _vectors()
+
+
+def b(key: str) -> bytes:
+    value = V[key]
+    assert isinstance(value, bytes), key
+    return value
+
+
+def s(key: str) -> str:
+    value = V[key]
+    assert isinstance(value, str), key
+    return value
+
+
+def test_the_document_has_the_vectors() -> None:
+    for key in ("car.private", "pair.code", "pair.mac_car", "oob.mac_phone", "session.msg1",
+                "session.msg2", "session.frame_phone0"):
+        assert key in V
+
+
+def test_identity_vectors() -> None:
+    for who in ("car", "phone"):
+        ident = Identity.from_private_bytes(b(f"{who}.private"))
+        assert ident.public_key == b(f"{who}.public")
+        assert ident.device_id == s(f"{who}.device_id")
+        pk = b(f"{who}.public")
+        assert hashlib.sha256(b"carhub-id" + pk).digest()[:8].hex() == s(f"{who}.device_id")
+    car = Identity.from_private_bytes(b("car.private"))
+    assert car.fingerprint == s("car.fingerprint")
+    digest = hashlib.sha256(b("car.public")).digest()
+    assert digest == b("car.fp_hash")
+    groups = [int.from_bytes(digest[i : i + 4], "big") % 10000 for i in range(0, 32, 4)]
+    assert " ".join(f"{g:04d}" for g in groups) == s("car.fingerprint")
+
+
+def _run_pairing(prefix: str) -> tuple[CarPairing, PhonePairing, dict[str, Message]]:
+    car = Identity.from_private_bytes(b("car.private"))
+    phone = Identity.from_private_bytes(b("phone.private"))
+    uri = PairingUri.parse(s("oob.uri")) if prefix == "oob" else None
+    cp = CarPairing(car, transcript=b("pair.transcript"), now=0.0,
+                    oob_secret=uri.secret if uri else None, rng=lambda n: b("pair.nc"))
+    pp = PhonePairing(phone, s("pair.name"), transcript=b("pair.transcript"), now=0.0, oob=uri,
+                      rng=lambda n: b("pair.np"))
+    sent: dict[str, Message] = {}
+    (sent["request"],) = pp.start()
+    (sent["commit"],) = cp.receive(sent["request"], 1.0)
+    (sent["nonce"],) = pp.receive(sent["commit"], 1.0)
+    reveal = cp.receive(sent["nonce"], 1.0)
+    sent["reveal"] = reveal[0]
+    if prefix == "oob":
+        sent["confirm_car"] = reveal[1]
+        (sent["confirm_phone"],) = pp.receive(sent["reveal"], 1.0)
+    else:
+        assert pp.receive(sent["reveal"], 1.0) == []
+        (sent["confirm_car"],) = cp.confirm(True, 2.0)
+        (sent["confirm_phone"],) = pp.confirm(True, 2.0)
+    assert pp.receive(sent["confirm_car"], 2.0) == []
+    (sent["result"],) = cp.receive(sent["confirm_phone"], 2.0)
+    assert pp.receive(sent["result"], 2.0) == []
+    return cp, pp, sent
+
+
+@pytest.mark.parametrize("prefix", ["pair", "oob"])
+def test_pairing_machines_reproduce_every_message(prefix: str) -> None:
+    cp, pp, sent = _run_pairing(prefix)
+    for name, msg in sent.items():
+        assert encode(msg) == b(f"{prefix}.msg.{name}"), name
+        assert decode(b(f"{prefix}.msg.{name}")) == msg
+    if prefix == "pair":
+        assert cp.code == pp.code == s("pair.code")
+    else:
+        assert cp.code is None and pp.code is None
+    events = [cp.next_event() for _ in range(3)]
+    assert any(isinstance(e, Paired) for e in events)
+    assert isinstance(sent["confirm_car"], PairConfirm)
+    assert sent["confirm_car"].mac == b(f"{prefix}.mac_car")
+
+
+@pytest.mark.parametrize("prefix", ["pair", "oob"])
+def test_pairing_derivations_follow_the_text(prefix: str) -> None:
+    pc, pp, nc, np_ = b("car.public"), b("phone.public"), b("pair.nc"), b("pair.np")
+    car = Identity.from_private_bytes(b("car.private"))
+    phone = Identity.from_private_bytes(b("phone.private"))
+    dh = car.dh(pp)
+    assert dh == phone.dh(pc) == b(f"{prefix}.dh")
+    c = hmac.digest(nc, b"carhub/pair/v1/commit" + pc + pp, "sha256")
+    assert c == b(f"{prefix}.commitment")
+    method = b"\x01" if prefix == "pair" else b"\x02"
+    name_hash = hashlib.sha256(s("pair.name").encode()).digest()
+    pt = hashlib.sha256(b"carhub/pair/v1/transcript" + hashlib.sha256(b("pair.transcript"))
+                        .digest() + method + name_hash + pp + pc + c + np_ + nc).digest()
+    assert pt == b(f"{prefix}.pt")
+    if prefix == "pair":
+        code = int.from_bytes(hashlib.sha256(b"carhub/pair/v1/code" + pt).digest()[:4], "big")
+        assert f"{code % 1_000_000:06d}" == s("pair.code")
+    secret = b("oob.secret") if prefix == "oob" else b""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=np_ + nc,
+               info=b"carhub/pair/v1/confirm").derive(dh + secret)
+    assert key == b(f"{prefix}.confirm_key")
+    for role in ("car", "phone"):
+        mac = hmac.digest(key, b"carhub/pair/v1/mac-" + role.encode() + pt, "sha256")
+        assert mac == b(f"{prefix}.mac_{role}")
+
+
+def test_oob_uri_vector() -> None:
+    uri = PairingUri.parse(s("oob.uri"))
+    assert uri.secret == b("oob.secret")
+    assert uri.fingerprint_hash == b("car.fp_hash")
+    assert uri.device_id == s("car.device_id")
+    assert uri.to_uri() == s("oob.uri")
+
+
+def _sessions() -> tuple[SecureSession, SecureSession]:
+    car = Identity.from_private_bytes(b("car.private"))
+    phone = Identity.from_private_bytes(b("phone.private"))
+    prologue = b("session.prologue")
+    assert prologue == b"carhub/1 session\x00" + b("pair.transcript")
+    ph = SecureSession(phone, car.public_key, initiator=True, prologue=prologue,
+                       ephemeral_private=b("session.phone_e"))
+    ca = SecureSession(car, phone.public_key, initiator=False, prologue=prologue,
+                       ephemeral_private=b("session.car_e"))
+    return ph, ca
+
+
+def test_session_handshake_vectors() -> None:
+    ph, ca = _sessions()
+    (m1,) = ph.start()
+    assert m1.payload == b("session.msg1")  # type: ignore[attr-defined]
+    (m2,) = ca.receive_handshake(m1)
+    assert m2.payload == b("session.msg2")  # type: ignore[attr-defined]
+    assert ph.receive_handshake(m2) == []
+    assert ph.handshake_hash == ca.handshake_hash == b("session.hash")
+    assert ph.transport_keys() == (b("session.k1"), b("session.k2"))
+
+
+def test_session_transport_vectors() -> None:
+    ph, ca = _sessions()
+    (m1,) = ph.start()
+    (m2,) = ca.receive_handshake(m1)
+    ph.receive_handshake(m2)
+    assert ph.encrypt(b("session.plain1")) == b("session.frame_phone0")
+    ph.encrypt(b"")
+    assert ph.encrypt(b("session.plain2")) == b("session.frame_phone2")
+    assert ca.encrypt(b("session.plain1")) == b("session.frame_car0")
+    assert ca.decrypt(b("session.frame_phone0")) == b("session.plain1")
+
+
+@pytest.mark.parametrize(("frame", "key"), [("frame_phone0", "k1"), ("frame_phone2", "k1"),
+                                            ("frame_car0", "k2")])
+def test_transport_frames_follow_the_text(frame: str, key: str) -> None:
+    data = b(f"session.{frame}")
+    counter, sealed = data[:8], data[8:]
+    aead = ChaCha20Poly1305(b(f"session.{key}"))
+    plain = aead.decrypt(b"\x00\x00\x00\x00" + counter, sealed, counter)
+    assert plain == b("session.plain2" if frame == "frame_phone2" else "session.plain1")
+
+
+# -- an independent Noise KK (Noise spec rev. 34 sections 5 and 7), primitives only --------
+def _hkdf2(ck: bytes, ikm: bytes) -> tuple[bytes, bytes]:
+    temp = hmac.digest(ck, ikm, "sha256")
+    out1 = hmac.digest(temp, b"\x01", "sha256")
+    return out1, hmac.digest(temp, out1 + b"\x02", "sha256")
+
+
+def _x25519(private: bytes, public: bytes) -> bytes:
+    return Identity.from_private_bytes(private).dh(public)
+
+
+def _pub(private: bytes) -> bytes:
+    return Identity.from_private_bytes(private).public_key
+
+
+def test_noise_kk_recomputed_from_primitives() -> None:
+    """Checks the handshake vectors against the Noise spec, not against noiseprotocol."""
+    si, sr = b("phone.private"), b("car.private")
+    ei, er = b("session.phone_e"), b("session.car_e")
+    h = ck = b"Noise_KK_25519_ChaChaPoly_SHA256"  # exactly HASHLEN bytes: used as is
+    k = b""
+
+    def mix_hash(data: bytes) -> None:
+        nonlocal h
+        h = hashlib.sha256(h + data).digest()
+
+    def mix_key(ikm: bytes) -> None:
+        nonlocal ck, k
+        ck, k = _hkdf2(ck, ikm)
+
+    def seal_empty() -> bytes:
+        tag = ChaCha20Poly1305(k).encrypt(b"\x00" * 12, b"", h)  # n = 0 after each MixKey
+        mix_hash(tag)
+        return tag
+
+    mix_hash(b("session.prologue"))
+    mix_hash(_pub(si))
+    mix_hash(_pub(sr))
+    # -> e, es, ss
+    mix_hash(_pub(ei))
+    mix_key(_x25519(ei, _pub(sr)))
+    mix_key(_x25519(si, _pub(sr)))
+    assert _pub(ei) + seal_empty() == b("session.msg1")
+    # <- e, ee, se
+    mix_hash(_pub(er))
+    mix_key(_x25519(er, _pub(ei)))
+    mix_key(_x25519(er, _pub(si)))
+    assert _pub(er) + seal_empty() == b("session.msg2")
+    assert h == b("session.hash")
+    assert _hkdf2(ck, b"") == (b("session.k1"), b("session.k2"))
