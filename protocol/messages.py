@@ -8,7 +8,7 @@ field is a ``MessageError``, never a stray ``KeyError`` deep in a state machine.
 
 Tag ranges (each feature module defines its messages in its own range):
 
-    1-9    core        Hello, Error, Ping, Pong, Bye              (this module)
+    1-9    core        Hello, Error, Ping, Pong, Bye, Unpair      (this module)
     10-19  pairing     PairRequest ... PairResult                 (protocol.pairing)
     20-29  session     NoiseHandshake                             (protocol.session)
     30-39  contacts    ContactsState ... ContactsAck              (protocol.sync)
@@ -37,6 +37,7 @@ __all__ = [
     "Message",
     "Ping",
     "Pong",
+    "Unpair",
     "decode",
     "encode",
     "negotiate_version",
@@ -90,6 +91,10 @@ class Bye(Message, tag=5):
     reason: str = ""
 
 
+class Unpair(Message, tag=6):
+    """Phone -> car, over the secure session: forget me and erase my data, then ``Bye``."""
+
+
 _TYPES: dict[int, type[Message]] = {}
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Any] | None = None
@@ -107,7 +112,7 @@ def register(*types: type[Message]) -> None:
     _decoder = None  # rebuilt on next decode with the wider union
 
 
-register(Hello, Error, Ping, Pong, Bye)
+register(Hello, Error, Ping, Pong, Bye, Unpair)
 
 
 def encode(msg: Message) -> bytes:

@@ -1,0 +1,222 @@
+"""The car's REST API and dashboard (FastAPI). Routes only; the engine does the work.
+
+OpenAPI docs are at ``/docs``. ``/api/events`` is a WebSocket that first sends a snapshot
+(one event of each type) and then every change: ``status``, ``pairing``, ``phones``,
+``contacts`` and ``media``, each as ``{"type": ..., "data": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from carhub.engine import Engine, NoPhoneError
+
+__all__ = ["create_app"]
+
+UI_DIR = Path(__file__).parent / "ui"
+
+
+class Status(BaseModel):
+    id: str
+    name: str
+    model: str
+    fingerprint: str
+    protocol_version: int
+    pairing_open: bool
+    ble: dict[str, Any] | None
+    lan: dict[str, Any] | None
+
+
+class PairingRequest(BaseModel):
+    id: str
+    phone_id: str
+    phone_name: str
+    phone_fingerprint: str
+    code: str
+    expires_at: float
+
+
+class Phone(BaseModel):
+    id: str
+    name: str
+    fingerprint: str
+    connected: bool
+    transport: str | None
+    contacts: int
+    last_sync: float | None
+
+
+class ContactPhone(BaseModel):
+    number: str
+    type: str
+    label: str = ""
+
+
+class ContactItem(BaseModel):
+    uid: str
+    name: str
+    phones: list[ContactPhone]
+    emails: list[str]
+    org: str
+
+
+class ContactPage(BaseModel):
+    total: int
+    items: list[ContactItem]
+
+
+class Media(BaseModel):
+    phone_id: str | None
+    title: str | None
+    artists: list[str]
+    album: str | None
+    state: str
+    position_ms: int
+    duration_ms: int
+    rate: float
+    track_id: str | None
+    artwork_url: str | None
+    connected: bool
+
+
+class MediaCommandBody(BaseModel):
+    action: Literal["play", "pause", "toggle", "next", "previous", "seek"]
+    position_ms: int | None = Field(default=None, ge=0)
+
+
+class CommandResult(BaseModel):
+    ok: bool
+    phone_id: str
+
+
+def create_app(engine: Engine) -> FastAPI:
+    """Build the FastAPI app around a running engine."""
+    app = FastAPI(
+        title="CarHub head unit",
+        version="1",
+        description="The car's REST API; the dashboard at / uses it too.",
+    )
+
+    @app.get("/api/status", response_model=Status)
+    def status() -> dict[str, Any]:
+        return engine.status()
+
+    @app.post("/api/pairing/open", response_model=Status)
+    def open_pairing(seconds: float | None = Query(None, ge=0)) -> dict[str, Any]:
+        """Open the pairing window (for `seconds`, default the configured window)."""
+        engine.open_pairing(seconds)
+        return engine.status()
+
+    @app.post("/api/pairing/close", response_model=Status)
+    def close_pairing() -> dict[str, Any]:
+        engine.close_pairing()
+        return engine.status()
+
+    @app.get("/api/pairing/requests", response_model=list[PairingRequest])
+    def pairing_requests() -> list[dict[str, Any]]:
+        return engine.pairing_requests()
+
+    @app.post("/api/pairing/requests/{request_id}/accept")
+    def accept(request_id: str) -> dict[str, bool]:
+        if not engine.decide(request_id, accepted=True):
+            raise HTTPException(404, f"no pending pairing request {request_id}")
+        return {"ok": True}
+
+    @app.post("/api/pairing/requests/{request_id}/reject")
+    def reject(request_id: str) -> dict[str, bool]:
+        if not engine.decide(request_id, accepted=False):
+            raise HTTPException(404, f"no pending pairing request {request_id}")
+        return {"ok": True}
+
+    @app.get("/api/phones", response_model=list[Phone])
+    def phones() -> list[dict[str, Any]]:
+        return engine.phones()
+
+    @app.delete("/api/phones/{phone_id}")
+    def unpair(phone_id: str) -> dict[str, bool]:
+        """Unpair the phone and erase its keys, contacts, media and artwork."""
+        if not engine.unpair(phone_id):
+            raise HTTPException(404, f"no paired phone {phone_id}")
+        return {"ok": True}
+
+    @app.get("/api/phones/{phone_id}/contacts", response_model=ContactPage)
+    def contacts(
+        phone_id: str,
+        q: str = "",
+        limit: int = Query(50, ge=0, le=1000),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        if engine.store.pinned_key(phone_id) is None:
+            raise HTTPException(404, f"no paired phone {phone_id}")
+        total, items = engine.store.contacts(phone_id, q=q, limit=limit, offset=offset)
+        return {
+            "total": total,
+            "items": [
+                {
+                    "uid": c.uid,
+                    "name": c.fn,
+                    "phones": [
+                        {"number": p.number, "type": p.type, "label": p.label} for p in c.phones
+                    ],
+                    "emails": [e.address for e in c.emails],
+                    "org": c.org,
+                }
+                for c in items
+            ],
+        }
+
+    @app.get("/api/phones/{phone_id}/artwork/{art_hash}")
+    def artwork(phone_id: str, art_hash: str) -> Response:
+        try:
+            raw = bytes.fromhex(art_hash)
+        except ValueError:
+            raise HTTPException(400, "artwork hash must be hex") from None
+        found = engine.store.artwork(phone_id, raw)
+        if found is None:
+            raise HTTPException(404, "no such artwork")
+        mime, data = found
+        # Content-addressed, so it never changes.
+        return Response(data, media_type=mime, headers={"Cache-Control": "max-age=31536000"})
+
+    @app.get("/api/media", response_model=Media)
+    def media() -> dict[str, Any]:
+        return engine.media()
+
+    @app.post("/api/media/command", response_model=CommandResult)
+    async def media_command(body: MediaCommandBody) -> dict[str, Any]:
+        """Forward a command to the phone's player (409 when no phone is connected)."""
+        try:
+            pid = await engine.command(body.action, body.position_ms or 0)
+        except NoPhoneError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return {"ok": True, "phone_id": pid}
+
+    @app.websocket("/api/events")
+    async def events(ws: WebSocket) -> None:
+        await ws.accept()
+        queue = engine.hub.subscribe()
+        try:
+            for type_, data in (
+                ("status", engine.status()),
+                ("pairing", engine.pairing_requests()),
+                ("phones", engine.phones()),
+                ("media", engine.media()),
+            ):
+                await ws.send_json({"type": type_, "data": data})
+            while True:
+                await ws.send_json(await queue.get())
+        except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+            pass
+        finally:
+            engine.hub.unsubscribe(queue)
+
+    # Mounted last so the API routes above win; html=True serves index.html at /.
+    if UI_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=UI_DIR, html=True), name="ui")
+    return app

@@ -1,0 +1,155 @@
+"""``carhub``: run an emulated (or real-radio) car head unit.
+
+Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or configuration.
+Logs go to stderr; ``--json`` prints one machine-readable ``ready`` line on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from carhub.engine import CarConfig
+from carhub.keys import KeyFileError
+from carhub.logs import setup_logging
+from carhub.runner import CarRunner, RunOptions, parse_hostport
+from carhub.store import StoreError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="CarHub car head unit: advertises over mDNS and BLE, pairs phones, mirrors their "
+    "contacts and now-playing media, and serves the dashboard.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("carhub")
+
+REAL_RADIO_PREFIXES = ("usb:", "hci-socket:", "serial:", "vhci", "android-")
+
+
+@app.callback()
+def _root() -> None:
+    """CarHub car head unit."""
+
+
+class PairingMode(StrEnum):
+    open = "open"
+    closed = "closed"
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"carhub: error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    name: str = typer.Option("CarHub", help="The car's display name."),
+    state_dir: Path = typer.Option(Path(".carhub"), help="Keys and the SQLite store live here."),
+    listen: str = typer.Option("0.0.0.0:7800", help="Phone-facing session endpoint (WebSocket)."),
+    ui: str = typer.Option("127.0.0.1:8080", help="Dashboard and REST API (loopback by default)."),
+    mdns_interface: str = typer.Option(
+        None, help="IP address to announce mDNS on (e.g. 127.0.0.1); default: all."
+    ),
+    no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not announce over mDNS."),
+    pairing: PairingMode = typer.Option(
+        PairingMode.closed, help="Start with the pairing window open (until closed) or closed."
+    ),
+    pairing_window: float = typer.Option(
+        120.0, help="Seconds a window opened from the dashboard stays open (0: until closed)."
+    ),
+    hci: str = typer.Option(
+        None,
+        help="Bluetooth HCI transport for BLE: tcp-client:HOST:PORT (the virtual radio), "
+        "usb:0 or hci-socket:0 (a real adapter). Without it BLE is off.",
+    ),
+    no_ble: bool = typer.Option(False, "--no-ble", help="Turn BLE off even if --hci is given."),
+    btsnoop: Path = typer.Option(None, help="Write a btsnoop capture of BLE HCI traffic here."),
+    auto_confirm: bool = typer.Option(
+        False,
+        "--auto-confirm",
+        help="EMULATION ONLY: accept every pairing code without a human. Refused with a real "
+        "radio.",
+    ),
+    model: str = typer.Option("CarHub Emulated Head Unit", help="Model string shown to phones."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON 'ready' line on stdout."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug logging."),
+) -> None:
+    """Run the car until Ctrl-C / SIGTERM."""
+    setup_logging(verbose)
+    try:
+        parse_hostport(listen, "0.0.0.0")
+        parse_hostport(ui)
+    except ValueError as exc:
+        _fail(str(exc))
+    hci_spec = None if no_ble else hci
+    if auto_confirm and hci_spec and hci_spec.startswith(REAL_RADIO_PREFIXES):
+        _fail("--auto-confirm is for emulation only and is refused with a real radio " + hci_spec)
+    if auto_confirm:
+        log.warning("AUTO-CONFIRM IS ON: every pairing request is accepted (emulation only)")
+    config = CarConfig(
+        name=name,
+        model=model,
+        state_dir=state_dir,
+        pairing_open=pairing is PairingMode.open,
+        pairing_window=pairing_window,
+        auto_confirm=auto_confirm,
+    )
+    options = RunOptions(
+        listen=listen,
+        ui=ui,
+        mdns_interface=mdns_interface,
+        mdns=not no_mdns,
+        hci=hci_spec,
+        btsnoop=str(btsnoop) if btsnoop else None,
+    )
+    try:
+        asyncio.run(_run(config, options, as_json))
+    except KeyFileError as exc:
+        _fail(str(exc))
+    except StoreError as exc:
+        _fail(f"store: {exc}", 1)
+    except OSError as exc:
+        _fail(f"cannot start: {exc}", 1)
+    except KeyboardInterrupt:
+        pass
+
+
+async def _run(config: CarConfig, options: RunOptions, as_json: bool) -> None:
+    runner = CarRunner(config, options)
+
+    async def announce() -> None:
+        while not runner.ui_port or not runner.ws_port:
+            await asyncio.sleep(0.02)
+        ui_host = options.ui.rpartition(":")[0] or "127.0.0.1"
+        info = {
+            "event": "ready",
+            "id": runner.engine.identity.device_id,
+            "name": config.name,
+            "dashboard": f"http://{ui_host}:{runner.ui_port}/",
+            "endpoint": config.lan_endpoint,
+            "ble": runner.engine.ble_address,
+        }
+        print(json.dumps(info) if as_json else f"dashboard: {info['dashboard']}", flush=True)
+
+    task = asyncio.create_task(announce())
+    try:
+        await runner.run_forever()
+    finally:
+        task.cancel()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(1)

@@ -1,0 +1,332 @@
+"""The car's core: pairing window, pending requests, connected phones, media, live events.
+
+The engine owns the state that the REST API, the dashboard and the transports share. It
+makes no protocol decisions itself: each connected phone is a ``PhoneSession``
+(``carhub.phone_session``) that pumps bytes through ``protocol.connection`` and the sync
+and media machines; the engine only keeps the car-level bookkeeping they report into.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from protocol.media import MediaCommand, NowPlaying, position_at
+
+from carhub.events import EventHub
+from carhub.store import Store
+from protocol.errors import PairingError, Reason
+from protocol.identity import Identity
+from protocol.messages import PROTOCOL_VERSION
+from protocol.pairing import PairingRateLimiter
+
+if TYPE_CHECKING:
+    from carhub.links import Link
+    from carhub.phone_session import PhoneSession
+
+__all__ = ["CarConfig", "Engine", "NoPhoneError", "PendingPairing"]
+
+log = logging.getLogger("carhub")
+
+
+@dataclass
+class CarConfig:
+    """Everything ``carhub run`` was told."""
+
+    name: str = "CarHub"
+    model: str = "CarHub Emulated Head Unit"
+    state_dir: Path = Path(".carhub")
+    pairing_open: bool = False
+    pairing_window: float = 120.0  # seconds a window opened from the dashboard stays open
+    auto_confirm: bool = False  # emulation only: accept every pairing code without a human
+    lan_endpoint: str | None = None  # host:port phones use, for /api/status and BLE info
+
+
+@dataclass
+class PendingPairing:
+    """A pairing request waiting for the car user's decision."""
+
+    id: str
+    phone_id: str
+    phone_name: str
+    phone_fingerprint: str
+    code: str
+    expires_at: float
+    session: PhoneSession = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "phone_id": self.phone_id,
+            "phone_name": self.phone_name,
+            "phone_fingerprint": self.phone_fingerprint,
+            "code": self.code,
+            "expires_at": self.expires_at,
+        }
+
+
+class NoPhoneError(Exception):
+    """A media command was given while no phone is connected."""
+
+
+class Engine:
+    """The car's shared state.
+
+    Args:
+        config: the run configuration.
+        identity: the car's static key pair.
+        store: the open SQLite store.
+    """
+
+    def __init__(self, config: CarConfig, identity: Identity, store: Store) -> None:
+        self.config = config
+        self.identity = identity
+        self.store = store
+        self.hub = EventHub()
+        self.pending: dict[str, PendingPairing] = {}
+        self.connected: dict[str, PhoneSession] = {}
+        self.ble_address: str | None = None
+        self._pairing_open = config.pairing_open
+        self._pairing_closes_at: float | None = None  # None: open until closed by hand
+        # Per phone id, and a looser global bucket against id-rotating attackers.
+        self._limiter = PairingRateLimiter(max_attempts=5, window=60.0, lockout=30.0)
+        self._global_limiter = PairingRateLimiter(max_attempts=20, window=60.0, lockout=30.0)
+        self._media: dict[str, tuple[NowPlaying, int]] = {}
+        self._active_media_phone: str | None = None
+        self._pairing_listeners: list[Callable[[bool], None]] = []
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- pairing window ----------------------------------------------------------------
+    @property
+    def pairing_open(self) -> bool:
+        """Whether new phones may pair now (closes itself after the window)."""
+        if self._pairing_closes_at is not None and time.time() >= self._pairing_closes_at:
+            self._set_pairing(False, None)
+        return self._pairing_open
+
+    def on_pairing_change(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(open)`` whenever the pairing state changes (mDNS, BLE adverts)."""
+        self._pairing_listeners.append(listener)
+
+    def open_pairing(self, window: float | None = None) -> None:
+        """Open the pairing window for ``window`` seconds (the configured default if None)."""
+        seconds = self.config.pairing_window if window is None else window
+        self._set_pairing(True, time.time() + seconds if seconds > 0 else None)
+
+    def close_pairing(self) -> None:
+        """Close the pairing window; pending requests are rejected."""
+        self._set_pairing(False, None)
+        for req in list(self.pending.values()):
+            self.decide(req.id, accepted=False)
+
+    def _set_pairing(self, open_: bool, closes_at: float | None) -> None:
+        changed = open_ != self._pairing_open
+        self._pairing_open, self._pairing_closes_at = open_, closes_at
+        if changed:
+            log.info("pairing window %s", "open" if open_ else "closed")
+            for listener in self._pairing_listeners:
+                listener(open_)
+            self.hub.publish("status", self.status())
+
+    def pairing_gate(self, phone_id: str, now: float) -> None:
+        """Raise ``PairingError`` if ``phone_id`` may not start pairing now."""
+        if not self.pairing_open:
+            raise PairingError(Reason.PAIRING_CLOSED, "the car's pairing window is closed")
+        self._limiter.check(phone_id, now)
+        self._global_limiter.check("*", now)
+
+    def pairing_failed(self, phone_id: str, now: float) -> None:
+        """Count a failed or rejected attempt against the rate limits."""
+        self._limiter.record_failure(phone_id, now)
+        self._global_limiter.record_failure("*", now)
+
+    def add_pending(self, req: PendingPairing) -> None:
+        """Show a request on the dashboard (or accept it at once in auto-confirm mode)."""
+        self.pending[req.id] = req
+        self.hub.publish("pairing", self.pairing_requests())
+        if self.config.auto_confirm:
+            log.warning(
+                "AUTO-CONFIRM (emulation only): accepting pairing code %s from %r",
+                req.code,
+                req.phone_name,
+            )
+            self.decide(req.id, accepted=True)
+
+    def drop_pending(self, session: PhoneSession) -> None:
+        """Forget requests of a session that ended."""
+        for rid in [r.id for r in self.pending.values() if r.session is session]:
+            del self.pending[rid]
+        self.hub.publish("pairing", self.pairing_requests())
+
+    def pairing_requests(self) -> list[dict[str, Any]]:
+        """Return the pending requests as the API shows them."""
+        return [r.to_json() for r in self.pending.values()]
+
+    def decide(self, request_id: str, *, accepted: bool) -> bool:
+        """Pass the car user's decision to the waiting session. Returns False if unknown."""
+        req = self.pending.pop(request_id, None)
+        if req is None:
+            return False
+        req.session.confirm_pairing(accepted)
+        self.hub.publish("pairing", self.pairing_requests())
+        return True
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    def new_request_id() -> str:
+        return secrets.token_hex(4)
+
+    # -- phones ------------------------------------------------------------------------
+    def phones(self) -> list[dict[str, Any]]:
+        """Return paired phones as the API shows them."""
+        out = []
+        for p in self.store.phones():
+            sess = self.connected.get(p.id)
+            out.append(
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "fingerprint": p.fingerprint,
+                    "connected": sess is not None,
+                    "transport": sess.transport_name if sess else None,
+                    "contacts": p.contacts,
+                    "last_sync": p.last_sync,
+                }
+            )
+        return out
+
+    def phone_connected(self, phone_id: str, session: PhoneSession) -> None:
+        old = self.connected.get(phone_id)
+        self.connected[phone_id] = session
+        if old is not None and old is not session:
+            old.close("replaced by a new connection")
+        self.hub.publish("phones", self.phones())
+
+    def phone_disconnected(self, phone_id: str, session: PhoneSession) -> None:
+        if self.connected.get(phone_id) is session:
+            del self.connected[phone_id]
+            self.hub.publish("phones", self.phones())
+            if self._active_media_phone == phone_id:
+                self.hub.publish("media", self.media())
+
+    def unpair(self, phone_id: str) -> bool:
+        """Erase a phone: keys, contacts, media, artwork; drop its connection."""
+        existed = self.store.delete_phone(phone_id)
+        self._media.pop(phone_id, None)
+        sess = self.connected.pop(phone_id, None)
+        if sess is not None:
+            sess.close("unpaired")
+        if existed:
+            log.info("unpaired phone %s and erased its data", phone_id)
+            self.hub.publish("phones", self.phones())
+            self.hub.publish("media", self.media())
+        return existed
+
+    # -- media -------------------------------------------------------------------------
+    def now_playing(self, phone_id: str, np: NowPlaying, received_at_ms: int) -> None:
+        """Record a phone's now-playing state and tell the dashboard."""
+        self._media[phone_id] = (np, received_at_ms)
+        self._active_media_phone = phone_id
+        self.hub.publish("media", self.media())
+
+    def media(self) -> dict[str, Any]:
+        """Return the now-playing state of the active phone, position extrapolated."""
+        pid = self._active_media_phone
+        if pid is None or pid not in self._media:
+            return _EMPTY_MEDIA
+        np, received = self._media[pid]
+        now_ms = int(time.time() * 1000)
+        return {
+            "phone_id": pid,
+            "title": np.title,
+            "artists": list(np.artists),
+            "album": np.album,
+            "state": np.state,
+            "position_ms": position_at(np, received, now_ms),
+            "duration_ms": np.duration_ms,
+            "rate": np.rate,
+            "track_id": np.track_id,
+            "artwork_url": f"/api/phones/{pid}/artwork/{np.artwork.hex()}" if np.artwork else None,
+            "connected": pid in self.connected,
+        }
+
+    async def command(self, action: str, position_ms: int = 0) -> str:
+        """Send a media command to the active (or only) connected phone.
+
+        Returns:
+            The phone id the command went to.
+
+        Raises:
+            NoPhoneError: no phone is connected.
+        """
+        pid = self._active_media_phone
+        if pid not in self.connected:
+            pid = next(iter(self.connected), None)
+        if pid is None:
+            raise NoPhoneError("no phone is connected")
+        await self.connected[pid].send(MediaCommand(action=action, position_ms=position_ms))
+        return pid
+
+    # -- status ------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Return the car's status as ``GET /api/status`` shows it."""
+        return {
+            "id": self.identity.device_id,
+            "name": self.config.name,
+            "model": self.config.model,
+            "fingerprint": self.identity.fingerprint,
+            "protocol_version": PROTOCOL_VERSION,
+            "pairing_open": self.pairing_open,
+            "ble": {"address": self.ble_address} if self.ble_address else None,
+            "lan": {"endpoint": self.config.lan_endpoint} if self.config.lan_endpoint else None,
+        }
+
+    # -- transports --------------------------------------------------------------------
+    async def serve_link(self, link: Link) -> None:
+        """Run one phone connection until it ends (any transport)."""
+        from carhub.phone_session import PhoneSession
+
+        task = asyncio.current_task()
+        if task is not None:
+            self._sessions.add(task)
+        try:
+            await PhoneSession(self, link).run()
+        finally:
+            if task is not None:
+                self._sessions.discard(task)
+
+    async def shutdown(self) -> None:
+        """Close every phone connection."""
+        for sess in list(self.connected.values()):
+            sess.close("car shutting down")
+        for task in list(self._sessions):
+            task.cancel()
+        if self._sessions:
+            await asyncio.wait(self._sessions, timeout=2)
+
+
+_EMPTY_MEDIA: dict[str, Any] = {
+    "phone_id": None,
+    "title": None,
+    "artists": [],
+    "album": None,
+    "state": "stopped",
+    "position_ms": 0,
+    "duration_ms": 0,
+    "rate": 0.0,
+    "track_id": None,
+    "artwork_url": None,
+    "connected": False,
+}

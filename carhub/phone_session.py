@@ -1,0 +1,263 @@
+"""One connected phone on the car: a thin pump between a ``Link`` and the protocol.
+
+Like aioesphomeapi's frame helpers: read bytes, feed ``protocol.connection.CarConnection``,
+write what it returns, and hand each event to the store or the engine. Contacts batches go
+to ``protocol.sync.ContactsReceiver``; every batch is committed to SQLite before its
+acknowledgement is sent, so an ack always means "durable".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from protocol.media import Artwork, ArtworkRequest, NowPlaying
+
+from carhub.store import StoreError
+from protocol.connection import (
+    CarConnection,
+    Closed,
+    ConnectionEvent,
+    ConnectionFailed,
+    MessageReceived,
+    PairingCode,
+    PairingComplete,
+    PeerHello,
+    SessionEstablished,
+)
+from protocol.errors import PairingError, ProtocolError
+from protocol.identity import fingerprint
+from protocol.messages import Error, Message, Unpair
+from protocol.sync import (
+    ApplyBatch,
+    ContactsBatch,
+    ContactsDone,
+    ContactsReceiver,
+    ContactsSynced,
+    ManifestRequest,
+)
+
+if TYPE_CHECKING:
+    from carhub.engine import Engine
+    from carhub.links import Link
+
+__all__ = ["PhoneSession"]
+
+log = logging.getLogger("carhub.session")
+
+_SYNC_MESSAGES = (ContactsBatch, ContactsDone, ManifestRequest)
+TICK_SECONDS = 1.0
+
+
+class PhoneSession:
+    """Serves one phone over one link."""
+
+    def __init__(self, engine: Engine, link: Link) -> None:
+        self.engine = engine
+        self.link = link
+        self.transport_name = link.transport_name
+        self.phone_id = ""
+        self._conn = CarConnection(
+            engine.identity,
+            engine.config.name,
+            lookup_peer=engine.store.pinned_key,
+            pairing_gate=engine.pairing_gate,
+            model=engine.config.model,
+            now=time.time(),
+        )
+        self._receiver: ContactsReceiver | None = None
+        self._send_lock = asyncio.Lock()
+        self._established = False
+        self._closing = False
+        self._last_publish = 0.0
+
+    async def run(self) -> None:
+        """Pump until the link or the protocol ends."""
+        log.info("%s: connection from %s", self.transport_name, self.link.peer)
+        ticker = asyncio.create_task(self._tick())
+        try:
+            while not self._closing:
+                try:
+                    data = await self.link.recv()
+                except ConnectionError:
+                    break
+                self._conn.receive_data(data, time.time())
+                await self._process()
+        finally:
+            ticker.cancel()
+            self.engine.drop_pending(self)
+            if self.phone_id:
+                self.engine.phone_disconnected(self.phone_id, self)
+            await self._flush()
+            await self.link.close()
+            log.info("%s: %s disconnected", self.transport_name, self.phone_id or self.link.peer)
+
+    # -- called by the engine --------------------------------------------------------------
+    def confirm_pairing(self, accepted: bool) -> None:
+        """Pass the car user's decision on the code to the connection."""
+        try:
+            self._conn.confirm_pairing(accepted, time.time())
+        except ProtocolError as exc:
+            log.info("pairing decision ignored: %s", exc)
+            return
+        self.engine.spawn(self._process())
+
+    async def send(self, msg: Message) -> None:
+        """Send an application message (a media command)."""
+        self._conn.send(msg)
+        await self._flush()
+
+    def close(self, reason: str) -> None:
+        """End this session (unpaired, replaced, shutting down)."""
+        self._closing = True
+        self._conn.close(reason)
+        self.engine.spawn(self._close_soon())
+
+    async def _close_soon(self) -> None:
+        await self._flush()
+        await self.link.close()
+
+    # -- internals ---------------------------------------------------------------------
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self._conn.tick(time.time())
+            await self._process()
+
+    async def _flush(self) -> None:
+        data = self._conn.data_to_send()
+        if not data:
+            return
+        async with self._send_lock:
+            try:
+                await self.link.send(data)
+            except ConnectionError:
+                self._closing = True
+
+    async def _process(self) -> None:
+        """Handle every pending connection event, then write what they produced."""
+        while (ev := self._conn.next_event()) is not None:
+            self._handle(ev)
+        await self._flush()
+
+    def _handle(self, ev: ConnectionEvent) -> None:
+        if isinstance(ev, PeerHello):
+            self.phone_id = ev.device_id
+            log.info("hello from %r (%s), intent %s", ev.name, ev.device_id, ev.intent)
+        elif isinstance(ev, PairingCode):
+            self._pairing_code(ev)
+        elif isinstance(ev, PairingComplete):
+            self.engine.store.add_phone(
+                ev.peer_device_id,
+                ev.peer_name,
+                ev.peer_public_key,
+                fingerprint(ev.peer_public_key),
+                time.time(),
+            )
+            log.info("paired with %r (%s)", ev.peer_name, ev.peer_device_id)
+            self.engine.hub.publish("phones", self.engine.phones())
+        elif isinstance(ev, SessionEstablished):
+            self._established = True
+            self.engine.store.rename_phone(self.phone_id, self._conn.peer_name)
+            self.engine.phone_connected(self.phone_id, self)
+            self._receiver = ContactsReceiver(self.engine.store.mirror_state(self.phone_id))
+            self._send_all(self._receiver.hello())
+        elif isinstance(ev, MessageReceived):
+            self._message(ev.message)
+        elif isinstance(ev, ConnectionFailed):
+            self._failed(ev.error)
+        elif isinstance(ev, Closed):
+            self._closing = True
+
+    def _pairing_code(self, ev: PairingCode) -> None:
+        log.info("pairing request from %r: code %s", ev.peer_name, ev.code)
+        from carhub.engine import PendingPairing
+
+        self.engine.add_pending(
+            PendingPairing(
+                id=self.engine.new_request_id(),
+                phone_id=self.phone_id,
+                phone_name=ev.peer_name,
+                phone_fingerprint=ev.peer_fingerprint,
+                code=ev.code,
+                expires_at=time.time() + 60.0,
+                session=self,
+            )
+        )
+
+    def _failed(self, error: ProtocolError) -> None:
+        self._closing = True
+        if isinstance(error, PairingError) and self.phone_id:
+            self.engine.pairing_failed(self.phone_id, time.time())
+        log.warning(
+            "%s %s: connection closed: %s", self.transport_name, self.phone_id or "?", error
+        )
+
+    def _send_all(self, msgs: list[Message]) -> None:
+        for m in msgs:
+            self._conn.send(m)
+
+    def _message(self, msg: Message) -> None:
+        if isinstance(msg, _SYNC_MESSAGES):
+            assert self._receiver is not None
+            try:
+                self._send_all(self._receiver.receive(msg))
+                self._drain_sync()
+            except ProtocolError as exc:
+                self._conn.send(Error(reason=exc.reason.value, detail=exc.detail))
+                log.warning("%s: sync refused: %s", self.phone_id, exc)
+        elif isinstance(msg, NowPlaying):
+            self.engine.now_playing(self.phone_id, msg, int(time.time() * 1000))
+            if msg.artwork and not self.engine.store.has_artwork(self.phone_id, msg.artwork):
+                self._conn.send(ArtworkRequest(hash=msg.artwork))
+        elif isinstance(msg, Unpair):
+            log.info("%s asked to be unpaired", self.phone_id)
+            self.engine.unpair(self.phone_id)
+        elif isinstance(msg, Artwork):
+            self.engine.store.put_artwork(self.phone_id, msg.hash, msg.mime, msg.data)
+            self.engine.hub.publish("media", self.engine.media())
+        else:
+            log.info("%s: ignoring %s", self.phone_id, type(msg).__name__)
+
+    def _drain_sync(self) -> None:
+        assert self._receiver is not None
+        while (ev := self._receiver.next_event()) is not None:
+            if isinstance(ev, ApplyBatch):
+                self._apply(ev)
+            elif isinstance(ev, ContactsSynced):
+                log.info("%s: contacts synced, %d on the car", self.phone_id, ev.total)
+                self._publish_contacts(force=True)
+
+    def _apply(self, ev: ApplyBatch) -> None:
+        digests = dict(ev.digests)
+        try:
+            self.engine.store.apply_batch(
+                self.phone_id,
+                upserts=[(c, digests[c.uid]) for c in ev.upserts],
+                deletes=ev.deletes,
+                photos=ev.photos,
+                anchor=ev.new_anchor,
+                now=time.time(),
+            )
+        except StoreError as exc:
+            # Nothing was applied; the phone keeps the batch and resumes later.
+            log.error("%s: could not store batch %d: %s", self.phone_id, ev.seq, exc)
+            self._conn.send(Error(reason="peer-error", detail=f"car storage: {exc}"[:200]))
+            self._conn.close("storage error")
+            self._closing = True
+            return
+        assert self._receiver is not None
+        self._send_all(self._receiver.applied(ev))
+        self._publish_contacts()
+
+    def _publish_contacts(self, force: bool = False) -> None:
+        # Throttled: a 100k sync is 200 batches; the dashboard needs a few updates a second.
+        now = time.monotonic()
+        if not force and now - self._last_publish < 0.25:
+            return
+        self._last_publish = now
+        total, _ = self.engine.store.contacts(self.phone_id, limit=0)
+        self.engine.hub.publish("contacts", {"phone_id": self.phone_id, "total": total})
+        self.engine.hub.publish("phones", self.engine.phones())

@@ -1,0 +1,187 @@
+"""Start and stop a whole car: store, engine, session endpoint, dashboard, mDNS, BLE."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from carhub.app import create_app
+from carhub.engine import CarConfig, Engine
+from carhub.keys import load_or_create_identity
+from carhub.links import start_websocket_server
+from carhub.mdns import CarAdvertiser, txt_record
+from carhub.store import Store
+
+__all__ = ["CarRunner", "RunOptions", "parse_hostport"]
+
+log = logging.getLogger("carhub")
+
+
+def parse_hostport(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (or ``:PORT``/``PORT``).
+
+    Raises:
+        ValueError: not a valid host:port.
+    """
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    return host or default_host, int(port)
+
+
+@dataclass
+class RunOptions:
+    listen: str = "0.0.0.0:7800"
+    ui: str = "127.0.0.1:8080"
+    mdns_interface: str | None = None
+    mdns: bool = True
+    hci: str | None = None
+    btsnoop: str | None = None
+
+
+class CarRunner:
+    """Owns the running car's parts; ``start`` then ``stop`` (or ``run_forever``)."""
+
+    def __init__(self, config: CarConfig, options: RunOptions) -> None:
+        self.config = config
+        self.options = options
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        identity = load_or_create_identity(config.state_dir / "car.key")
+        self.store = Store(config.state_dir / "carhub.sqlite3")
+        self.engine = Engine(config, identity, store=self.store)
+        self.ws_port = 0
+        self.ui_port = 0
+        self._ws_server: Any = None
+        self._uvicorn: uvicorn.Server | None = None
+        self._uvicorn_task: asyncio.Task[None] | None = None
+        self._mdns: CarAdvertiser | None = None
+        self._ble: Any = None
+
+    async def start(self) -> None:
+        """Bring every part up; raises OSError if a port is taken."""
+        host, port = parse_hostport(self.options.listen, "0.0.0.0")
+        self._ws_server = await start_websocket_server(host, port, self.engine.serve_link)
+        self.ws_port = self._ws_server.sockets[0].getsockname()[1]
+        advertised = self._advertised_address(host)
+        self.config.lan_endpoint = f"{advertised}:{self.ws_port}"
+        log.info("session endpoint ws://%s:%d", host, self.ws_port)
+        await self._start_ui()
+        if self.options.hci:
+            await self._start_ble()
+        if self.options.mdns:
+            await self._start_mdns(advertised)
+        log.info("car %r (%s) is up", self.config.name, self.engine.identity.device_id)
+
+    async def _start_ui(self) -> None:
+        host, port = parse_hostport(self.options.ui)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))  # bind first so a busy port fails start(), not a task
+        self.ui_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(self.engine), log_level="warning", access_log=False, lifespan="off"
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
+        while not self._uvicorn.started:
+            if self._uvicorn_task.done():
+                self._uvicorn_task.result()
+            await asyncio.sleep(0.01)
+        log.info("dashboard http://%s:%d/", host, self.ui_port)
+
+    async def _start_mdns(self, address: str) -> None:
+        self._mdns = CarAdvertiser(
+            interface=self.options.mdns_interface,
+            address=address,
+            port=self.ws_port,
+            device_id=self.engine.identity.device_id,
+        )
+        await self._mdns.start(self._txt())
+
+        def changed(_open: bool) -> None:
+            if self._mdns is not None:
+                self.engine.spawn(self._mdns.update(self._txt()))
+
+        self.engine.on_pairing_change(changed)
+
+    async def _start_ble(self) -> None:
+        from carhub.ble import BleCarServer
+
+        self._ble = BleCarServer(
+            self.options.hci or "",
+            name=self.config.name,
+            device_id=self.engine.identity.device_id,
+            info={
+                "id": self.engine.identity.device_id,
+                "name": self.config.name,
+                "model": self.config.model,
+                "version": 1,
+                "lan": [self.config.lan_endpoint] if self.config.lan_endpoint else [],
+            },
+            on_link=self.engine.serve_link,
+            btsnoop=self.options.btsnoop,
+        )
+        await self._ble.start()
+        self._ble.set_pairing_open(self.engine.pairing_open)
+        self.engine.ble_address = str(self._ble.address)
+        self.engine.on_pairing_change(self._ble.set_pairing_open)
+        log.info("BLE advertising as %s via %s", self.engine.ble_address, self.options.hci)
+
+    def _txt(self) -> dict[str, str]:
+        return txt_record(
+            device_id=self.engine.identity.device_id,
+            name=self.config.name,
+            model=self.config.model,
+            pairing_open=self.engine.pairing_open,
+            ble_address=self.engine.ble_address or "",
+        )
+
+    def _advertised_address(self, host: str) -> str:
+        """The address phones should dial: the bind address, or the mDNS interface."""
+        if self.options.mdns_interface:
+            return self.options.mdns_interface
+        if host not in ("0.0.0.0", "", "::"):
+            return host
+        with suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
+            return str(s.getsockname()[0])
+        return "127.0.0.1"
+
+    async def stop(self) -> None:
+        """Unregister mDNS, close phones, stop servers, close the store."""
+        if self._mdns is not None:
+            with suppress(Exception):
+                await self._mdns.stop()
+        await self.engine.shutdown()
+        if self._ble is not None:
+            with suppress(Exception):
+                await self._ble.stop()
+        if self._ws_server is not None:
+            self._ws_server.close()
+            with suppress(Exception):
+                await asyncio.wait_for(self._ws_server.wait_closed(), 2)
+        if self._uvicorn is not None and self._uvicorn_task is not None:
+            self._uvicorn.should_exit = True
+            with suppress(Exception):
+                await asyncio.wait_for(self._uvicorn_task, 3)
+        self.store.close()
+        log.info("car stopped")
+
+    async def run_forever(self) -> None:
+        """Start, then run until SIGINT or SIGTERM, then stop cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,312 @@
+"""The car's SQLite store: paired phones (pinned keys), their contacts, media and artwork.
+
+One SQLite file in WAL mode in the state directory. Every contacts batch is applied in one
+transaction together with its new anchor, so a crash or a full disk leaves the mirror at
+the previous anchor and the phone's resume logic re-sends the batch. Unpairing deletes a
+phone's row and, through ``ON DELETE CASCADE``, everything stored for it.
+
+Contacts are stored as their msgpack encoding (the same bytes the protocol uses) plus a
+lower-cased ``search`` column for the dashboard's filter.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from protocol.contacts import Contact, Photo
+from protocol.sync import MirrorState
+
+__all__ = ["PhoneRecord", "Store", "StoreError"]
+
+_SCHEMA = """
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS phones (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    fingerprint TEXT NOT NULL,
+    paired_at REAL NOT NULL,
+    last_sync REAL,
+    anchor BLOB NOT NULL DEFAULT x'00000000000000000000000000000000'
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    phone_id TEXT NOT NULL REFERENCES phones(id) ON DELETE CASCADE,
+    uid TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    name TEXT NOT NULL,
+    search TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (phone_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contacts_by_name ON contacts(phone_id, name);
+CREATE TABLE IF NOT EXISTS photos (
+    phone_id TEXT NOT NULL REFERENCES phones(id) ON DELETE CASCADE,
+    hash BLOB NOT NULL,
+    mime TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (phone_id, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS media (
+    phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
+    data BLOB NOT NULL,
+    received_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artwork (
+    phone_id TEXT NOT NULL REFERENCES phones(id) ON DELETE CASCADE,
+    hash BLOB NOT NULL,
+    mime TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (phone_id, hash)
+) WITHOUT ROWID;
+"""
+
+_enc = msgspec.msgpack.Encoder()
+_contact_dec = msgspec.msgpack.Decoder(Contact)
+
+
+class StoreError(Exception):
+    """The store could not complete an operation (disk full, corrupt file, ...)."""
+
+
+@dataclass(frozen=True)
+class PhoneRecord:
+    id: str
+    name: str
+    public_key: bytes
+    fingerprint: str
+    paired_at: float
+    last_sync: float | None
+    contacts: int
+
+
+class Store:
+    """Thread-safe wrapper of one SQLite connection.
+
+    Args:
+        path: the database file; its folder must exist.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            # check_same_thread=False: calls come from the event loop and from worker threads
+            # (big batches are committed off-loop); the lock serialises them.
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one IMMEDIATE transaction; translate SQLite errors."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(str(exc)) from exc
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(str(exc)) from exc
+
+    # -- phones ------------------------------------------------------------------------
+    def add_phone(
+        self, phone_id: str, name: str, public_key: bytes, fingerprint: str, now: float
+    ) -> None:
+        """Pin a newly paired phone (re-pairing replaces its key and erases its old data)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM phones WHERE id = ?", (phone_id,))
+            db.execute(
+                "INSERT INTO phones (id, name, public_key, fingerprint, paired_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (phone_id, name, public_key, fingerprint, now),
+            )
+
+    def pinned_key(self, phone_id: str) -> bytes | None:
+        """Return the pinned public key of a paired phone."""
+        rows = self._query("SELECT public_key FROM phones WHERE id = ?", (phone_id,))
+        return bytes(rows[0][0]) if rows else None  # type: ignore[arg-type]
+
+    def phones(self) -> list[PhoneRecord]:
+        """Return every paired phone with its contact count."""
+        rows = self._query(
+            "SELECT p.id, p.name, p.public_key, p.fingerprint, p.paired_at, p.last_sync,"
+            " (SELECT COUNT(*) FROM contacts c WHERE c.phone_id = p.id)"
+            " FROM phones p ORDER BY p.paired_at"
+        )
+        return [PhoneRecord(*r) for r in rows]  # type: ignore[arg-type]
+
+    def phone(self, phone_id: str) -> PhoneRecord | None:
+        """Return one paired phone."""
+        return next((p for p in self.phones() if p.id == phone_id), None)
+
+    def delete_phone(self, phone_id: str) -> bool:
+        """Unpair: delete the phone's key and every contact, photo, media row and artwork."""
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM phones WHERE id = ?", (phone_id,))
+            return cur.rowcount > 0
+
+    def rename_phone(self, phone_id: str, name: str) -> None:
+        """Record the name the phone announced in its latest Hello."""
+        with self._tx() as db:
+            db.execute("UPDATE phones SET name = ? WHERE id = ?", (name, phone_id))
+
+    # -- contacts ----------------------------------------------------------------------
+    def mirror_state(self, phone_id: str) -> MirrorState:
+        """Load what the sync machine needs: the anchor, digests and photo hashes."""
+        with self._lock:
+            row = self._db.execute("SELECT anchor FROM phones WHERE id = ?", (phone_id,)).fetchone()
+            digests = dict(
+                self._db.execute("SELECT uid, digest FROM contacts WHERE phone_id = ?", (phone_id,))
+            )
+            photos = {
+                bytes(h)
+                for (h,) in self._db.execute(
+                    "SELECT hash FROM photos WHERE phone_id = ?", (phone_id,)
+                )
+            }
+        anchor = bytes(row[0]) if row else bytes(16)
+        return MirrorState(anchor=anchor, digests=digests, photos=photos)
+
+    def apply_batch(
+        self,
+        phone_id: str,
+        *,
+        upserts: list[tuple[Contact, bytes]],
+        deletes: list[str],
+        photos: list[Photo],
+        anchor: bytes,
+        now: float,
+    ) -> None:
+        """Apply one contacts batch and its new anchor atomically.
+
+        Args:
+            upserts: contacts with their digests.
+            deletes: uids to remove.
+            photos: photo blobs to keep.
+            anchor: the mirror's anchor after this batch.
+            now: Unix time, recorded as the phone's last sync.
+
+        Raises:
+            StoreError: nothing was applied (for example the disk is full).
+        """
+        rows = [
+            (phone_id, c.uid, digest, c.fn.casefold(), _search_text(c), _enc.encode(c))
+            for c, digest in upserts
+        ]
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO contacts (phone_id, uid, digest, name, search, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany(
+                "DELETE FROM contacts WHERE phone_id = ? AND uid = ?",
+                [(phone_id, uid) for uid in deletes],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO photos (phone_id, hash, mime, data) VALUES (?, ?, ?, ?)",
+                [(phone_id, p.hash, p.mime, p.data) for p in photos],
+            )
+            db.execute(
+                "UPDATE phones SET anchor = ?, last_sync = ? WHERE id = ?",
+                (anchor, now, phone_id),
+            )
+
+    def contacts(
+        self, phone_id: str, q: str = "", limit: int = 50, offset: int = 0
+    ) -> tuple[int, list[Contact]]:
+        """Return (total matching, one page of contacts sorted by name)."""
+        where, args = "phone_id = ?", [phone_id]
+        if q:
+            where += " AND search LIKE ? ESCAPE '\\'"
+            args.append("%" + _like_escape(q.casefold()) + "%")
+        total = self._query(f"SELECT COUNT(*) FROM contacts WHERE {where}", tuple(args))[0][0]
+        rows = self._query(
+            f"SELECT data FROM contacts WHERE {where} ORDER BY name LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
+        return int(total), [_contact_dec.decode(r[0]) for r in rows]  # type: ignore[call-overload]
+
+    def photo(self, phone_id: str, photo_hash: bytes) -> Photo | None:
+        """Return a stored contact photo."""
+        rows = self._query(
+            "SELECT mime, data FROM photos WHERE phone_id = ? AND hash = ?", (phone_id, photo_hash)
+        )
+        if not rows:
+            return None
+        mime, data = rows[0]
+        return Photo(hash=photo_hash, mime=str(mime), data=bytes(data))  # type: ignore[arg-type]
+
+    # -- media -------------------------------------------------------------------------
+    def set_media(self, phone_id: str, data: bytes, received_at_ms: int) -> None:
+        """Keep the phone's latest now-playing message (encoded)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO media (phone_id, data, received_at_ms) VALUES (?, ?, ?)",
+                (phone_id, data, received_at_ms),
+            )
+
+    def media(self, phone_id: str) -> tuple[bytes, int] | None:
+        """Return the phone's latest now-playing message and when it arrived."""
+        rows = self._query("SELECT data, received_at_ms FROM media WHERE phone_id = ?", (phone_id,))
+        return (bytes(rows[0][0]), int(rows[0][1])) if rows else None  # type: ignore[arg-type,call-overload]
+
+    def put_artwork(self, phone_id: str, art_hash: bytes, mime: str, data: bytes) -> None:
+        """Keep one artwork image, by hash."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO artwork (phone_id, hash, mime, data) VALUES (?, ?, ?, ?)",
+                (phone_id, art_hash, mime, data),
+            )
+
+    def artwork(self, phone_id: str, art_hash: bytes) -> tuple[str, bytes] | None:
+        """Return (mime, bytes) of an artwork image."""
+        rows = self._query(
+            "SELECT mime, data FROM artwork WHERE phone_id = ? AND hash = ?", (phone_id, art_hash)
+        )
+        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None  # type: ignore[arg-type]
+
+    def has_artwork(self, phone_id: str, art_hash: bytes) -> bool:
+        """Tell whether an artwork image is already stored."""
+        return bool(
+            self._query(
+                "SELECT 1 FROM artwork WHERE phone_id = ? AND hash = ?", (phone_id, art_hash)
+            )
+        )
+
+
+def _search_text(c: Contact) -> str:
+    """The lower-cased text the dashboard search matches against."""
+    parts = [c.fn, c.org, *(p.number for p in c.phones), *(e.address for e in c.emails)]
+    return " ".join(parts).casefold()
+
+
+def _like_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
