@@ -240,6 +240,7 @@ function renderPhones() {
   list.replaceChildren(...phones.map(phoneRow));
   $("phones-count").textContent = phones.length ? String(phones.length) : "";
   $("phones-empty").hidden = phones.length > 0;
+  list.hidden = phones.length === 0;
   const open = !!(state.status && state.status.pairing_open);
   $("phones-empty-hint").textContent = open
     ? "Pairing is open. Choose this car in the CarHub app on your phone."
@@ -403,7 +404,8 @@ function renderContacts(keepScroll = false) {
   if (empty) {
     $("contacts-empty-title").textContent = !phone ? "No phone selected"
       : c.loading ? "Loading…" : c.q ? "No matches" : "No contacts yet";
-    $("contacts-empty-hint").textContent = !phone ? "Select a paired phone to see its contacts."
+    $("contacts-empty-hint").textContent = !phone
+      ? (state.phones.length ? "Select a paired phone to see its contacts." : "Pair a phone to see its contacts here.")
       : c.loading ? "" : c.q ? `Nothing matches “${c.q}”.` : "They appear here after the phone syncs.";
   }
 }
