@@ -104,49 +104,49 @@ def create_app(engine: Engine) -> FastAPI:
     )
 
     @app.get("/api/status", response_model=Status)
-    def status() -> dict[str, Any]:
+    async def status() -> dict[str, Any]:
         return engine.status()
 
     @app.post("/api/pairing/open", response_model=Status)
-    def open_pairing(seconds: float | None = Query(None, ge=0)) -> dict[str, Any]:
+    async def open_pairing(seconds: float | None = Query(None, ge=0)) -> dict[str, Any]:
         """Open the pairing window (for `seconds`, default the configured window)."""
         engine.open_pairing(seconds)
         return engine.status()
 
     @app.post("/api/pairing/close", response_model=Status)
-    def close_pairing() -> dict[str, Any]:
+    async def close_pairing() -> dict[str, Any]:
         engine.close_pairing()
         return engine.status()
 
     @app.get("/api/pairing/requests", response_model=list[PairingRequest])
-    def pairing_requests() -> list[dict[str, Any]]:
+    async def pairing_requests() -> list[dict[str, Any]]:
         return engine.pairing_requests()
 
     @app.post("/api/pairing/requests/{request_id}/accept")
-    def accept(request_id: str) -> dict[str, bool]:
+    async def accept(request_id: str) -> dict[str, bool]:
         if not engine.decide(request_id, accepted=True):
             raise HTTPException(404, f"no pending pairing request {request_id}")
         return {"ok": True}
 
     @app.post("/api/pairing/requests/{request_id}/reject")
-    def reject(request_id: str) -> dict[str, bool]:
+    async def reject(request_id: str) -> dict[str, bool]:
         if not engine.decide(request_id, accepted=False):
             raise HTTPException(404, f"no pending pairing request {request_id}")
         return {"ok": True}
 
     @app.get("/api/phones", response_model=list[Phone])
-    def phones() -> list[dict[str, Any]]:
+    async def phones() -> list[dict[str, Any]]:
         return engine.phones()
 
     @app.delete("/api/phones/{phone_id}")
-    def unpair(phone_id: str) -> dict[str, bool]:
+    async def unpair(phone_id: str) -> dict[str, bool]:
         """Unpair the phone and erase its keys, contacts, media and artwork."""
         if not engine.unpair(phone_id):
             raise HTTPException(404, f"no paired phone {phone_id}")
         return {"ok": True}
 
     @app.get("/api/phones/{phone_id}/contacts", response_model=ContactPage)
-    def contacts(
+    async def contacts(
         phone_id: str,
         q: str = "",
         limit: int = Query(50, ge=0, le=1000),
@@ -172,7 +172,7 @@ def create_app(engine: Engine) -> FastAPI:
         }
 
     @app.get("/api/phones/{phone_id}/artwork/{art_hash}")
-    def artwork(phone_id: str, art_hash: str) -> Response:
+    async def artwork(phone_id: str, art_hash: str) -> Response:
         try:
             raw = bytes.fromhex(art_hash)
         except ValueError:
@@ -185,7 +185,7 @@ def create_app(engine: Engine) -> FastAPI:
         return Response(data, media_type=mime, headers={"Cache-Control": "max-age=31536000"})
 
     @app.get("/api/media", response_model=Media)
-    def media() -> dict[str, Any]:
+    async def media() -> dict[str, Any]:
         return engine.media()
 
     @app.post("/api/media/command", response_model=CommandResult)

@@ -126,25 +126,20 @@ def run(
 async def _run(config: CarConfig, options: RunOptions, as_json: bool) -> None:
     runner = CarRunner(config, options)
 
-    async def announce() -> None:
-        while not runner.ui_port or not runner.ws_port:
-            await asyncio.sleep(0.02)
+    def ready() -> None:
         ui_host = options.ui.rpartition(":")[0] or "127.0.0.1"
         info = {
             "event": "ready",
             "id": runner.engine.identity.device_id,
             "name": config.name,
+            "fingerprint": runner.engine.identity.fingerprint,
             "dashboard": f"http://{ui_host}:{runner.ui_port}/",
             "endpoint": config.lan_endpoint,
             "ble": runner.engine.ble_address,
         }
         print(json.dumps(info) if as_json else f"dashboard: {info['dashboard']}", flush=True)
 
-    task = asyncio.create_task(announce())
-    try:
-        await runner.run_forever()
-    finally:
-        task.cancel()
+    await runner.run_forever(ready)
 
 
 def main() -> None:

@@ -13,8 +13,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from protocol.media import Artwork, ArtworkRequest, NowPlaying
-
 from carhub.store import StoreError
 from protocol.connection import (
     CarConnection,
@@ -29,6 +27,7 @@ from protocol.connection import (
 )
 from protocol.errors import PairingError, ProtocolError
 from protocol.identity import fingerprint
+from protocol.media import Artwork, ArtworkRequest, NowPlaying
 from protocol.messages import Error, Message, Unpair
 from protocol.sync import (
     ApplyBatch,

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -174,13 +175,18 @@ class CarRunner:
         self.store.close()
         log.info("car stopped")
 
-    async def run_forever(self) -> None:
-        """Start, then run until SIGINT or SIGTERM, then stop cleanly."""
+    async def run_forever(self, on_ready: Callable[[], None] = lambda: None) -> None:
+        """Start, call ``on_ready``, run until SIGINT or SIGTERM, then stop cleanly."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        on_ready()
         try:
             await stop.wait()
         finally:

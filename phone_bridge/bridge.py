@@ -1,0 +1,225 @@
+"""``phone-bridge run``: stay connected to a car, keep it in sync, obey its commands.
+
+One coroutine per connection consumes the link's events (so nothing is read twice): it
+runs the opening contacts sync, then handles media commands and artwork requests, and
+re-syncs whenever the vCard file changes. The simulated player pushes now-playing state
+on its own. When the car goes away the bridge reconnects with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phone_bridge.client import CarLink, LinkClosed
+from phone_bridge.connect import CarNotFound, ConnectOptions, resolve
+from phone_bridge.engine import (
+    EXIT_NOT_PAIRED,
+    EXIT_PAIRING,
+    BridgeError,
+    Contacts,
+    backoff_delays,
+    do_pair,
+    explain,
+    load_contacts,
+    open_session,
+    sync_once,
+)
+from phone_bridge.player import Player
+from phone_bridge.state import PairedCar, PhoneState
+from phone_bridge.transports import TransportError
+from protocol.connection import MessageReceived
+from protocol.errors import ProtocolError
+from protocol.media import ArtworkRequest, MediaCommand, NowPlaying
+from protocol.messages import Message
+from protocol.sync import SyncSummary
+
+__all__ = ["Bridge", "BridgeOptions"]
+
+log = logging.getLogger("phone_bridge")
+WATCH_SECONDS = 1.0
+
+
+@dataclass
+class BridgeOptions:
+    car: str | None
+    contacts: Path
+    media: Path | None
+    name: str
+    auto_confirm: bool = False
+    connect: ConnectOptions | None = None
+
+
+class Bridge:
+    """The long-running phone side."""
+
+    def __init__(
+        self,
+        state: PhoneState,
+        options: BridgeOptions,
+        player: Player | None,
+        emit: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.state = state
+        self.opts = options
+        self.connect = options.connect or ConnectOptions()
+        self.player = player
+        self.emit = emit
+        self._link: CarLink | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+        if player is not None:
+            player.subscribe(self._push_now_playing)
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect with backoff; returns only on a fatal error."""
+        delays = backoff_delays()
+        attempt = 0
+        while True:
+            try:
+                await self._connect_and_serve()
+                attempt = 0
+            except BridgeError as exc:
+                if exc.code in (EXIT_PAIRING, EXIT_NOT_PAIRED) and not self.opts.auto_confirm:
+                    raise
+                log.warning("%s", exc)
+            except (TransportError, LinkClosed, TimeoutError, CarNotFound, ProtocolError) as exc:
+                log.warning("connection lost: %s", explain(exc))
+            delay = delays[min(attempt, len(delays) - 1)]
+            attempt += 1
+            log.info("reconnecting in %.1f s", delay)
+            self.emit({"event": "disconnected", "retry_in": round(delay, 2)})
+            await asyncio.sleep(delay)
+
+    async def _connect_and_serve(self) -> None:
+        target = await resolve(self.opts.car, self.state, self.connect)
+        if target.paired is None:
+            if not self.opts.auto_confirm:
+                raise BridgeError(
+                    f"not paired with {target.label}; run 'pair' first", EXIT_NOT_PAIRED
+                )
+            car, link = await do_pair(
+                self.state, target, self.connect, self.opts.name, self._auto_accept
+            )
+            self.emit({"event": "paired", "car": car.id, "name": car.name})
+        else:
+            car = target.paired
+            try:
+                link = await open_session(self.state, target, self.connect, self.opts.name)
+            except ProtocolError as exc:
+                err = explain(exc)
+                if err.code == EXIT_NOT_PAIRED and self.opts.auto_confirm:
+                    # The car forgot us (unpaired on the car): pair again in the lab.
+                    self.state.forget_car(car.id)
+                raise err from exc
+        self._link = link
+        log.info("connected to %r over %s", car.name, link.transport.name)
+        self.emit({"event": "connected", "car": car.id, "transport": link.transport.name})
+        try:
+            await self._serve(link, car)
+        finally:
+            self._link = None
+            await link.aclose()
+
+    async def _auto_accept(self, code: str) -> bool:
+        log.warning("AUTO-CONFIRM (emulation only): accepting pairing code %s", code)
+        return True
+
+    async def _serve(self, link: CarLink, car: PairedCar) -> None:
+        contacts, mtime = self._load()
+        await self._sync(link, car, contacts, first=True)
+        if self.player is not None:
+            await self._send_now_playing(link, self.player.now_playing())
+        while True:
+            try:
+                ev = await link.next_event(WATCH_SECONDS)
+            except TimeoutError:
+                ev = None
+            if isinstance(ev, MessageReceived):
+                await self._on_message(ev.message)
+            new_mtime = _mtime(self.opts.contacts)
+            if new_mtime != mtime:
+                mtime = new_mtime
+                try:
+                    contacts, mtime = self._load()
+                except BridgeError as exc:
+                    # Keep the car's copy as it is; the next good save syncs again.
+                    log.error("%s; the car keeps its current contacts", exc)
+                    continue
+                log.info("%s changed; syncing", self.opts.contacts)
+                await self._sync(link, car, contacts, first=False)
+
+    def _load(self) -> tuple[Contacts, float]:
+        mtime = _mtime(self.opts.contacts)
+        contacts = load_contacts(self.opts.contacts)
+        for err in contacts.errors:
+            log.warning("%s: skipped card at %s", self.opts.contacts, err)
+        return contacts, mtime
+
+    async def _sync(
+        self, link: CarLink, car: PairedCar, contacts: Contacts, *, first: bool
+    ) -> None:
+        start = time.perf_counter()
+        summary = await sync_once(
+            self.state, link, car, contacts, first=first, other=self._on_message
+        )
+        elapsed = time.perf_counter() - start
+        log.info("sync complete: %s in %.2f s", _describe(summary, len(contacts.errors)), elapsed)
+        self.emit(
+            {
+                "event": "synced",
+                "car": car.id,
+                "added": summary.added,
+                "changed": summary.changed,
+                "deleted": summary.deleted,
+                "unchanged": summary.unchanged,
+                "skipped": len(contacts.errors),
+                "seconds": round(elapsed, 3),
+            }
+        )
+
+    async def _on_message(self, msg: Message) -> None:
+        link = self._link
+        if link is None:
+            return
+        if isinstance(msg, MediaCommand) and self.player is not None:
+            try:
+                self.player.command(msg)  # the listener pushes the new state
+            except ProtocolError as exc:
+                log.warning("ignored bad command from the car: %s", exc)
+        elif isinstance(msg, ArtworkRequest) and self.player is not None:
+            art = self.player.artwork.get(msg.hash)
+            if art is not None:
+                await link.send(art)
+
+    def _push_now_playing(self, np: NowPlaying) -> None:
+        link = self._link
+        if link is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._send_now_playing(link, np))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _send_now_playing(self, link: CarLink, np: NowPlaying) -> None:
+        try:
+            await link.send(np)
+        except (TransportError, ProtocolError) as exc:
+            log.debug("now-playing not sent: %s", exc)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
+
+
+def _describe(s: SyncSummary, skipped: int) -> str:
+    return (
+        f"{s.added} added, {s.changed} changed, {s.deleted} deleted, "
+        f"{s.unchanged} unchanged, {skipped} skipped, {s.photos_sent} photos"
+    )

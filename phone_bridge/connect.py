@@ -1,0 +1,127 @@
+"""Finding the car a user named and opening a transport to it.
+
+``CAR`` on the command line is a car id (or its prefix), a car name, or ``host:port``.
+``--transport auto`` prefers the LAN (mDNS, or the endpoint remembered from pairing) and
+falls back to BLE when the LAN endpoint is unknown or unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from phone_bridge.discovery import CarSighting, discover, is_hostport
+from phone_bridge.state import PairedCar, PhoneState
+from phone_bridge.transports import BaseTransport, TransportError, WebSocketTransport
+
+__all__ = ["CarNotFound", "ConnectOptions", "Target", "open_transport", "resolve"]
+
+log = logging.getLogger("phone_bridge")
+
+
+class CarNotFound(Exception):
+    """No car matches what the user named."""
+
+
+@dataclass
+class ConnectOptions:
+    transport: str = "auto"  # auto | lan | ble
+    radio: str | None = None  # Bumble transport for the emulated BLE backend
+    mdns_interface: str | None = None
+    discover_timeout: float = 3.0
+
+
+@dataclass
+class Target:
+    """Where to reach a car, and what we know of it."""
+
+    query: str
+    endpoint: str = ""
+    ble_address: str = ""
+    ble_id: str = ""
+    paired: PairedCar | None = None
+    sighting: CarSighting | None = None
+
+    @property
+    def label(self) -> str:
+        if self.paired:
+            return f"{self.paired.name} ({self.paired.id})"
+        if self.sighting:
+            return f"{self.sighting.name} ({self.sighting.id})"
+        return self.query
+
+
+def _match(query: str, car_id: str, name: str) -> bool:
+    q = query.casefold()
+    return car_id.startswith(q) or name.casefold() == q
+
+
+async def resolve(query: str | None, state: PhoneState, opts: ConnectOptions) -> Target:
+    """Turn the user's ``CAR`` into a ``Target`` (``None``: the first car discovered).
+
+    Raises:
+        CarNotFound: nothing matches.
+    """
+    cars = state.cars()
+    if query and is_hostport(query):
+        paired = next((c for c in cars.values() if c.endpoint == query), None)
+        return Target(query, endpoint=query, paired=paired)
+    paired = next((c for c in cars.values() if query and _match(query, c.id, c.name)), None)
+    seen = await discover(
+        opts.discover_timeout,
+        interface=opts.mdns_interface,
+        radio=opts.radio,
+        use_mdns=opts.transport != "ble",
+        use_ble=opts.transport == "ble" or (opts.transport == "auto" and opts.radio is not None),
+        want=paired.id if paired else query,
+    )
+    if query is None:
+        # Prefer a car we already paired with, then one whose pairing window is open.
+        seen.sort(key=lambda s: (not any(c.id == s.id for c in cars.values()), not s.pairing_open))
+        sighting = seen[0] if seen else None
+    else:
+        want = paired.id if paired else query
+        sighting = next((s for s in seen if _match(want, s.id, s.name)), None)
+    if sighting is not None and paired is None:
+        paired = next((c for c in cars.values() if c.id.startswith(sighting.id)), None)
+    if sighting is None and paired is None:
+        where = "over mDNS" + (" or BLE" if opts.radio or opts.transport == "ble" else "")
+        what = f"car {query!r}" if query else "any car"
+        raise CarNotFound(f"{what} not found {where} within {opts.discover_timeout:g} s")
+    return Target(
+        query or (sighting.name if sighting else ""),
+        endpoint=(sighting.endpoint if sighting and sighting.endpoint else "")
+        or (paired.endpoint if paired else ""),
+        ble_address=(sighting.ble_address if sighting else "")
+        or (paired.ble_address if paired else ""),
+        ble_id=sighting.id if sighting else (paired.id if paired else ""),
+        paired=paired,
+        sighting=sighting,
+    )
+
+
+async def open_transport(target: Target, opts: ConnectOptions) -> BaseTransport:
+    """Open the preferred transport to ``target``.
+
+    Raises:
+        TransportError: no transport could reach the car.
+    """
+    errors: list[str] = []
+    if opts.transport in ("auto", "lan") and target.endpoint:
+        try:
+            return await WebSocketTransport.open(target.endpoint)
+        except TransportError as exc:
+            if opts.transport == "lan":
+                raise
+            errors.append(str(exc))
+            log.info("LAN failed (%s); trying BLE", exc)
+    if opts.transport in ("auto", "ble") and (target.ble_address or target.ble_id):
+        from phone_bridge.ble.transport import BleTransport
+
+        try:
+            return await BleTransport.connect(target.ble_address or target.ble_id, radio=opts.radio)
+        except Exception as exc:  # bleak raises many types; the message is what matters
+            errors.append(f"BLE: {exc}")
+    if not errors:
+        errors.append(f"no {opts.transport} route to {target.label} is known")
+    raise TransportError("; ".join(errors))

@@ -1,0 +1,183 @@
+"""Finding cars: mDNS (``_carhub._tcp.local.``) and BLE adverts, merged into one list.
+
+A car seen both ways is listed once: mDNS gives the full 16-hex id, BLE service data the
+first 4 bytes of it, and the TXT key ``ble`` the car's BLE address, so either match merges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass, field
+
+from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+__all__ = ["SERVICE_TYPE", "CarSighting", "discover", "discover_mdns", "merge"]
+
+SERVICE_TYPE = "_carhub._tcp.local."
+log = logging.getLogger("phone_bridge.discovery")
+
+
+@dataclass
+class CarSighting:
+    """One car as discovery saw it."""
+
+    id: str  # 16 hex chars from mDNS; the 8-hex prefix when only BLE saw it
+    name: str
+    model: str = ""
+    version: int = 0
+    pairing_open: bool = False
+    endpoint: str = ""  # host:port of the WebSocket session endpoint (mDNS)
+    ble_address: str = ""
+    via: list[str] = field(default_factory=list)  # "mdns", "ble"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "model": self.model,
+            "version": self.version,
+            "pairing_open": self.pairing_open,
+            "address": self.endpoint,
+            "ble_address": self.ble_address,
+            "via": self.via,
+        }
+
+
+async def discover_mdns(
+    timeout: float, interface: str | None = None, want: str | None = None
+) -> list[CarSighting]:
+    """Browse mDNS for ``timeout`` seconds (or until a car matching ``want`` appears).
+
+    Args:
+        timeout: how long to listen.
+        interface: an IP address to bind (e.g. 127.0.0.1), or None for all.
+        want: stop early once a car with this id or name is resolved.
+    """
+    kwargs: dict[str, object] = {"ip_version": IPVersion.V4Only}
+    if interface:
+        kwargs["interfaces"] = [interface]
+    azc = AsyncZeroconf(**kwargs)  # type: ignore[arg-type]
+    found: dict[str, CarSighting] = {}
+    pending: set[asyncio.Task[None]] = set()
+    done = asyncio.Event()
+
+    async def resolve(zc: Zeroconf, name: str) -> None:
+        info = AsyncServiceInfo(SERVICE_TYPE, name)
+        if not await info.async_request(zc, 1500):
+            return
+        car = _from_info(info)
+        if car is not None:
+            found[car.id] = car
+            if want and want in (car.id, car.name):
+                done.set()
+
+    def on_change(
+        zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
+        if state_change in (ServiceStateChange.Added, ServiceStateChange.Updated):
+            task = asyncio.get_running_loop().create_task(resolve(zeroconf, name))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    browser = AsyncServiceBrowser(azc.zeroconf, SERVICE_TYPE, handlers=[on_change])
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    except TimeoutError:
+        pass
+    finally:
+        await browser.async_cancel()
+        for task in pending:
+            task.cancel()
+        await azc.async_close()
+    return sorted(found.values(), key=lambda c: c.name)
+
+
+def _from_info(info: AsyncServiceInfo) -> CarSighting | None:
+    props = {k.decode(): (v.decode() if v is not None else "") for k, v in info.properties.items()}
+    addrs = info.parsed_addresses(IPVersion.V4Only)
+    if not props.get("id") or not addrs:
+        return None
+    return CarSighting(
+        id=props["id"],
+        name=props.get("name", info.name.split(".")[0]),
+        model=props.get("model", ""),
+        version=int(props.get("v", "0") or 0),
+        pairing_open=props.get("pair") == "1",
+        endpoint=f"{addrs[0]}:{info.port}",
+        ble_address=props.get("ble", ""),
+        via=["mdns"],
+    )
+
+
+def merge(mdns: list[CarSighting], ble: list[CarSighting]) -> list[CarSighting]:
+    """Merge BLE sightings into mDNS ones by id prefix or BLE address."""
+    out = list(mdns)
+    for b in ble:
+        match = next(
+            (
+                m
+                for m in out
+                if m.id.startswith(b.id) or (b.ble_address and m.ble_address == b.ble_address)
+            ),
+            None,
+        )
+        if match is None:
+            out.append(b)
+            continue
+        match.via = sorted({*match.via, "ble"})
+        match.ble_address = match.ble_address or b.ble_address
+        match.pairing_open = match.pairing_open or b.pairing_open
+    return sorted(out, key=lambda c: c.name)
+
+
+async def discover(
+    timeout: float,
+    *,
+    interface: str | None = None,
+    radio: str | None = None,
+    use_mdns: bool = True,
+    use_ble: bool = False,
+    want: str | None = None,
+) -> list[CarSighting]:
+    """Run mDNS and (optionally) BLE discovery concurrently and merge the results."""
+    tasks = []
+    if use_mdns:
+        tasks.append(discover_mdns(timeout, interface, want))
+    if use_ble:
+        tasks.append(_discover_ble(timeout, radio))
+    results = await asyncio.gather(*tasks)
+    mdns = results[0] if use_mdns else []
+    ble = results[-1] if use_ble else []
+    return merge(mdns, ble)
+
+
+async def _discover_ble(timeout: float, radio: str | None) -> list[CarSighting]:
+    from phone_bridge.ble.scanner import scan_cars
+
+    cars = await scan_cars(timeout, radio)
+    return [
+        CarSighting(
+            id=c.id_prefix,
+            name=c.name,
+            version=c.version,
+            pairing_open=c.pairing_open,
+            ble_address=c.address,
+            via=["ble"],
+        )
+        for c in cars
+    ]
+
+
+def is_hostport(value: str) -> bool:
+    """Tell whether ``value`` looks like HOST:PORT rather than a car id or name."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return False
+    try:
+        socket.inet_aton(host)
+        return True
+    except OSError:
+        return "." in host or host == "localhost"

@@ -1,0 +1,223 @@
+"""The phone's flows: open a session, pair, sync once, or stay connected (``run``).
+
+Every decision about bytes lives in ``protocol/``; this module sequences flows, keeps the
+state directory up to date, and translates failures into ``BridgeError`` with a one-line
+message and an exit code the CLI returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phone_bridge.client import CarLink, LinkClosed, pair, sync_contacts
+from phone_bridge.connect import CarNotFound, ConnectOptions, Target, open_transport
+from phone_bridge.state import PairedCar, PhoneState, StateError
+from phone_bridge.transports import TransportError
+from protocol.connection import PhoneConnection, SessionEstablished
+from protocol.contacts import Contact, Photo
+from protocol.errors import PairingError, ProtocolError, Reason, SessionError, VCardError
+from protocol.messages import Message
+from protocol.sync import ContactsState, SyncSummary
+from protocol.vcard import import_vcards, looks_like_vcard
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_ERROR",
+    "EXIT_NOT_FOUND",
+    "EXIT_NOT_PAIRED",
+    "EXIT_PAIRING",
+    "BridgeError",
+    "Contacts",
+    "backoff_delays",
+    "do_pair",
+    "explain",
+    "load_contacts",
+    "open_session",
+    "sync_once",
+]
+
+log = logging.getLogger("phone_bridge")
+
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_NOT_FOUND = 3
+EXIT_PAIRING = 4
+EXIT_NOT_PAIRED = 5
+
+_PAIRING_MESSAGES = {
+    Reason.REJECTED: "pairing was rejected",
+    Reason.PAIRING_CLOSED: "the car's pairing window is closed; open it on the car and retry",
+    Reason.COMMITMENT_MISMATCH: "pairing aborted: the car's nonce did not match its commitment "
+    "(possible man in the middle)",
+    Reason.CODE_MISMATCH: "the codes did not match; pairing aborted",
+    Reason.CONFIRMATION_FAILED: "key confirmation failed (codes differ: possible man in the "
+    "middle); pairing aborted",
+    Reason.TIMEOUT: "pairing timed out",
+    Reason.RATE_LIMITED: "too many pairing attempts; wait a minute and retry",
+    Reason.OOB_MISMATCH: "the car's key does not match the scanned pairing code",
+}
+
+
+class BridgeError(Exception):
+    """A user-facing failure: one line and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Contacts:
+    contacts: list[Contact]
+    photos: dict[bytes, Photo]
+    errors: list[VCardError] = field(default_factory=list)
+
+
+def load_contacts(path: Path) -> Contacts:
+    """Import a vCard file; malformed cards are reported, not fatal.
+
+    Raises:
+        BridgeError: unreadable, or not a vCard file at all (nothing is sent then).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BridgeError(f"cannot read {path}: {exc.strerror}", EXIT_BAD_INPUT) from exc
+    if not looks_like_vcard(data):
+        raise BridgeError(f"{path} is not a vCard file; nothing was synced", EXIT_BAD_INPUT)
+    result = import_vcards(data)
+    return Contacts(list(result.contacts), dict(result.photos), list(result.errors))
+
+
+def explain(exc: BaseException) -> BridgeError:
+    """Translate any failure of a flow into a ``BridgeError``."""
+    if isinstance(exc, BridgeError):
+        return exc
+    if isinstance(exc, PairingError):
+        return BridgeError(_PAIRING_MESSAGES.get(exc.reason, str(exc)), EXIT_PAIRING)
+    if isinstance(exc, SessionError) and exc.reason is Reason.UNKNOWN_PEER:
+        return BridgeError(
+            "the car does not know this phone (unpaired on the car?); run 'pair' again",
+            EXIT_NOT_PAIRED,
+        )
+    if isinstance(exc, ProtocolError):
+        return BridgeError(f"protocol error: {exc}")
+    if isinstance(exc, CarNotFound):
+        return BridgeError(str(exc), EXIT_NOT_FOUND)
+    if isinstance(exc, TransportError):
+        return BridgeError(str(exc), EXIT_NOT_FOUND)
+    if isinstance(exc, LinkClosed):
+        return BridgeError(str(exc))
+    if isinstance(exc, TimeoutError):
+        return BridgeError("the car stopped answering (timed out)")
+    if isinstance(exc, StateError):
+        return BridgeError(str(exc))
+    return BridgeError(f"{type(exc).__name__}: {exc}")
+
+
+async def open_session(
+    state: PhoneState, target: Target, opts: ConnectOptions, name: str
+) -> CarLink:
+    """Open an authenticated session with a paired car.
+
+    Raises:
+        BridgeError: not paired, unreachable, or the handshake failed.
+    """
+    if target.paired is None:
+        raise BridgeError(f"not paired with {target.label}; run 'pair' first", EXIT_NOT_PAIRED)
+    transport = await open_transport(target, opts)
+    conn = PhoneConnection(
+        state.identity,
+        name,
+        car_public_key=bytes.fromhex(target.paired.public_key),
+        now=time.time(),
+    )
+    link = CarLink(transport, conn)
+    await link.__aenter__()
+    try:
+        await link.wait_for(SessionEstablished, 10.0)
+    except BaseException:
+        await link.aclose()
+        raise
+    return link
+
+
+async def do_pair(
+    state: PhoneState,
+    target: Target,
+    opts: ConnectOptions,
+    name: str,
+    decide: Callable[[str], Awaitable[bool]],
+) -> tuple[PairedCar, CarLink]:
+    """Pair with a car and return it with the (already secure) link.
+
+    Raises:
+        BridgeError: with ``EXIT_PAIRING`` for rejection, mismatch, closed or timeout.
+    """
+    transport = await open_transport(target, opts)
+    link = CarLink(transport, PhoneConnection(state.identity, name, now=time.time()))
+    await link.__aenter__()
+    try:
+        done = await pair(link, decide)
+    except BaseException:
+        await link.aclose()
+        raise
+    car = PairedCar(
+        id=done.peer_device_id,
+        name=done.peer_name,
+        public_key=done.peer_public_key.hex(),
+        endpoint=target.endpoint if transport.name == "lan" else "",
+        ble_address=target.ble_address,
+    )
+    state.save_car(car)
+    # A fresh pairing starts from an empty mirror on the car.
+    state.forget_snapshot(car.id)
+    return car, link
+
+
+async def sync_once(
+    state: PhoneState,
+    link: CarLink,
+    car: PairedCar,
+    contacts: Contacts,
+    on_progress: Callable[[int, int], None] = lambda d, t: None,
+    *,
+    first: bool = True,
+    other: Callable[[Message], Awaitable[None]] | None = None,
+) -> SyncSummary:
+    """Sync the contacts once over an open session.
+
+    ``first``: the car's opening ``ContactsState`` is still to come. Later syncs in the
+    same session start from the anchor of the last acknowledgement, which no one else
+    can have moved.
+    """
+    snapshot = state.snapshot(car.id)
+    summary = await sync_contacts(
+        link,
+        contacts.contacts,
+        contacts.photos,
+        snapshot,
+        lambda snap: state.save_snapshot(car.id, snap),
+        on_progress,
+        opening=None
+        if first or snapshot is None
+        else ContactsState(anchor=snapshot.anchor, count=len(snapshot.digests)),
+        other=other,
+    )
+    car.last_sync = time.time()
+    state.save_car(car)
+    return summary
+
+
+def backoff_delays(base: float = 0.5, cap: float = 15.0) -> list[float]:
+    """Reconnect delays: exponential with jitter, capped (iterate forever by cycling)."""
+    delays, d = [], base
+    while d < cap:
+        delays.append(d * random.uniform(0.8, 1.2))
+        d *= 2
+    return delays
