@@ -7,6 +7,7 @@
 #   eval "$(scripts/dockerd.sh env)"   # export DOCKER_HOST for this shell
 #   scripts/dockerd.sh stop     # stops the engine by PID (containers die with it)
 #   scripts/dockerd.sh status
+#   scripts/dockerd.sh install  # only install the packages
 #   scripts/dockerd.sh purge    # stop, then delete the work folder (images, cache)
 #
 # Work folder: $CARHUB_DOCKER_DIR (default /tmp/carhub-docker). Needs root.
@@ -100,23 +101,30 @@ stop() {
     if [ -f "$cpid_file" ] && kill -0 "$(cat "$cpid_file")" 2>/dev/null; then
         kill -TERM "$(cat "$cpid_file")" 2>/dev/null || true
     fi
+    unmount_leftovers
     rm -f "$PIDFILE" "$SOCK"
     log "stopped (pid $pid)"
 }
 
+unmount_leftovers() {
+    # dockerd leaves its default network namespace (exec/netns/default) bind-mounted after it
+    # exits; lift every mount under the work folder, deepest first, so nothing outlives us.
+    { grep -o " $WORK/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+}
+
 case "${1:-}" in
     start) start ;;
+    install) install_missing ;;
     stop) stop ;;
     env) echo "export DOCKER_HOST=unix://$SOCK" ;;
     status)
         if pid="$(running_pid)"; then log "running (pid $pid)"; else log "not running"; exit 1; fi ;;
     purge)
         stop
-        # Unmount anything the engine left mounted before deleting its folder.
-        grep -o " $WORK/[^ ]*" /proc/mounts | sort -r | while read -r m; do
-            umount -l "$m" 2>/dev/null || true
-        done
+        unmount_leftovers
         rm -rf "$WORK"
         log "removed $WORK" ;;
-    *) echo "usage: $0 start|stop|env|status|purge" >&2; exit 64 ;;
+    *) echo "usage: $0 start|stop|env|status|install|purge" >&2; exit 64 ;;
 esac
