@@ -125,14 +125,15 @@ def car(tmp_path: Path) -> Iterator[Car]:
     proc = start(tmp_path, "car", argv)
     try:
         ready = wait_for(
-            "the car's ready line",
-            lambda: proc.popen.poll() is None
-            and next((j for j in proc.json_lines() if j.get("event") == "ready"), None)
-            or _dead(proc, "car"),
+            "the car's ready line", lambda: _event(proc, "ready") or _dead(proc, "car")
         )
         yield Car(proc, ready["dashboard"], ready["endpoint"], ready["id"])
     finally:
         proc.stop()
+
+
+def _event(proc: Proc, name: str) -> dict[str, Any] | None:
+    return next((j for j in proc.json_lines() if j.get("event") == name), None)
 
 
 def _dead(proc: Proc, label: str) -> None:
@@ -233,17 +234,18 @@ def test_dashboard_pair_sync_media_unpair(
     assert [p["id"] for p in car.api("/api/phones")] == [phone_id]
     shot(page, "02-paired.png")
 
+    run_args = ["--name", PHONE_NAME, "--json", "--contacts", str(contacts_file)]
+    run_args += ["--media", str(MEDIA)]
     # 3. The phone syncs 2000 contacts and starts its player; the page lists them.
     run = start(
         tmp_path,
         "run",
-        [*phone_cli, "run", car.endpoint, "--name", PHONE_NAME, "--contacts",
-         str(contacts_file), "--media", str(MEDIA), "--json"],  # fmt: skip
+        [*phone_cli, "run", car.endpoint, *run_args],
     )
     try:
         wait_for(
             "the phone's 'synced' event",
-            lambda: any(j.get("event") == "synced" for j in run.json_lines()) or _dead(run, "run"),
+            lambda: _event(run, "synced") or _dead(run, "run"),
             timeout=30,
         )
         expect(phone_row).to_have_attribute("data-connected", "true")
@@ -312,4 +314,3 @@ def _q(s: str) -> str:
     from urllib.parse import quote
 
     return quote(s)
-
