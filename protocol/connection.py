@@ -53,7 +53,9 @@ from protocol.messages import (
     Pong,
     check_selected,
     decode,
+    decode_app,
     encode,
+    encode_app,
     negotiate_version,
 )
 from protocol.pairing import CarPairing, CodeReady, Paired, PairingFailed, PhonePairing
@@ -208,12 +210,12 @@ class _Connection:
         self._check_alive()
         if self.state is not State.ESTABLISHED or self._session is None:
             raise LocalProtocolError(Reason.STATE, f"cannot send in state {self.state.value}")
-        self._out += encode_frame(self._session.encrypt(encode(msg)))
+        self._out += encode_frame(self._session.encrypt(encode_app(msg)))
 
     def close(self, reason: str = "") -> None:
         """Say goodbye (if the session is up) and close."""
         if self.state is State.ESTABLISHED and self._session is not None:
-            self._out += encode_frame(self._session.encrypt(encode(Bye(reason=reason))))
+            self._out += encode_frame(self._session.encrypt(encode_app(Bye(reason=reason))))
         self.state = State.CLOSED
 
     def tick(self, now: float) -> None:
@@ -265,7 +267,7 @@ class _Connection:
             err = Error(reason=exc.reason.value, detail=exc.detail[:200])
             try:
                 if self.state is State.ESTABLISHED and self._session is not None:
-                    self._out += encode_frame(self._session.encrypt(encode(err)))
+                    self._out += encode_frame(self._session.encrypt(encode_app(err)))
                 elif self.state is not State.ESTABLISHED:
                     self._out += encode_frame(encode(err))
             except ProtocolError:
@@ -280,7 +282,7 @@ class _Connection:
     def _handle_payload(self, payload: bytes, now: float) -> None:
         if self.state is State.ESTABLISHED:
             assert self._session is not None
-            msg = decode(self._session.decrypt(payload))
+            msg = decode_app(self._session.decrypt(payload))
             self._handle_app(msg)
             return
         msg = decode(payload)
@@ -304,7 +306,7 @@ class _Connection:
     def _handle_app(self, msg: Message) -> None:
         if isinstance(msg, Ping):
             assert self._session is not None
-            self._out += encode_frame(self._session.encrypt(encode(Pong(nonce=msg.nonce))))
+            self._out += encode_frame(self._session.encrypt(encode_app(Pong(nonce=msg.nonce))))
         elif isinstance(msg, Bye):
             self.state = State.CLOSED
             self._events.append(Closed(msg.reason))

@@ -7,7 +7,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.errors import MessageError, VersionError
-from protocol.messages import Error, Hello, Ping, check_selected, decode, encode, negotiate_version
+from protocol.messages import (
+    Error,
+    Hello,
+    Ping,
+    check_selected,
+    decode,
+    decode_app,
+    encode,
+    encode_app,
+    negotiate_version,
+)
 
 
 def test_hello_round_trip() -> None:
@@ -50,3 +60,38 @@ def test_garbage_decodes_or_raises_message_error(data: bytes) -> None:
         decode(data)
     except MessageError:
         pass
+
+
+def test_app_payload_small_is_raw_large_is_zstd() -> None:
+    small = Ping(nonce=1)
+    assert encode_app(small)[0] == 0 and decode_app(encode_app(small)) == small
+    big = Error(reason="x", detail="contact " * 200)
+    wire = encode_app(big)
+    assert wire[0] == 1 and len(wire) < len(encode(big)) // 4
+    assert decode_app(wire) == big
+
+
+def test_app_payload_decompression_bomb_refused() -> None:
+    import zstandard
+
+    bomb = b"\x01" + zstandard.ZstdCompressor().compress(b"\x00" * (9 << 20))
+    with pytest.raises(MessageError):
+        decode_app(bomb)
+
+
+def test_app_payload_without_content_size_refused() -> None:
+    import io
+
+    import zstandard
+
+    buf = io.BytesIO()
+    with zstandard.ZstdCompressor().stream_writer(buf, closefd=False) as w:
+        w.write(encode(Ping(nonce=1)) * 100)
+    with pytest.raises(MessageError):
+        decode_app(b"\x01" + buf.getvalue())
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x07abc", b"\x01not-zstd"])
+def test_app_payload_garbage_is_message_error(payload: bytes) -> None:
+    with pytest.raises(MessageError):
+        decode_app(payload)
