@@ -1,0 +1,233 @@
+"""The car engine: pairing window, gate and rate limits, pending requests, media, unpair."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from carhub.engine import CarConfig, Engine, NoPhoneError, PendingPairing
+from carhub.store import Store
+from protocol.errors import PairingError, Reason
+from protocol.identity import Identity
+from protocol.media import MediaCommand, NowPlaying
+from protocol.messages import Message
+
+
+class FakeSession:
+    """Stands in for a PhoneSession: records decisions, sent messages and closes."""
+
+    transport_name = "fake"
+
+    def __init__(self) -> None:
+        self.decisions: list[bool] = []
+        self.sent: list[Message] = []
+        self.closed: list[str] = []
+
+    def confirm_pairing(self, accepted: bool) -> None:
+        self.decisions.append(accepted)
+
+    async def send(self, msg: Message) -> None:
+        self.sent.append(msg)
+
+    def close(self, reason: str) -> None:
+        self.closed.append(reason)
+
+
+def make_engine(tmp_path: Path, **cfg: object) -> Engine:
+    store = Store(tmp_path / "car.sqlite3")
+    return Engine(CarConfig(name="Test Car", state_dir=tmp_path, **cfg), Identity.generate(), store)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    eng = make_engine(tmp_path)
+    yield eng  # type: ignore[misc]
+    eng.store.close()
+
+
+def request(engine: Engine, session: FakeSession, phone_id: str = "p1") -> PendingPairing:
+    req = PendingPairing(
+        id=engine.new_request_id(),
+        phone_id=phone_id,
+        phone_name="Phone",
+        phone_fingerprint="fp",
+        code="123456",
+        expires_at=time.time() + 60,
+        session=session,  # type: ignore[arg-type]
+    )
+    engine.add_pending(req)
+    return req
+
+
+def drain(q: asyncio.Queue[dict[str, object]]) -> list[dict[str, object]]:
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
+
+
+def playing(state: str = "playing", position_ms: int = 1000, rate: float = 1.0) -> NowPlaying:
+    return NowPlaying(
+        title="Song",
+        artists=["A", "B"],
+        album="Al",
+        duration_ms=60_000,
+        position_ms=position_ms,
+        rate=rate,
+        state=state,
+        artwork=b"\x07" * 32,
+        track_id="t1",
+    )
+
+
+def test_pairing_window_closes_after_its_timeout(engine: Engine) -> None:
+    seen: list[bool] = []
+    engine.on_pairing_change(seen.append)
+    q = engine.hub.subscribe()
+    assert engine.pairing_open is False
+    engine.open_pairing(0.2)
+    assert engine.pairing_open is True and seen == [True]
+    time.sleep(0.3)
+    assert engine.pairing_open is False and seen == [True, False]
+    statuses = [e["data"]["pairing_open"] for e in drain(q) if e["type"] == "status"]  # type: ignore[index]
+    assert statuses == [True, False]
+
+
+def test_window_of_zero_stays_open_until_closed(engine: Engine) -> None:
+    engine.open_pairing(0)
+    time.sleep(0.05)
+    assert engine.pairing_open is True
+    engine.close_pairing()
+    assert engine.pairing_open is False
+
+
+def test_gate_refuses_when_closed(engine: Engine) -> None:
+    with pytest.raises(PairingError) as err:
+        engine.pairing_gate("p1", time.time())
+    assert err.value.reason is Reason.PAIRING_CLOSED
+
+
+def test_gate_rate_limits_one_phone_then_lets_it_back(engine: Engine) -> None:
+    engine.open_pairing(0)
+    now = 1000.0
+    for i in range(5):
+        engine.pairing_gate("p1", now + i)
+        engine.pairing_failed("p1", now + i)
+    with pytest.raises(PairingError) as err:
+        engine.pairing_gate("p1", now + 5)
+    assert err.value.reason is Reason.RATE_LIMITED
+    engine.pairing_gate("p2", now + 5)  # another phone is not punished
+    engine.pairing_gate("p1", now + 4 + 31)  # the 30 s lockout is over
+
+
+def test_gate_global_bucket_stops_id_rotation(engine: Engine) -> None:
+    engine.open_pairing(0)
+    now = 1000.0
+    for i in range(20):  # each id fails only once, far below the per-phone limit
+        engine.pairing_failed(f"rotating-{i}", now)
+    with pytest.raises(PairingError) as err:
+        engine.pairing_gate("brand-new", now + 1)
+    assert err.value.reason is Reason.RATE_LIMITED
+
+
+def test_pending_request_accept_reject_and_unknown(engine: Engine) -> None:
+    q = engine.hub.subscribe()
+    s1, s2 = FakeSession(), FakeSession()
+    r1, r2 = request(engine, s1), request(engine, s2, "p2")
+    assert [r["id"] for r in engine.pairing_requests()] == [r1.id, r2.id]
+    assert "session" not in engine.pairing_requests()[0]
+    assert engine.decide(r1.id, accepted=True) is True
+    assert engine.decide(r2.id, accepted=False) is True
+    assert engine.decide(r1.id, accepted=True) is False  # already decided
+    assert (s1.decisions, s2.decisions) == ([True], [False])
+    assert engine.pairing_requests() == []
+    pairing_events = [e["data"] for e in drain(q) if e["type"] == "pairing"]
+    assert [len(d) for d in pairing_events] == [1, 2, 1, 0]  # type: ignore[arg-type]
+
+
+def test_closing_the_window_rejects_pending_requests(engine: Engine) -> None:
+    engine.open_pairing(0)
+    s = FakeSession()
+    request(engine, s)
+    engine.close_pairing()
+    assert s.decisions == [False] and engine.pairing_requests() == []
+
+
+def test_drop_pending_forgets_a_gone_session(engine: Engine) -> None:
+    s1, s2 = FakeSession(), FakeSession()
+    request(engine, s1)
+    r2 = request(engine, s2)
+    engine.drop_pending(s1)  # type: ignore[arg-type]
+    assert [r["id"] for r in engine.pairing_requests()] == [r2.id]
+
+
+def test_auto_confirm_accepts_at_once(tmp_path: Path) -> None:
+    eng = make_engine(tmp_path, auto_confirm=True)
+    s = FakeSession()
+    request(eng, s)
+    assert s.decisions == [True] and eng.pairing_requests() == []
+    eng.store.close()
+
+
+def test_media_is_extrapolated_while_playing_only(engine: Engine) -> None:
+    assert engine.media()["title"] is None and engine.media()["state"] == "stopped"
+    engine.store.add_phone("p1", "Phone", b"k" * 32, "fp", 1.0)
+    now_ms = int(time.time() * 1000)
+    engine.now_playing("p1", playing(rate=2.0), now_ms - 1000)
+    m = engine.media()
+    assert 2900 <= m["position_ms"] <= 3200  # 1000 + 1 s x rate 2
+    assert m["artists"] == ["A", "B"] and m["connected"] is False
+    assert m["artwork_url"] == f"/api/phones/p1/artwork/{'07' * 32}"
+    engine.now_playing("p1", playing("paused"), now_ms - 5000)
+    assert engine.media()["position_ms"] == 1000
+
+
+async def test_command_goes_to_the_active_phone(engine: Engine) -> None:
+    with pytest.raises(NoPhoneError):
+        await engine.command("play")
+    a, b = FakeSession(), FakeSession()
+    engine.connected.update({"a": a, "b": b})  # type: ignore[dict-item]
+    engine.now_playing("b", playing(), int(time.time() * 1000))
+    assert await engine.command("seek", 4200) == "b"
+    assert b.sent == [MediaCommand(action="seek", position_ms=4200)] and a.sent == []
+    del engine.connected["b"]  # the media phone left: fall back to a connected one
+    assert await engine.command("next") == "a"
+    assert a.sent == [MediaCommand(action="next")]
+
+
+def test_unpair_erases_and_drops_the_connection(engine: Engine) -> None:
+    engine.store.add_phone("p1", "Phone", b"k" * 32, "fp", 1.0)
+    s = FakeSession()
+    engine.connected["p1"] = s  # type: ignore[assignment]
+    engine.now_playing("p1", playing(), int(time.time() * 1000))
+    q = engine.hub.subscribe()
+    assert engine.phones()[0]["connected"] is True and engine.phones()[0]["transport"] == "fake"
+    assert engine.unpair("p1") is True
+    assert s.closed == ["unpaired"] and "p1" not in engine.connected
+    assert engine.phones() == [] and engine.media()["phone_id"] is None
+    types = [e["type"] for e in drain(q)]
+    assert "phones" in types and "media" in types
+    assert engine.unpair("p1") is False
+
+
+def test_a_new_connection_replaces_the_old_one(engine: Engine) -> None:
+    engine.store.add_phone("p1", "Phone", b"k" * 32, "fp", 1.0)
+    old, new = FakeSession(), FakeSession()
+    engine.phone_connected("p1", old)  # type: ignore[arg-type]
+    engine.phone_connected("p1", new)  # type: ignore[arg-type]
+    assert old.closed == ["replaced by a new connection"] and engine.connected["p1"] is new
+    engine.phone_disconnected("p1", old)  # type: ignore[arg-type]  # a late goodbye is ignored
+    assert engine.connected["p1"] is new
+
+
+def test_slow_dashboard_subscriber_keeps_the_newest_events(engine: Engine) -> None:
+    q = engine.hub.subscribe()
+    for _ in range(300):  # more than the queue holds; publish must never block or raise
+        engine.open_pairing(0)
+        engine.close_pairing()
+    events = drain(q)
+    assert len(events) == 256
+    assert events[-1]["data"]["pairing_open"] is False  # type: ignore[index]
