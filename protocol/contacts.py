@@ -22,6 +22,7 @@ __all__ = [
     "Phone",
     "Photo",
     "contact_digest",
+    "digest_and_size",
     "photo_hash",
 ]
 
@@ -87,6 +88,12 @@ _enc = msgspec.msgpack.Encoder()
 def contact_digest(contact: Contact) -> bytes:
     """Return a 16-byte digest of the contact's encoded form; equal contacts, equal digests."""
     return hashlib.blake2b(_enc.encode(contact), digest_size=16).digest()
+
+
+def digest_and_size(contact: Contact) -> tuple[bytes, int]:
+    """Return ``(contact_digest(contact), encoded size)`` from a single encoding."""
+    raw = _enc.encode(contact)
+    return hashlib.blake2b(raw, digest_size=16).digest(), len(raw)
 
 
 def photo_hash(data: bytes) -> bytes:

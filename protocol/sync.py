@@ -40,7 +40,7 @@ from typing import Annotated
 
 import msgspec
 
-from protocol.contacts import Contact, Photo, contact_digest, photo_hash
+from protocol.contacts import Contact, Photo, contact_digest, digest_and_size, photo_hash
 from protocol.errors import LocalProtocolError, Reason, SyncError
 from protocol.messages import Message, register
 
@@ -303,7 +303,10 @@ class ContactsSender:
         self._contacts = {c.uid: c for c in contacts}
         for uid in self._contacts:
             _check_uid(uid, LocalProtocolError)
-        self._digests = {uid: contact_digest(c) for uid, c in self._contacts.items()}
+        # One encoding per contact gives both its digest and its size for batching.
+        measured = {uid: digest_and_size(c) for uid, c in self._contacts.items()}
+        self._digests = {uid: d for uid, (d, _) in measured.items()}
+        self._sizes = {uid: n for uid, (_, n) in measured.items()}
         self._photos = photos
         self._saved = snapshot or SyncSnapshot(EMPTY_ANCHOR, {}, set())
         self._acked = SyncSnapshot(
@@ -419,7 +422,7 @@ class ContactsSender:
         cur, size = _Planned([], [], []), 0
         items: list[Contact | str] = [*upserts, *deletes]
         for item in items:
-            n = len(_enc.encode(item)) if isinstance(item, Contact) else len(item) + 3
+            n = self._sizes[item.uid] if isinstance(item, Contact) else len(item) + 3
             if cur.items and (cur.items >= self._batch_size or size + n > MAX_BATCH_BYTES):
                 plan.append(cur)
                 cur, size = _Planned([], [], []), 0
