@@ -27,12 +27,15 @@ import asyncio
 import cProfile
 import json
 import os
+import pstats
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -85,7 +88,8 @@ async def app(scope, receive, send):
             m = await receive()
             await send({"type": m["type"] + ".complete"})
             if m["type"] == "lifespan.shutdown": return
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", ws="websockets-sansio")
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            ws="websockets-sansio")
 """
 
 
@@ -290,7 +294,8 @@ async def bench_delta(
     times, sent, received = [], [], []
     for i in range(runs):
         changed = msgspec.structs.replace(original, fn=f"{original.fn} v{i}")
-        edited = Contacts([*contacts.contacts[:index], changed, *contacts.contacts[index + 1 :]], {})
+        edited = Contacts(contacts.contacts.copy(), {})
+        edited.contacts[index] = changed
         s0, r0 = phone.link.bytes_sent, phone.link.bytes_received
         times.append(await phone.sync(edited))
         sent.append(phone.link.bytes_sent - s0)
@@ -452,27 +457,74 @@ async def bench_100k(
 
 
 async def profile_sync(phone: Phone, car: Car, contacts: Contacts, out: Path) -> None:
-    """Profile one full sync: cProfile here, py-spy on the car if available."""
+    """Profile one full sync and one delta-of-one: cProfile here, py-spy on the car."""
     out.mkdir(parents=True, exist_ok=True)
     await phone.sync(EMPTY)
-    spy = None
-    if shutil.which("py-spy") or Path(sys.executable).with_name("py-spy").exists():
-        exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        spy = subprocess.Popen(
-            [exe, "record", "-p", str(car.pid), "-o", str(out / "car.txt"), "-f", "raw",
-             "-r", "200", "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        await asyncio.sleep(1.0)  # let py-spy attach
-    prof = cProfile.Profile()
-    prof.enable()
-    elapsed = await phone.sync(contacts)
-    prof.disable()
-    prof.dump_stats(out / "phone.prof")
-    if spy is not None:
-        spy.send_signal(2)
-        spy.wait(10)
-    print(f"  profiled sync: {elapsed:.3f} s; phone.prof (and car.txt) in {out}")
+    original = contacts.contacts[0]
+    edited = Contacts(contacts.contacts.copy(), {})
+    edited.contacts[0] = msgspec.structs.replace(original, fn=original.fn + " p")
+    for name, what in (("full", contacts), ("delta", edited)):
+        spy = _start_py_spy(car.pid, out / f"car_{name}.txt")
+        prof = cProfile.Profile()
+        prof.enable()
+        elapsed = await phone.sync(what)
+        prof.disable()
+        prof.dump_stats(out / f"phone_{name}.prof")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(10)
+        print(f"  profiled {name} sync: {elapsed * 1000:.1f} ms (under cProfile)")
+        _print_phone_profile(out / f"phone_{name}.prof")
+        _print_car_profile(out / f"car_{name}.txt")
+    print(f"  profiles in {out} (phone_*.prof: cProfile; car_*.txt: py-spy raw stacks)")
+
+
+def _start_py_spy(pid: int, path: Path) -> subprocess.Popen[bytes] | None:
+    """Start ``py-spy record`` on ``pid`` (None when py-spy is not installed)."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        return None
+    cmd = [exe, "record", "-p", str(pid), "-o", str(path), "-f", "raw", "-r", "500"]
+    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy needs a moment to attach before the sync starts
+    return spy
+
+
+def _print_phone_profile(path: Path, top: int = 8) -> None:
+    """Print the project's functions with the most cumulative time (cProfile)."""
+    stats = pstats.Stats(str(path))
+    rows = [
+        (ct, f"{Path(fn).parent.name}/{Path(fn).name}:{line}({func})")
+        for (fn, line, func), (_, _, _, ct, _) in stats.stats.items()
+        if str(ROOT) in fn and "/bench/" not in fn and ".venv" not in fn
+    ] + [
+        (ct, func) for (fn, _, func), (_, _, _, ct, _) in stats.stats.items()
+        if func in ("<built-in method posix.fsync>", "<built-in method posix.replace>")
+    ]  # fmt: skip
+    for ct, name in sorted(rows, reverse=True)[:top]:
+        print(f"    phone {ct * 1000:7.1f} ms  {name}")
+
+
+def _print_car_profile(path: Path, top: int = 8) -> None:
+    """Print where the car spends CPU: samples by innermost project frame (py-spy raw)."""
+    if not path.exists():
+        print("    car: no py-spy profile (py-spy missing or not permitted)")
+        return
+    innermost: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        total += int(count)
+        frames = stack.split(";")
+        ours = [f for f in frames if "(carhub/" in f or "(protocol/" in f]
+        leaf = frames[-1].split(" (")[0]
+        where = ours[-1] if ours else "outside the project"
+        innermost[f"{where} -> {leaf}" if ours and ours[-1] != frames[-1] else where] += int(count)
+    print(f"    car: {total} samples at 500 Hz = {total * 2} ms on CPU, by innermost car frame:")
+    for frame, n in innermost.most_common(top):
+        print(f"    car   {n * 2:7.0f} ms  {frame}")
 
 
 async def main_async(args: argparse.Namespace) -> None:
