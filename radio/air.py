@@ -63,6 +63,30 @@ class AirController(Controller):  # type: ignore[misc]
         if scanning:
             self._report(pdu.advertiser_address, bytes(pdu.data), self._scan_response(pdu))
 
+    def on_hci_le_create_connection_cancel_command(self, command: Any) -> Any:
+        """Cancel a pending connection and report it, as a real controller does.
+
+        Bumble's virtual controller only acknowledges the cancel, so a host whose connect
+        timed out waits forever for the connection-complete event that ends it.
+        """
+        result = super().on_hci_le_create_connection_cancel_command(command)
+        if self.pending_le_connection is not None:
+            self.pending_le_connection = None
+            event = hci.HCI_LE_Connection_Complete_Event(
+                status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                connection_handle=0,
+                role=hci.Role.CENTRAL,
+                peer_address_type=0,
+                peer_address=hci.Address.ANY,
+                connection_interval=0,
+                peripheral_latency=0,
+                supervision_timeout=0,
+                central_clock_accuracy=0,
+            )
+            # After the Command Complete that the caller is about to send.
+            asyncio.get_running_loop().call_soon(self.send_hci_packet, event)
+        return result
+
     def _scan_response(self, pdu: Any) -> bytes:
         """Find the scan response data of the controller that sent ``pdu``."""
         address = pdu.advertiser_address

@@ -161,7 +161,9 @@ class BumbleScanner(BaseBleakScanner):
         """Turn a Bumble advertisement into bleak's device + advertisement data."""
         data = adv.data
         service_data = {
-            _uuid_str(item[0]): bytes(item[1]) for kind in _SERVICE_DATA for item in data.get_all(kind)
+            _uuid_str(uuid): bytes(payload)
+            for kind in _SERVICE_DATA
+            for uuid, payload in data.get_all(kind)
         }
         listed = [_uuid_str(u) for kind in _UUID_LISTS for lst in data.get_all(kind) for u in lst]
         # Like BlueZ, count service-data UUIDs as advertised services, so a filter on the

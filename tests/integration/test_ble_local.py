@@ -1,0 +1,208 @@
+"""BLE byte pipe, in one process: the car's Bumble GATT server and bleak-on-Bumble phones
+on a shared LocalRadio (real Bumble controllers and stacks, no sockets, no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from bleak import BleakClient
+from bleak.exc import BleakGATTProtocolError, BleakGATTProtocolErrorCode
+
+from carhub.ble import BleCarServer, BleLink
+from phone_bridge.ble import BleTransport, BumbleRadio, bleak_backends, scan_cars
+from protocol.framing import FrameDecoder, encode_frame
+from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID
+from radio import LocalRadio
+
+DEVICE_ID = "c0ffee0123456789"
+INFO: dict[str, object] = {
+    "id": DEVICE_ID,
+    "name": "Test Golf",
+    "model": "VW Golf 8",
+    "version": 1,
+    "lan": ["192.168.1.20:8443"],
+}
+
+
+def child_pids() -> set[int]:
+    """PIDs of this process's live children."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids.update(int(p) for p in (task / "children").read_text().split())
+    return pids
+
+
+@pytest.fixture(autouse=True)
+async def no_leftovers() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks or child processes behind."""
+    before = child_pids()
+    yield
+    await asyncio.sleep(0.05)
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    assert not tasks, f"tasks left running: {tasks}"
+    assert child_pids() <= before, "child processes left running"
+
+
+class EchoCar:
+    """A car whose link handler echoes every chunk and records its links."""
+
+    def __init__(self, air: LocalRadio) -> None:
+        self.links: list[BleLink] = []
+        self.ended: list[BleLink] = []
+        self.server = BleCarServer(
+            air, name="Test Golf", device_id=DEVICE_ID, info=INFO, on_link=self.on_link
+        )
+
+    async def on_link(self, link: BleLink) -> None:
+        self.links.append(link)
+        try:
+            while True:
+                await link.send(await link.recv())
+        except ConnectionError:
+            self.ended.append(link)
+
+
+@pytest.fixture
+async def air() -> LocalRadio:
+    return LocalRadio()
+
+
+@pytest.fixture
+async def car(air: LocalRadio) -> AsyncIterator[EchoCar]:
+    echo = EchoCar(air)
+    await echo.server.start()
+    yield echo
+    await echo.server.stop()
+
+
+async def read_exactly(transport: BleTransport, size: int) -> bytes:
+    got = bytearray()
+    while len(got) < size:
+        got += await transport.recv()
+    return bytes(got)
+
+
+async def test_scan_finds_car_with_service_data_and_name(air: LocalRadio, car: EchoCar) -> None:
+    started = time.perf_counter()
+    cars = await scan_cars(0.3, air)
+    assert time.perf_counter() - started < 2
+    assert len(cars) == 1
+    found = cars[0]
+    assert found.id_prefix == DEVICE_ID[:8]
+    assert found.name == "Test Golf"
+    assert found.version == 1
+    assert found.pairing_open is False
+    assert found.address == car.server.address
+    car.server.set_pairing_open(True)
+    await asyncio.sleep(0.05)
+    assert (await scan_cars(0.3, air))[0].pairing_open is True
+
+
+async def test_scan_with_nothing_advertising_is_empty(air: LocalRadio) -> None:
+    assert await scan_cars(0.2, air) == []
+
+
+async def test_info_is_read_on_connect(air: LocalRadio, car: EchoCar) -> None:
+    transport = await BleTransport.connect(car.server.address, radio=air)
+    try:
+        assert transport.info is not None
+        assert transport.info.id == DEVICE_ID
+        assert transport.info.model == "VW Golf 8"
+        assert transport.info.lan == ("192.168.1.20:8443",)
+    finally:
+        await transport.close()
+
+
+@pytest.mark.parametrize("mtu", [23, 247])
+async def test_100kb_both_ways_byte_exact(air: LocalRadio, car: EchoCar, mtu: int) -> None:
+    phone = BumbleRadio(air, mtu=mtu)
+    transport = await BleTransport.connect(car.server.address, radio=phone)
+    try:
+        assert transport.mtu == mtu
+        await asyncio.sleep(0.05)
+        assert car.links[0].mtu == mtu
+        payload = os.urandom(100_000)
+        frames = encode_frame(payload[:60_000]) + encode_frame(payload[60_000:])
+        await transport.send(frames)
+        echoed = await asyncio.wait_for(read_exactly(transport, len(frames)), 30)
+        assert echoed == frames
+        decoder = FrameDecoder()
+        assert b"".join(decoder.frames(echoed)) == payload
+    finally:
+        await transport.close()
+        await phone.close()
+
+
+async def test_disallowed_access_gets_att_errors_fast(air: LocalRadio, car: EchoCar) -> None:
+    _scanner_cls, client_cls = bleak_backends(BumbleRadio(air))
+    assert client_cls is not None and client_cls.__name__ == "BumbleClient"
+    async with BleakClient(car.server.address, backend=client_cls, timeout=5) as client:
+        started = time.perf_counter()
+        for uuid in (CHANNEL_IN_UUID, CHANNEL_OUT_UUID):
+            with pytest.raises(BleakGATTProtocolError) as err:
+                await client.read_gatt_char(uuid)
+            assert err.value.code == BleakGATTProtocolErrorCode.READ_NOT_PERMITTED
+        with pytest.raises(BleakGATTProtocolError) as err:
+            await client.write_gatt_char(INFO_UUID, b"x", response=True)
+        assert err.value.code == BleakGATTProtocolErrorCode.WRITE_NOT_PERMITTED
+        assert time.perf_counter() - started < 2  # not bleak's 30 s timeout
+        props = client.services.get_characteristic(CHANNEL_IN_UUID).properties
+        assert props == ["write-without-response"]
+    await client_cls.radio.close()
+
+
+async def test_two_phones_at_once(air: LocalRadio, car: EchoCar) -> None:
+    phones = [await BleTransport.connect(car.server.address, radio=air) for _ in range(2)]
+    try:
+        payloads = [os.urandom(20_000) for _ in phones]
+        await asyncio.gather(*(p.send(d) for p, d in zip(phones, payloads, strict=True)))
+        pairs = list(zip(phones, payloads, strict=True))
+        reads = asyncio.gather(*(read_exactly(p, len(d)) for p, d in pairs))
+        echoed = await asyncio.wait_for(reads, 30)
+        assert echoed == payloads
+        assert len({link.peer_address for link in car.links}) == 2
+    finally:
+        for phone in phones:
+            await phone.close()
+
+
+async def test_phone_disconnect_ends_car_recv(air: LocalRadio, car: EchoCar) -> None:
+    transport = await BleTransport.connect(car.server.address, radio=air)
+    await transport.send(b"hello")
+    assert await asyncio.wait_for(read_exactly(transport, 5), 5) == b"hello"
+    link = car.links[0]
+    await transport.close()
+    await asyncio.wait_for(_until(lambda: link in car.ended), 5)
+    with pytest.raises(ConnectionError):
+        await link.recv()
+    with pytest.raises(ConnectionError):
+        await link.send(b"late")
+    assert car.server.links == []
+
+
+async def test_car_stop_ends_phone_recv(air: LocalRadio) -> None:
+    echo = EchoCar(air)
+    await echo.server.start()
+    transport = await BleTransport.connect(echo.server.address, radio=air)
+    await echo.server.stop()
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(transport.recv(), 5)
+    with pytest.raises(ConnectionError):
+        await transport.send(b"after")
+    await transport.close()
+
+
+async def test_connect_to_nobody_is_a_connection_error(air: LocalRadio) -> None:
+    with pytest.raises(ConnectionError):
+        await BleTransport.connect("00:CA:48:00:0F:FF", radio=air, timeout=0.5)
+
+
+async def _until(predicate: object) -> None:
+    while not predicate():  # type: ignore[operator]
+        await asyncio.sleep(0.01)
