@@ -64,6 +64,7 @@ class CarRunner:
         self._uvicorn_task: asyncio.Task[None] | None = None
         self._mdns: CarAdvertiser | None = None
         self._ble: Any = None
+        self._window_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Bring every part up; raises OSError if a port is taken."""
@@ -78,7 +79,14 @@ class CarRunner:
             await self._start_ble()
         if self.options.mdns:
             await self._start_mdns(advertised)
+        # Close a timed-out pairing window even when nobody asks (mDNS/BLE re-announce).
+        self._window_task = asyncio.create_task(self._watch_pairing_window())
         log.info("car %r (%s) is up", self.config.name, self.engine.identity.device_id)
+
+    async def _watch_pairing_window(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            _ = self.engine.pairing_open  # the property closes an expired window
 
     async def _start_ui(self) -> None:
         host, port = parse_hostport(self.options.ui)
@@ -157,6 +165,8 @@ class CarRunner:
 
     async def stop(self) -> None:
         """Unregister mDNS, close phones, stop servers, close the store."""
+        if self._window_task is not None:
+            self._window_task.cancel()
         if self._mdns is not None:
             with suppress(Exception):
                 await self._mdns.stop()
