@@ -120,3 +120,128 @@ def test_pair_with_window_closed_exits_4(make_car: Callable[..., Car], phone: Ph
     assert "pairing window is closed" in r.err
     assert len(r.err.strip().splitlines()) <= 3 and "Traceback" not in r.err
     assert car.phones() == []
+
+
+# 3. contact sync ---------------------------------------------------------------------
+def _corpus_file(corpus: Path, dest: Path) -> Path:
+    """Every quirk file in one export; UTF-16 is a whole-file encoding, so it is synced
+    alone elsewhere, and a UTF-8 BOM is only meaningful at the start of a file."""
+    parts = []
+    for f in sorted(corpus.glob("*.vcf")):
+        if "utf16" in f.name:
+            continue
+        data = f.read_bytes()
+        parts.append(data.removeprefix(b"\xef\xbb\xbf"))
+    dest.write_bytes(b"".join(parts))
+    return dest
+
+
+def _by_name(items: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {str(c["name"]): c for c in items}
+
+
+def _numbers(contact: dict[str, object]) -> dict[str, str]:
+    return {p["number"]: p["label"] for p in contact["phones"]}  # type: ignore[attr-defined,index]
+
+
+def test_sync_quirk_corpus(
+    paired: tuple[Car, Phone, str], vcard_corpus: Path, tmp_path: Path
+) -> None:
+    car, phone, pid = paired
+    vcf = _corpus_file(vcard_corpus, tmp_path / "all.vcf")
+    r = phone.sync(car, vcf)
+    assert r.code == 0, r
+    assert r.json["skipped"] == [] and r.json["added"] == 13
+    items = car.all_contacts(pid)
+    assert len(items) == 13 == car.contacts(pid)["total"]
+    names = _by_name(items)
+    for expected in ("Иван Иванов", "Екатерина Иванова", "Jürgen Müller", "John Appleseed",
+                     "Mary O'Neil", "Dr. Robert Smith, Jr. III", "Jane Doe", "Alice"):
+        assert expected in names, (expected, sorted(names))
+    assert _numbers(names["Иван Иванов"]) == {"+7 900 000-00-00": "", "+7 495 000-00-00": ""}
+    assert _numbers(names["John Appleseed"])["+1 555 010 0002"] == "Car phone"
+    assert _numbers(names["John Appleseed"])["+1 (555) 010-0001"] == "Mobile"
+    assert "+49301234567" in _numbers(names["Jürgen Müller"])
+    assert any(n.startswith("Zoë Ærøskøbing") for n in names)
+    assert len({c["uid"] for c in items}) == 13
+
+    # Search works on the synced text.
+    found = car.contacts(pid, q="Jürgen")
+    assert [c["name"] for c in found["items"]] == ["Jürgen Müller"]
+    assert [p["contacts"] for p in car.phones()] == [13]
+
+
+def test_sync_single_files_in_odd_encodings(
+    paired: tuple[Car, Phone, str], vcard_corpus: Path
+) -> None:
+    car, phone, pid = paired
+    for name, person, number in [
+        ("utf16le_bom.vcf", "Mary O'Neil", "+44 7700 900123"),
+        ("cp1251_21.vcf", "Екатерина Иванова", "+79000000001"),
+        ("latin1_21.vcf", "Jürgen Müller", "+49301234567"),
+    ]:
+        r = phone.sync(car, vcard_corpus / name)
+        assert r.code == 0, (name, r)
+        items = car.all_contacts(pid)  # each file replaces the mirror: one person each
+        assert [c["name"] for c in items] == [person], name
+        assert number in _numbers(items[0])
+
+
+def _good(n: int) -> str:
+    return f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Good {n}\r\nTEL:+1555000{n:04d}\r\nEND:VCARD\r\n"
+
+
+def test_sync_with_a_malformed_card_exits_6_and_sends_the_rest(
+    paired: tuple[Car, Phone, str], tmp_path: Path
+) -> None:
+    car, phone, pid = paired
+    bad = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Broken\r\nTHIS LINE HAS NO COLON\r\nEND:VCARD\r\n"
+    vcf = tmp_path / "mixed.vcf"
+    vcf.write_text(_good(1) + _good(2) + bad + _good(3))
+    r = phone.sync(car, vcf)
+    assert r.code == 6, r
+    assert r.json["skipped"] == [{"line": 14, "reason": "line has no ':' separator"}]
+    assert sorted(c["name"] for c in car.all_contacts(pid)) == ["Good 1", "Good 2", "Good 3"]
+
+    # Plain output lists the bad line for a human too.
+    r = phone.run("sync", car.endpoint, "--contacts", str(vcf))
+    assert r.code == 6
+    assert "line 14" in r.err
+
+
+def test_sync_not_a_vcard_exits_2_and_changes_nothing(
+    paired: tuple[Car, Phone, str], tmp_path: Path
+) -> None:
+    car, phone, pid = paired
+    vcf = tmp_path / "ok.vcf"
+    vcf.write_text(_good(1) + _good(2))
+    assert phone.sync(car, vcf).code == 0
+    junk = tmp_path / "photo.vcf"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    r = phone.sync(car, junk)
+    assert r.code == 2, r
+    assert "not a vCard" in r.err and "Traceback" not in r.err
+    assert car.contacts(pid)["total"] == 2
+
+
+def test_resync_sends_almost_nothing_and_edits_are_deltas(
+    paired: tuple[Car, Phone, str], tmp_path: Path
+) -> None:
+    car, phone, pid = paired
+    vcf = tmp_path / "book.vcf"
+    vcf.write_text("".join(_good(n) for n in range(300)))
+    first = phone.sync(car, vcf)
+    assert first.code == 0 and first.json["added"] == 300
+    again = phone.sync(car, vcf)
+    assert again.code == 0, again
+    assert again.json["unchanged"] == 300
+    assert again.json["added"] == again.json["changed"] == again.json["deleted"] == 0
+    assert again.json["bytes"] < first.json["bytes"] / 10, (first.json, again.json)
+
+    vcf.write_bytes(vcf.read_bytes().replace(b"FN:Good 7\r\n", b"FN:Good Seven\r\n"))
+    edit = phone.sync(car, vcf)
+    assert edit.code == 0
+    assert (edit.json["changed"], edit.json["unchanged"]) == (1, 299) or (
+        edit.json["added"], edit.json["deleted"], edit.json["unchanged"]) == (1, 1, 299)
+    assert car.contacts(pid, q="Good Seven")["total"] == 1
+    assert car.contacts(pid)["total"] == 300
