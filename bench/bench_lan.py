@@ -303,7 +303,7 @@ async def bench_delta(
     one = card_bytes(data, index)
     base_t = await post_times(http, base.url + "/contact", one, max(runs, 20))
     wire = median([s + r for s, r in zip(sent, received, strict=True)])
-    print(f"  delta-of-one: {summarise_ms(times)}; sent {sent} B, received {received} B")
+    print(f"  delta-of-one: {summarise_ms(times)}; sent {max(sent)} B, received {max(received)} B")
     return [
         Figure("delta1_10k_median", median(times) * 1000, median(base_t) * 1000, "ms",
                "<= 30 ms", median(times) <= 0.030),
