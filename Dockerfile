@@ -38,13 +38,14 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
         && update-ca-certificates >/dev/null; \
     fi \
     && python3 -m venv /opt/venv
-# Dependencies first, read from pyproject.toml, so that editing the code reuses this layer.
+# Dependencies and build backend first, read from pyproject.toml, so that editing the code
+# reuses this layer and the project install below needs no network at all.
 COPY pyproject.toml /src/
-RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+RUN python3 -c 'import tomllib; t = tomllib.load(open("/src/pyproject.toml", "rb")); print("\n".join(t["project"]["dependencies"] + t["build-system"]["requires"]))' \
         >/tmp/requirements.txt \
     && /opt/venv/bin/pip install -q -r /tmp/requirements.txt
 COPY . /src
-RUN /opt/venv/bin/pip install -q --no-deps /src \
+RUN /opt/venv/bin/pip install -q --no-deps --no-build-isolation /src \
     && /opt/venv/bin/pip uninstall -q -y pip setuptools \
     && mkdir -p /src/samples/media
 

@@ -48,7 +48,10 @@ teardown() {
     local rc=$?
     trap - EXIT INT TERM
     if [ $rc -ne 0 ] && docker version >/dev/null 2>&1; then
-        log "logs of the lab (last 40 lines per service):"
+        # Full logs to a file for the CI artefacts; the states and a tail on the console.
+        docker-compose logs --no-color -t >"$WORK/lab.log" 2>&1 || true
+        docker-compose ps >&2 2>/dev/null || true
+        log "logs of the lab (last 40 lines per service; all in $WORK/lab.log):"
         docker-compose logs --no-color --tail 40 >&2 2>/dev/null || true
     fi
     if [ $STARTED_ENGINE = 1 ]; then
