@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sqlite3
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.helpers import MEDIA, Car, Phone, poll, sample_vcf, stop
+from tests.e2e.helpers import CARHUB, MEDIA, Car, Phone, poll, sample_vcf, stop
 
 
 def discover(phone: Phone, car: Car) -> dict[str, object] | None:
@@ -380,3 +383,137 @@ def test_restart_the_car_mid_sync_then_resume(
     items = car.all_contacts(pid)
     assert car.contacts(pid)["total"] == 50_000 == len(items)
     assert len({c["uid"] for c in items}) == 50_000
+
+
+# 6. unpairing ------------------------------------------------------------------------
+def test_unpair_from_the_car(paired: tuple[Car, Phone, str], tmp_path: Path) -> None:
+    car, phone, pid = paired
+    vcf = tmp_path / "book.vcf"
+    vcf.write_text(_good(1))
+    assert phone.sync(car, vcf, "--media", str(MEDIA)).code == 0
+    assert car.get("/api/media")["phone_id"] == pid
+    assert httpx.delete(f"{car.url}/api/phones/{pid}", timeout=5).status_code == 200
+    assert httpx.get(f"{car.url}/api/phones/{pid}/contacts", timeout=5).status_code == 404
+    media = car.get("/api/media")
+    assert media["phone_id"] is None and media["title"] is None
+    r = phone.sync(car, vcf)
+    assert r.code == 5, r
+    assert "does not know this phone" in r.err
+
+
+def _rows_for(db: Path, phone_id: str) -> dict[str, int]:
+    """Rows mentioning ``phone_id`` in any column of any table of the car's SQLite store."""
+    found: dict[str, int] = {}
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            cols = [r[1] for r in conn.execute(f"PRAGMA table_info('{table}')")]
+            for col in cols:
+                n = conn.execute(
+                    f'SELECT COUNT(*) FROM "{table}" WHERE CAST("{col}" AS TEXT) = ?', (phone_id,)
+                ).fetchone()[0]
+                if n:
+                    found[f"{table}.{col}"] = n
+    return found
+
+
+def test_unpair_from_the_phone_erases_the_car_copy(
+    paired: tuple[Car, Phone, str], tmp_path: Path
+) -> None:
+    car, phone, pid = paired
+    vcf = tmp_path / "book.vcf"
+    vcf.write_text(_good(1) + _good(2))
+    assert phone.sync(car, vcf, "--media", str(MEDIA)).code == 0
+    db = car.state_dir / "carhub.sqlite3"
+    assert _rows_for(db, pid), "the test cannot see the phone's rows at all"
+    r = phone.run("unpair", car.endpoint, "--json")
+    assert r.code == 0, r
+    assert r.json["car_erased"] is True
+    assert car.phones() == []
+    assert phone.status()["cars"] == []
+    assert _rows_for(db, pid) == {}
+    assert car.get("/api/media")["phone_id"] is None
+
+
+# 7. errors ---------------------------------------------------------------------------
+def test_unreachable_car_exits_3_with_one_line(
+    paired: tuple[Car, Phone, str], tmp_path: Path
+) -> None:
+    car, phone, _ = paired
+    vcf = tmp_path / "book.vcf"
+    vcf.write_text(_good(1))
+    car.stop()
+    r = phone.run("sync", car.endpoint, "--contacts", str(vcf))
+    assert r.code == 3, r
+    errors = [line for line in r.err.splitlines() if line.startswith("phone-bridge: error:")]
+    assert len(errors) == 1 and "cannot reach the car" in errors[0], r.err
+    assert "Traceback" not in r.err
+
+
+def test_sync_to_an_unknown_endpoint_exits_without_traceback(phone: Phone, tmp_path: Path) -> None:
+    vcf = tmp_path / "book.vcf"
+    vcf.write_text(_good(1))
+    r = phone.run("sync", "127.0.0.1:1", "--contacts", str(vcf))
+    # A phone not paired with 127.0.0.1:1 says so before dialling (5); dialling fails with 3.
+    assert r.code in (3, 5), r
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err, r.err
+
+
+# 8. security -------------------------------------------------------------------------
+def test_key_files_are_private_and_the_dashboard_is_loopback(
+    paired: tuple[Car, Phone, str], make_car: Callable[..., Car]
+) -> None:
+    car, phone, _ = paired
+    for key in [*car.state_dir.glob("*.key"), *phone.state_dir.glob("*.key")]:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    assert list(car.state_dir.glob("*.key")) and list(phone.state_dir.glob("*.key"))
+    # Without --ui, the dashboard binds loopback; ask the CLI for its default.
+    r = subprocess.run([CARHUB, "run", "--help"], capture_output=True, text=True, timeout=30)
+    assert "127.0.0.1:8080" in r.stdout
+    assert car.url.startswith("http://127.0.0.1:")
+
+
+def test_a_never_paired_phone_gets_exit_5_and_stores_nothing(
+    paired: tuple[Car, Phone, str], tmp_path: Path
+) -> None:
+    car, _, pid = paired
+    stranger = Phone(tmp_path / "stranger")
+    vcf = tmp_path / "book.vcf"
+    vcf.write_text(_good(1))
+    r = stranger.sync(car, vcf)
+    assert r.code == 5, r
+    assert [p["id"] for p in car.phones()] == [pid]
+    assert car.phones()[0]["contacts"] == 0
+
+
+# 9. garbage on the session endpoint --------------------------------------------------
+def test_garbage_on_the_session_endpoint_is_dropped(
+    paired: tuple[Car, Phone, str], tmp_path: Path
+) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    car, phone, pid = paired
+    for payload in (os.urandom(512), b"\xff\xff\xff\xff" + os.urandom(16)):
+        with connect(f"ws://{car.endpoint}", open_timeout=5) as ws:
+            ws.send(payload)
+            closed = False
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    ws.recv(0.5)
+                except TimeoutError:
+                    continue
+                except ConnectionClosed:
+                    closed = True
+                    break
+            assert closed, "the car kept a connection that sent garbage"
+    poll(
+        lambda: car.log().count("connection closed:") >= 2,
+        what="a logged reason for each dropped connection",
+    )
+    assert "Traceback" not in car.log()
+    vcf = tmp_path / "book.vcf"
+    vcf.write_text(_good(1))
+    assert phone.sync(car, vcf).code == 0
+    assert car.contacts(pid)["total"] == 1
