@@ -76,6 +76,7 @@ class BleLink:
         self._subscribed = asyncio.Event()
         self._closed = False
         self.peer_address = str(connection.peer_address)
+        self.peer = self.peer_address  # the name carhub.links.Link uses
 
     @property
     def mtu(self) -> int:

@@ -147,6 +147,10 @@ class Engine:
         self._limiter.record_failure(phone_id, now)
         self._global_limiter.record_failure("*", now)
 
+    def pairing_succeeded(self, phone_id: str) -> None:
+        """Clear this phone's failure count after it paired."""
+        self._limiter.record_success(phone_id)
+
     def add_pending(self, req: PendingPairing) -> None:
         """Show a request on the dashboard (or accept it at once in auto-confirm mode)."""
         self.pending[req.id] = req

@@ -82,7 +82,12 @@ class PhoneSession:
                     data = await self.link.recv()
                 except ConnectionError:
                     break
-                self._conn.receive_data(data, time.time())
+                if self._closing:
+                    break
+                try:
+                    self._conn.receive_data(data, time.time())
+                except ProtocolError:
+                    break  # already failed and reported; the peer kept talking
                 await self._process()
         finally:
             ticker.cancel()
@@ -148,6 +153,7 @@ class PhoneSession:
         elif isinstance(ev, PairingCode):
             self._pairing_code(ev)
         elif isinstance(ev, PairingComplete):
+            self.engine.pairing_succeeded(ev.peer_device_id)
             self.engine.store.add_phone(
                 ev.peer_device_id,
                 ev.peer_name,

@@ -28,7 +28,7 @@ from protocol.connection import (
     SessionEstablished,
 )
 from protocol.contacts import Contact, Phone, contact_digest
-from protocol.errors import PairingError, ProtocolError, Reason
+from protocol.errors import ProtocolError, Reason
 from protocol.identity import Identity
 from protocol.media import Artwork, ArtworkRequest, MediaCommand, NowPlaying, artwork_of
 
@@ -331,12 +331,6 @@ async def test_pairing_refused_when_window_closed(
     await phone.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PairingError,
-    reason="BUG carhub/phone_session.py run(): any bytes the phone sends after the car "
-    "rejected make receive_data() raise PairingError out of the session task",
-)
 async def test_car_session_ends_quietly_after_a_rejection(
     client: httpx.AsyncClient, engine: Engine
 ) -> None:
