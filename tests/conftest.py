@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,3 +17,34 @@ VCARD_CORPUS = ROOT / "tests" / "data" / "vcard"
 @pytest.fixture
 def vcard_corpus() -> Path:
     return VCARD_CORPUS
+
+
+def _child_pids() -> set[int]:
+    """PIDs of this process's live children (from /proc)."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids.update(int(p) for p in (task / "children").read_text().split())
+    return pids
+
+
+@pytest.fixture
+async def _no_leftover_tasks() -> AsyncIterator[None]:
+    yield
+    await asyncio.sleep(0.05)  # let cancelled tasks finish unwinding
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    assert not tasks, f"tasks left running: {tasks}"
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves child processes alive or (async tests) asyncio tasks running.
+
+    Requested first (autouse), so its checks run after every other fixture's teardown.
+    """
+    if inspect.iscoroutinefunction(getattr(request.node, "obj", None)):
+        request.getfixturevalue("_no_leftover_tasks")
+    before = _child_pids()
+    yield
+    left = _child_pids() - before
+    assert not left, f"child processes left running: {sorted(left)}"
