@@ -139,9 +139,11 @@ class CarLink:
                 while (ev := self.conn.next_event()) is not None:
                     self.events.put_nowait(ev)
                 await self.flush()
-        except TransportError as exc:
-            self.events.put_nowait(LinkClosed(str(exc)))
+        except ConnectionError as exc:  # TransportError, or a BLE backend's own
+            self.events.put_nowait(LinkClosed(str(exc) or "the link to the car was lost"))
         except ProtocolError as exc:
+            self.events.put_nowait(exc)
+        except Exception as exc:  # never leave a waiter hanging on a dead reader
             self.events.put_nowait(exc)
 
     async def _tick(self) -> None:

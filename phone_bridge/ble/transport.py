@@ -20,6 +20,7 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError
 
 from phone_bridge.ble.backend import BumbleRadio, bleak_backends
+from phone_bridge.transports import BaseTransport
 from protocol.framing import MIN_ATT_MTU, segment
 from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID, CarInfo, decode_info
 from radio.hci import HciSpec
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
-class BleTransport:
+class BleTransport(BaseTransport):
     """A connected byte pipe to one car.
 
     Use ``await BleTransport.connect(...)``; the constructor is internal.
@@ -42,6 +43,7 @@ class BleTransport:
     """
 
     transport_name = "ble"
+    name = "ble"  # phone_bridge.transports.BaseTransport's name
 
     def __init__(self, client: BleakClient, owned_radio: BumbleRadio | None) -> None:
         self._client = client
