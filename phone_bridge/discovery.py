@@ -147,17 +147,27 @@ async def discover(
     if use_mdns:
         tasks.append(discover_mdns(timeout, interface, want))
     if use_ble:
-        tasks.append(_discover_ble(timeout, radio))
+        tasks.append(_discover_ble(timeout, radio, want))
     results = await asyncio.gather(*tasks)
     mdns = results[0] if use_mdns else []
     ble = results[-1] if use_ble else []
     return merge(mdns, ble)
 
 
-async def _discover_ble(timeout: float, radio: str | None) -> list[CarSighting]:
-    from phone_bridge.ble.scanner import scan_cars
+async def _discover_ble(
+    timeout: float, radio: str | None, want: str | None = None
+) -> list[CarSighting]:
+    from phone_bridge.ble.scanner import BleCar, scan_cars
 
-    cars = await scan_cars(timeout, radio)
+    def wanted(car: BleCar) -> bool:
+        # The advert carries an 8-hex id prefix; a full id matches by its prefix.
+        return (
+            bool(want)
+            and bool(car.name)
+            and (car.name == want or (want or "").startswith(car.id_prefix))
+        )
+
+    cars = await scan_cars(timeout, radio, stop_when=wanted if want else None)
     return [
         CarSighting(
             id=c.id_prefix,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bleak import BleakScanner
@@ -41,13 +43,18 @@ class BleCar:
     rssi: int
 
 
-async def scan_cars(timeout: float, radio: HciSpec | BumbleRadio | None = None) -> list[BleCar]:
+async def scan_cars(
+    timeout: float,
+    radio: HciSpec | BumbleRadio | None = None,
+    stop_when: Callable[[BleCar], bool] | None = None,
+) -> list[BleCar]:
     """Scan for ``timeout`` seconds and return the cars heard, strongest first.
 
     Args:
         timeout: how long to listen, in seconds.
         radio: ``None`` for the platform's Bluetooth (bleak), or a Bumble transport
             string / ``LocalRadio`` / ``BumbleRadio`` for an emulated radio.
+        stop_when: stop early once a car for which this returns True is heard.
 
     Returns:
         One ``BleCar`` per address. Advertisements with malformed CarHub service data
@@ -59,17 +66,21 @@ async def scan_cars(timeout: float, radio: HciSpec | BumbleRadio | None = None) 
     owned = None if radio is None or isinstance(radio, BumbleRadio) else BumbleRadio(radio)
     scanner_cls, _ = bleak_backends(owned or radio)
     found: dict[str, BleCar] = {}
+    enough = asyncio.Event()
 
     def on_advertisement(device: BLEDevice, adv: AdvertisementData) -> None:
         car = _car_from(device, adv, found.get(device.address))
         if car is not None:
             found[device.address] = car
+            if stop_when is not None and stop_when(car):
+                enough.set()
 
     # No service_uuids filter for bleak: CoreBluetooth only matches UUIDs listed in
     # the advertisement, and ours is in the service data (31 bytes leave no room for both).
     try:
         async with BleakScanner(on_advertisement, backend=scanner_cls):
-            await asyncio.sleep(timeout)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(enough.wait(), timeout)
     finally:
         if owned is not None:
             await owned.close()
