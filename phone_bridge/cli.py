@@ -91,6 +91,9 @@ RADIO = typer.Option(
 )
 MDNS_IF = typer.Option(None, "--mdns-interface", help="IP address to browse mDNS on.")
 TIMEOUT = typer.Option(3.0, "--timeout", help="Seconds to spend discovering.")
+BTSNOOP = typer.Option(
+    None, "--btsnoop", help="Write a btsnoop capture (Wireshark) of the BLE link (with --radio)."
+)
 NAME = typer.Option(
     None, "--name", help="This phone's name as the car shows it (default: from the hostname)."
 )
@@ -113,10 +116,18 @@ def _root(
 
 
 def _opts(
-    transport: TransportChoice, radio: str | None, mdns_if: str | None, timeout: float
+    transport: TransportChoice,
+    radio: str | None,
+    mdns_if: str | None,
+    timeout: float,
+    btsnoop: Path | None = None,
 ) -> ConnectOptions:
     return ConnectOptions(
-        transport=transport.value, radio=radio, mdns_interface=mdns_if, discover_timeout=timeout
+        transport=transport.value,
+        radio=radio,
+        mdns_interface=mdns_if,
+        discover_timeout=timeout,
+        btsnoop=str(btsnoop) if btsnoop else None,
     )
 
 
@@ -204,11 +215,12 @@ def pair_cmd(
     radio: str = RADIO,
     mdns_interface: str = MDNS_IF,
     timeout: float = TIMEOUT,
+    btsnoop: Path = BTSNOOP,
     as_json: bool = JSON,
 ) -> None:
     """Pair with a car: both screens show a 6-digit code that the users confirm."""
     _check_auto_confirm(auto_confirm, transport, radio)
-    opts = _opts(transport, radio, mdns_interface, timeout)
+    opts = _opts(transport, radio, mdns_interface, timeout, btsnoop)
     state = _state()
 
     async def decide(code: str) -> bool:
@@ -280,10 +292,11 @@ def sync_cmd(
     radio: str = RADIO,
     mdns_interface: str = MDNS_IF,
     timeout: float = TIMEOUT,
+    btsnoop: Path = BTSNOOP,
     as_json: bool = JSON,
 ) -> None:
     """Sync contacts (and optionally now-playing) once, with a progress bar and a summary."""
-    opts = _opts(transport, radio, mdns_interface, timeout)
+    opts = _opts(transport, radio, mdns_interface, timeout, btsnoop)
     state = _state()
     try:
         book = load_contacts(contacts)  # before connecting: a bad file changes nothing
@@ -383,6 +396,7 @@ def run_cmd(
     radio: str = RADIO,
     mdns_interface: str = MDNS_IF,
     timeout: float = TIMEOUT,
+    btsnoop: Path = BTSNOOP,
     as_json: bool = JSON,
 ) -> None:
     """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
@@ -407,7 +421,7 @@ def run_cmd(
                 media=media,
                 name=_name(name),
                 auto_confirm=auto_confirm,
-                connect=_opts(transport, radio, mdns_interface, timeout),
+                connect=_opts(transport, radio, mdns_interface, timeout, btsnoop),
             ),
             player,
             emit,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from phone_bridge.discovery import CarSighting, discover, is_hostport
 from phone_bridge.state import PairedCar, PhoneState
@@ -29,6 +30,7 @@ class ConnectOptions:
     radio: str | None = None  # Bumble transport for the emulated BLE backend
     mdns_interface: str | None = None
     discover_timeout: float = 3.0
+    btsnoop: str | None = None  # capture BLE HCI traffic here (emulated radio)
 
 
 @dataclass
@@ -119,7 +121,11 @@ async def open_transport(target: Target, opts: ConnectOptions) -> BaseTransport:
         from phone_bridge.ble.transport import BleTransport
 
         try:
-            return await BleTransport.connect(target.ble_address or target.ble_id, radio=opts.radio)
+            return await BleTransport.connect(
+                target.ble_address or target.ble_id,
+                radio=opts.radio,
+                btsnoop=Path(opts.btsnoop) if opts.btsnoop else None,
+            )
         except Exception as exc:  # bleak raises many types; the message is what matters
             errors.append(f"BLE: {exc}")
     if not errors:

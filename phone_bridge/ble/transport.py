@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from bleak import BleakClient
@@ -59,6 +60,7 @@ class BleTransport(BaseTransport):
         *,
         radio: HciSpec | BumbleRadio | None = None,
         timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        btsnoop: Path | None = None,
     ) -> BleTransport:
         """Connect to a car, read its info and subscribe to its notifications.
 
@@ -67,6 +69,8 @@ class BleTransport(BaseTransport):
             radio: ``None`` for the platform's Bluetooth, or an emulated radio (a Bumble
                 transport string gives this transport its own controller).
             timeout: connection timeout in seconds.
+            btsnoop: capture this connection's HCI traffic (emulated radio only; on real
+                hardware use the OS's tools, e.g. btmon).
 
         Returns:
             The connected transport.
@@ -75,7 +79,11 @@ class BleTransport(BaseTransport):
             ConnectionError: the car could not be reached or is not a CarHub car.
             protocol.errors.MessageError: the car's info value is malformed.
         """
-        owned = None if radio is None or isinstance(radio, BumbleRadio) else BumbleRadio(radio)
+        owned = (
+            None
+            if radio is None or isinstance(radio, BumbleRadio)
+            else BumbleRadio(radio, btsnoop=btsnoop)
+        )
         _, client_cls = bleak_backends(owned or radio)
         self_ref: list[BleTransport] = []
         client = BleakClient(
