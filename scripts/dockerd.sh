@@ -56,6 +56,7 @@ start() {
         return 0
     fi
     mkdir -p "$WORK/data" "$WORK/exec"
+    save_host_net
     # --bridge=none: no default docker0, so we never clash with a system engine's bridge;
     # compose makes its own user-defined networks and builds use --network host.
     # dockerd launches its own containerd under exec-root/data-root when none is given.
@@ -102,8 +103,53 @@ stop() {
         kill -TERM "$(cat "$cpid_file")" 2>/dev/null || true
     fi
     unmount_leftovers
+    remove_iptables_chains
+    restore_host_net
     rm -f "$PIDFILE" "$SOCK"
     log "stopped (pid $pid)"
+}
+
+remove_iptables_chains() {
+    # dockerd leaves its (by now empty) DOCKER* chains and the jumps to them in iptables.
+    # They are shared by name with any other engine, so only remove them when no other
+    # dockerd runs on this host (checked, not killed, by name).
+    command -v iptables >/dev/null 2>&1 || return 0
+    if pgrep -x dockerd >/dev/null 2>&1; then return 0; fi
+    local rule chain
+    for rule in "filter FORWARD -j DOCKER-USER" "filter FORWARD -j DOCKER-ISOLATION-STAGE-1" \
+        "nat PREROUTING -m addrtype --dst-type LOCAL -j DOCKER" \
+        "nat OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER"; do
+        read -r -a r <<<"$rule"
+        while iptables -t "${r[0]}" -D "${r[@]:1}" 2>/dev/null; do :; done
+    done
+    for chain in "filter DOCKER-USER" "filter DOCKER-ISOLATION-STAGE-1" \
+        "filter DOCKER-ISOLATION-STAGE-2" "filter DOCKER" "nat DOCKER"; do
+        read -r -a r <<<"$chain"
+        iptables -t "${r[0]}" -F "${r[1]}" 2>/dev/null && iptables -t "${r[0]}" -X "${r[1]}" 2>/dev/null || true
+    done
+}
+
+save_host_net() {
+    # dockerd turns on IP forwarding and sets the FORWARD policy to DROP; note both first so
+    # that stop can put them back (unless another engine already runs and owns them).
+    pgrep -x dockerd >/dev/null 2>&1 && return 0
+    {
+        echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+        echo "forward_policy=$(iptables -S FORWARD 2>/dev/null | awk '$1 == "-P" {print $3}')"
+    } >"$WORK/host-net.saved"
+}
+
+restore_host_net() {
+    local saved="$WORK/host-net.saved"
+    [ -f "$saved" ] || return 0
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+        local ip_forward forward_policy
+        ip_forward="$(sed -n 's/^ip_forward=//p' "$saved")"
+        forward_policy="$(sed -n 's/^forward_policy=//p' "$saved")"
+        [ -z "$forward_policy" ] || iptables -P FORWARD "$forward_policy" 2>/dev/null || true
+        [ -z "$ip_forward" ] || echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null || true
+    fi
+    rm -f "$saved"
 }
 
 unmount_leftovers() {
