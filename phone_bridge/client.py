@@ -34,6 +34,7 @@ from protocol.sync import (
     ContactsSender,
     ContactsState,
     Manifest,
+    SnapshotEdit,
     SyncCompleted,
     SyncProgress,
     SyncSnapshot,
@@ -184,7 +185,7 @@ async def sync_contacts(
     contacts: list[Contact],
     photos: dict[bytes, Photo],
     snapshot: SyncSnapshot | None,
-    save_snapshot: Callable[[SyncSnapshot], None],
+    record: Callable[[list[SnapshotEdit]], None],
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     timeout: float = 30.0,
     *,
@@ -194,9 +195,9 @@ async def sync_contacts(
     """Sync contacts over an established session.
 
     The car opens each session with ``ContactsState``; for a later sync in the same session
-    pass ``opening`` (the state of the last ack) instead of waiting for one. The snapshot
-    is saved after every message from the car, before replying, so a cut at any point
-    resumes without duplicates or losses. Other application messages (media commands that
+    pass ``opening`` (the state of the last ack) instead of waiting for one. The sender's
+    journal is recorded after every message from the car, before replying, so a cut at any
+    point resumes without duplicates or losses. Other application messages (media commands that
     arrive meanwhile) go to ``other``.
 
     Raises:
@@ -215,7 +216,7 @@ async def sync_contacts(
                 await other(msg)
             continue
         replies = sender.receive(msg)
-        save_snapshot(sender.snapshot)
+        record(sender.journal())  # write-ahead: persist before replying
         for msg in replies:
             link.conn.send(msg)
         await link.flush()

@@ -202,7 +202,7 @@ async def sync_once(
         contacts.contacts,
         contacts.photos,
         snapshot,
-        lambda snap: state.save_snapshot(car.id, snap),
+        lambda edits: state.record_sync(car.id, edits),
         on_progress,
         opening=None
         if first or snapshot is None

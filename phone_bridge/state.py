@@ -4,10 +4,13 @@ Layout (``--state-dir``, default ``~/.local/state/carhub-phone``)::
 
     phone.key                 X25519 private key, mode 0600
     cars.json                 paired cars: id -> name, pinned public key, endpoints
-    snapshots/<car id>.mpk    the protocol.sync.SyncSnapshot of the last sync with that car
+    snapshots/<car id>.mpk    base protocol.sync.SyncSnapshot of the car's mirror
+    snapshots/<car id>.log    journal of sync edits since the base (batches sent, acked)
 
-Every file is replaced atomically (write to a temporary file, fsync, rename), so a crash
-or a full disk leaves the previous version intact.
+Whole files are replaced atomically (write to a temporary file, fsync, rename), so a crash
+or a full disk leaves the previous version intact. The journal is appended to, one
+length-prefixed record per edit, so persisting a sync step costs O(batch), not
+O(contacts); a torn last record (crash mid-append) is ignored on load.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import msgspec
 
 from carhub.keys import load_or_create_identity
 from protocol.identity import Identity, fingerprint
-from protocol.sync import SyncSnapshot
+from protocol.sync import JournalBase, SnapshotEdit, SyncSnapshot, replay_journal
 
 __all__ = ["PairedCar", "PhoneState", "StateError", "default_state_dir"]
 
@@ -104,23 +108,56 @@ class PhoneState:
         self._atomic_write(self.root / "cars.json", data)
 
     # -- snapshots ---------------------------------------------------------------------
+    def _paths(self, car_id: str) -> tuple[Path, Path]:
+        d = self.root / "snapshots"
+        return d / f"{car_id}.mpk", d / f"{car_id}.log"
+
     def snapshot(self, car_id: str) -> SyncSnapshot | None:
-        """Return the last sync snapshot with a car, or None (the car then sends a manifest)."""
-        path = self.root / "snapshots" / f"{car_id}.mpk"
-        if not path.exists():
-            return None
+        """Return what this phone knows of a car's mirror, or None.
+
+        None makes the car send its manifest, which also costs only the differences.
+        """
+        base_path, log_path = self._paths(car_id)
         try:
-            return msgspec.msgpack.decode(path.read_bytes(), type=SyncSnapshot)
-        except msgspec.DecodeError:
+            base = (
+                msgspec.msgpack.decode(base_path.read_bytes(), type=SyncSnapshot)
+                if base_path.exists()
+                else None
+            )
+            edits = list(_read_journal(log_path))
+        except (OSError, msgspec.DecodeError):
             return None  # a damaged snapshot only costs a manifest round trip
+        if base is None and not edits:
+            return None
+        return replay_journal(base, edits)
 
     def forget_snapshot(self, car_id: str) -> None:
         """Drop a snapshot (after a fresh pairing the car's mirror starts empty)."""
-        (self.root / "snapshots" / f"{car_id}.mpk").unlink(missing_ok=True)
+        for path in self._paths(car_id):
+            path.unlink(missing_ok=True)
 
-    def save_snapshot(self, car_id: str, snap: SyncSnapshot) -> None:
-        """Persist a snapshot (after every acknowledged batch)."""
-        self._atomic_write(self.root / "snapshots" / f"{car_id}.mpk", msgspec.msgpack.encode(snap))
+    def record_sync(self, car_id: str, edits: list[SnapshotEdit]) -> None:
+        """Persist a sync step's edits (``ContactsSender.journal()``) before replying.
+
+        Raises:
+            StateError: the disk refused the write (full, read-only).
+        """
+        base_path, log_path = self._paths(car_id)
+        tail: list[SnapshotEdit] = []
+        for edit in edits:
+            if isinstance(edit, JournalBase):
+                self._atomic_write(base_path, msgspec.msgpack.encode(edit.snapshot))
+                log_path.unlink(missing_ok=True)
+                tail = []
+            else:
+                tail.append(edit)
+        if not tail:
+            return
+        try:
+            with log_path.open("ab") as f:
+                f.write(b"".join(_record(e) for e in tail))
+        except OSError as exc:
+            raise StateError(f"cannot write {log_path}: {exc.strerror}") from exc
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
         try:
@@ -136,3 +173,29 @@ class PhoneState:
                 raise
         except OSError as exc:
             raise StateError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+_edit_decoder = msgspec.msgpack.Decoder(SnapshotEdit)
+
+
+def _record(edit: SnapshotEdit) -> bytes:
+    body = msgspec.msgpack.encode(edit)
+    return len(body).to_bytes(4, "big") + body
+
+
+def _read_journal(path: Path) -> Iterator[SnapshotEdit]:
+    """Yield the journal's edits; stop at a torn or damaged last record."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    pos = 0
+    while pos + 4 <= len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        body = data[pos + 4 : pos + 4 + size]
+        if len(body) < size:
+            return
+        try:
+            yield _edit_decoder.decode(body)
+        except msgspec.DecodeError:
+            return
+        pos += 4 + size

@@ -27,12 +27,14 @@ from protocol.sync import (
     Manifest,
     ManifestRequest,
     MirrorState,
+    SnapshotEdit,
     SyncCompleted,
     SyncProgress,
     SyncSnapshot,
     SyncSummary,
     batch_digest,
     next_anchor,
+    replay_journal,
 )
 
 
@@ -80,15 +82,30 @@ class CarDb:
 
 @dataclass
 class PhoneStore:
-    """The phone's persisted snapshot, kept encoded as the shell would write it to disk."""
+    """The phone's persisted snapshot as the shell keeps it: an encoded journal of edits."""
 
-    blob: bytes | None = None
+    journal: list[bytes] = field(default_factory=list)
 
     def load(self) -> SyncSnapshot | None:
-        return None if self.blob is None else msgspec.msgpack.decode(self.blob, type=SyncSnapshot)
+        if not self.journal:
+            return None
+        return replay_journal(None, [_edit_dec.decode(e) for e in self.journal])
 
-    def save(self, snap: SyncSnapshot) -> None:
-        self.blob = msgspec.msgpack.encode(snap)
+    def record(self, edits: list[SnapshotEdit], expected: SyncSnapshot) -> None:
+        self.journal += [msgspec.msgpack.encode(e) for e in edits]
+        got = self.load()
+        # The journal must rebuild exactly what the (copying) snapshot property says.
+        assert got is not None or not expected.digests
+        if got is not None:
+            assert (got.anchor, got.digests, got.photos) == (
+                expected.anchor,
+                expected.digests,
+                expected.photos,
+            )
+            assert [i.anchor for i in got.inflight] == [i.anchor for i in expected.inflight]
+
+
+_edit_dec = msgspec.msgpack.Decoder(SnapshotEdit)
 
 
 @dataclass
@@ -144,7 +161,7 @@ def run_session(
             else:
                 run.bytes_to_phone += len(frame)
                 out = sender.receive(decode(frame))
-                store.save(sender.snapshot)  # write-ahead: persist before sending
+                store.record(sender.journal(), sender.snapshot)  # persist before sending
                 while (pev := sender.next_event()) is not None:
                     if isinstance(pev, SyncCompleted):
                         run.summary = pev.summary
