@@ -1,8 +1,8 @@
 """The car's REST API and dashboard (FastAPI). Routes only; the engine does the work.
 
 OpenAPI docs are at ``/docs``. ``/api/events`` is a WebSocket that first sends a snapshot
-(one event of each type) and then every change: ``status``, ``pairing``, ``phones``,
-``contacts`` and ``media``, each as ``{"type": ..., "data": ...}``.
+(``status``, ``pairing``, ``phones``, ``media``) and then every change, ``contacts``
+included, each as ``{"type": ..., "data": ...}``.
 """
 
 from __future__ import annotations
@@ -93,6 +93,14 @@ class MediaCommandBody(BaseModel):
 class CommandResult(BaseModel):
     ok: bool
     phone_id: str
+
+
+async def _until_disconnect(ws: WebSocket) -> None:
+    """Return when the client closes (anything it sends is ignored)."""
+    while True:
+        msg = await ws.receive()
+        if msg["type"] == "websocket.disconnect":
+            return
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -199,8 +207,11 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.websocket("/api/events")
     async def events(ws: WebSocket) -> None:
+        """Live updates: a snapshot (status, pairing, phones, media), then every change."""
         await ws.accept()
         queue = engine.hub.subscribe()
+        # Watch the client too, so a closed dashboard ends this handler at once.
+        gone = asyncio.ensure_future(_until_disconnect(ws))
         try:
             for type_, data in (
                 ("status", engine.status()),
@@ -210,10 +221,16 @@ def create_app(engine: Engine) -> FastAPI:
             ):
                 await ws.send_json({"type": type_, "data": data})
             while True:
-                await ws.send_json(await queue.get())
-        except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+                nxt = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if gone in done:
+                    nxt.cancel()
+                    return
+                await ws.send_json(nxt.result())
+        except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            gone.cancel()
             engine.hub.unsubscribe(queue)
 
     # Mounted last so the API routes above win; html=True serves index.html at /.

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protocol.media import MediaCommand, NowPlaying, position_at
-
 from carhub.events import EventHub
 from carhub.store import Store
 from protocol.errors import PairingError, Reason
 from protocol.identity import Identity
+from protocol.media import MediaCommand, NowPlaying, position_at
 from protocol.messages import PROTOCOL_VERSION
 from protocol.pairing import PairingRateLimiter
 

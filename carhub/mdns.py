@@ -72,7 +72,7 @@ class CarAdvertiser:
         else:
             self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only)
         self._info = self._build(props)
-        await self._zc.async_register_service(self._info)
+        await (await self._zc.async_register_service(self._info))
         log.info("mDNS: registered %s at %s:%d", self._instance, self._address, self._port)
 
     async def update(self, props: dict[str, str]) -> None:
@@ -80,7 +80,7 @@ class CarAdvertiser:
         if self._zc is None:
             return
         self._info = self._build(props)
-        await self._zc.async_update_service(self._info)
+        await (await self._zc.async_update_service(self._info))
         log.info("mDNS: re-announced (pair=%s)", props.get("pair"))
 
     async def stop(self) -> None:
@@ -89,7 +89,7 @@ class CarAdvertiser:
             return
         try:
             if self._info is not None:
-                await self._zc.async_unregister_service(self._info)
+                await (await self._zc.async_unregister_service(self._info))
         finally:
             await self._zc.async_close()
             self._zc = None

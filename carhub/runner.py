@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -135,7 +136,7 @@ class CarRunner:
                 "lan": [self.config.lan_endpoint] if self.config.lan_endpoint else [],
             },
             on_link=self.engine.serve_link,
-            btsnoop=self.options.btsnoop,
+            btsnoop=Path(self.options.btsnoop) if self.options.btsnoop else None,
         )
         await self._ble.start()
         self._ble.set_pairing_open(self.engine.pairing_open)

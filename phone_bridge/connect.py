@@ -116,7 +116,8 @@ async def open_transport(target: Target, opts: ConnectOptions) -> BaseTransport:
             if opts.transport == "lan":
                 raise
             errors.append(str(exc))
-            log.info("LAN failed (%s); trying BLE", exc)
+            if target.ble_address or target.ble_id:
+                log.info("LAN failed (%s); trying BLE", exc)
     if opts.transport in ("auto", "ble") and (target.ble_address or target.ble_id):
         from phone_bridge.ble.transport import BleTransport
 

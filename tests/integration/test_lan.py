@@ -121,11 +121,6 @@ async def test_two_phones_discover_pair_and_sync_without_cross_talk(
             await asyncio.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG carhub/app.py events(): blocks on queue.get() and never sees the client "
-    "disconnect, so its task outlives the socket (and runner.stop()) until the next event",
-)
 async def test_events_handler_ends_when_the_dashboard_disconnects(car: CarRunner) -> None:
     async with websockets.connect(f"ws://127.0.0.1:{car.ui_port}/api/events") as events:
         await events_until(events, {"status", "pairing", "phones", "media"})
