@@ -293,9 +293,10 @@ def test_run_with_media_obeys_the_car_and_resyncs_on_change(
         car.post("/api/media/command", json={"action": "next"})
         nxt = poll(
             lambda: (m := car.get("/api/media"))["track_id"] != media["track_id"] and m,
-            timeout=1.5, what="the next track",
+            timeout=5, what="the next track",
         )  # fmt: skip
-        assert time.monotonic() - start < 1.5
+        # Latency targets live in bench/bench_lan.py; here only "it happens, promptly".
+        assert time.monotonic() - start < 5
         assert nxt["title"] == "Night Signal"
         deadline = time.monotonic() + 5
         while True:
