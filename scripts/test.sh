@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Set everything up, then run lint, type checks and the whole test suite.
-# Extra arguments go to pytest, e.g. scripts/test.sh -k pairing
+# Set everything up, then run lint, type checks, the docker-compose lab, and the whole
+# test suite (pytest last, so its summary closes the output).
+#   scripts/test.sh                 # everything
+#   scripts/test.sh -k pairing      # extra arguments go to pytest
+#   CARHUB_SKIP_LAB=1 scripts/test.sh   # skip the container lab (it needs root and ~2 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,5 +11,11 @@ echo "[test] ruff" >&2
 .venv/bin/ruff check protocol carhub phone_bridge radio tests bench
 echo "[test] mypy --strict protocol/" >&2
 .venv/bin/mypy
+if [ "${CARHUB_SKIP_LAB:-0}" = 1 ]; then
+    echo "[test] WARNING: CARHUB_SKIP_LAB=1: the docker-compose lab is NOT tested" >&2
+else
+    echo "[test] docker-compose lab" >&2
+    if [ "$(id -u)" = 0 ]; then scripts/compose_ci.sh; else sudo scripts/compose_ci.sh; fi
+fi
 echo "[test] pytest" >&2
 exec .venv/bin/python -m pytest "$@"
