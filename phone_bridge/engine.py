@@ -171,7 +171,7 @@ async def do_pair(
         id=done.peer_device_id,
         name=done.peer_name,
         public_key=done.peer_public_key.hex(),
-        endpoint=target.endpoint if transport.name == "lan" else "",
+        endpoint=target.endpoint if transport.name == "lan" else _lan_from_info(transport),
         ble_address=target.ble_address,
     )
     state.save_car(car)
@@ -221,3 +221,13 @@ def backoff_delays(base: float = 0.5, cap: float = 15.0) -> list[float]:
         delays.append(d * random.uniform(0.8, 1.2))
         d *= 2
     return delays
+
+
+def _lan_from_info(transport: object) -> str:
+    """The LAN endpoint a car lists in its BLE info characteristic, for a later hand-over.
+
+    ``--transport auto`` tries it first next time and falls back to BLE if unreachable.
+    """
+    info = getattr(transport, "info", None)
+    lan = getattr(info, "lan", None) or []
+    return str(lan[0]) if lan else ""
