@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -55,6 +56,10 @@ ADV_INTERVAL_MAX_MS = 30
 _AD_FLAGS = bytes([0x06])  # LE General Discoverable, BR/EDR not supported
 _MAX_AD = 31  # legacy advertising / scan response payload
 _REMOTE_USER_TERMINATED = hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR
+# Reopening a lost HCI transport (the radio process restarted, a dongle re-plugged):
+# back off from 0.5 s to 5 s so a dead radio costs little CPU but a restart is seen quickly.
+_REOPEN_MIN_S = 0.5
+_REOPEN_MAX_S = 5.0
 
 LinkHandler = Callable[["BleLink"], Awaitable[None]]
 
@@ -191,27 +196,77 @@ class BleCarServer:
     async def start(self) -> None:
         """Open the HCI transport, register the service and start advertising.
 
+        If the transport is lost later (the radio process restarts), the car reopens it by
+        itself with backoff and advertises again at the same address.
+
         Raises:
             radio.RadioUnavailableError: the transport could not be opened.
         """
-        self._transport = await open_hci(self._hci, self._btsnoop)
+        self._out.on(self._out.EVENT_SUBSCRIPTION, self._on_subscription)
+        self._running = True
+        await self._open()
+        self._spawn(self._watch_transport())
+        log.info("BLE car %s advertising as %s", self._name, self.address)
+
+    async def _open(self) -> None:
+        """Open the transport, power a fresh Device on and advertise."""
+        # The capture covers the first transport only: reopening would truncate the file.
+        btsnoop, self._btsnoop = self._btsnoop, None
+        self._transport = await open_hci(self._hci, btsnoop)
+        # A static random address derived from the device id: the car keeps one address
+        # across restarts of itself and of the radio (emulated controllers get a new public
+        # address per connection), so a phone's remembered address stays valid.
         device = Device.with_hci(
             self._name,
-            hci.Address.generate_static_address(),
+            _static_address(self._device_id),
             self._transport.source,
             self._transport.sink,
         )
         device.add_service(self._service)
         device.on(device.EVENT_CONNECTION, self._on_connection)
-        self._out.on(self._out.EVENT_SUBSCRIPTION, self._on_subscription)
         self._device = device
         await device.power_on()
-        public = device.public_address != hci.Address.ANY
-        self._own_type = hci.OwnAddressType.PUBLIC if public else hci.OwnAddressType.RANDOM
-        self.address = _plain(device.public_address if public else device.random_address)
-        self._running = True
+        self._own_type = hci.OwnAddressType.RANDOM
+        self.address = _plain(device.random_address)
         await self._advertise()
-        log.info("BLE car %s advertising as %s", self._name, self.address)
+
+    async def _watch_transport(self) -> None:
+        """Reopen the HCI transport whenever it is lost, until ``stop``."""
+        while self._running:
+            source = self._transport.source if self._transport is not None else None
+            terminated = getattr(source, "terminated", None)
+            if terminated is None:
+                return  # an in-process radio never drops
+            await asyncio.shield(terminated)
+            if not self._running:
+                return
+            log.warning("BLE: HCI transport %s lost; reopening", self._hci)
+            for link in list(self._links.values()):
+                link._mark_closed()
+            self._links.clear()
+            self._device = None
+            with contextlib.suppress(Exception):
+                await self._transport.close()
+            self._transport = None
+            await self._reopen()
+
+    async def _reopen(self) -> None:
+        """Retry ``_open`` with backoff until it works or the car stops."""
+        delay = _REOPEN_MIN_S
+        while self._running:
+            try:
+                await self._open()
+            except Exception as exc:  # any failure to reach the radio: try again later
+                if self._transport is not None:
+                    with contextlib.suppress(Exception):
+                        await self._transport.close()
+                    self._transport = None
+                log.info("BLE: cannot reopen %s yet (%s)", self._hci, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _REOPEN_MAX_S)
+            else:
+                log.info("BLE: transport reopened; advertising as %s again", self.address)
+                return
 
     async def stop(self) -> None:
         """Stop advertising, end every link and close the transport."""
@@ -361,6 +416,14 @@ def _deny_read(_connection: Connection) -> bytes:
 def _deny_write(_connection: Connection, _value: bytes) -> None:
     """Refuse a write the characteristic does not allow."""
     raise ATT_Error(ErrorCode.WRITE_NOT_PERMITTED)
+
+
+def _static_address(device_id: str) -> hci.Address:
+    """Return a static random address (top two bits 11) derived from ``device_id``."""
+    raw = bytearray(hashlib.sha256(device_id.encode()).digest()[:6])
+    raw[0] |= 0xC0
+    text = ":".join(f"{b:02X}" for b in raw)
+    return hci.Address(text, hci.Address.RANDOM_DEVICE_ADDRESS)
 
 
 def _plain(address: hci.Address) -> str:
