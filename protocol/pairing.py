@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from protocol.errors import LocalProtocolError, PairingError, Reason
 from protocol.identity import KEY_SIZE, Identity, InvalidPeerKeyError, PairingUri
 from protocol.messages import Message, register
+from protocol.ratelimit import PairingRateLimiter
 
 __all__ = [
     "CarPairing",
@@ -205,8 +206,16 @@ class _Pairing:
     role: ClassVar[str]
     _table: ClassVar[dict[tuple[_State, type[Message]], _Handler]]
 
-    def __init__(self, identity: Identity, *, transcript: bytes, now: float, timeout: float,
-                 rng: Rng, state: _State) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        transcript: bytes,
+        now: float,
+        timeout: float,
+        rng: Rng,
+        state: _State,
+    ) -> None:
         self._identity = identity
         self._transcript = transcript
         self._deadline = now + timeout
@@ -287,8 +296,9 @@ class _Pairing:
     # -- shared steps ---------------------------------------------------------------------
     def _derive(self, pp: bytes, pc: bytes, name: str) -> None:
         """Compute PT, the code and the confirmation key once both nonces are known."""
-        self._pt = transcript_hash(self._transcript, self._method, name, pp, pc,
-                                   self._commit, self._np, self._nc)
+        self._pt = transcript_hash(
+            self._transcript, self._method, name, pp, pc, self._commit, self._np, self._nc
+        )
         self._key = confirm_key(self._shared, self._np, self._nc, self._secret)
         if self._method == "numeric":
             self.code = numeric_code(self._pt)
@@ -370,11 +380,24 @@ class CarPairing(_Pairing):
 
     role = "car"
 
-    def __init__(self, identity: Identity, *, transcript: bytes, now: float,
-                 timeout: float = 60.0, oob_secret: bytes | None = None,
-                 rng: Rng = os.urandom) -> None:
-        super().__init__(identity, transcript=transcript, now=now, timeout=timeout, rng=rng,
-                         state=_State.WAIT_REQUEST)
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        transcript: bytes,
+        now: float,
+        timeout: float = 60.0,
+        oob_secret: bytes | None = None,
+        rng: Rng = os.urandom,
+    ) -> None:
+        super().__init__(
+            identity,
+            transcript=transcript,
+            now=now,
+            timeout=timeout,
+            rng=rng,
+            state=_State.WAIT_REQUEST,
+        )
         self._oob_secret = oob_secret
 
     def _on_request(self, msg: PairRequest) -> list[Message]:
@@ -431,11 +454,20 @@ class PhonePairing(_Pairing):
 
     role = "phone"
 
-    def __init__(self, identity: Identity, name: str, *, transcript: bytes, now: float,
-                 timeout: float = 60.0, oob: PairingUri | None = None,
-                 rng: Rng = os.urandom) -> None:
-        super().__init__(identity, transcript=transcript, now=now, timeout=timeout, rng=rng,
-                         state=_State.IDLE)
+    def __init__(
+        self,
+        identity: Identity,
+        name: str,
+        *,
+        transcript: bytes,
+        now: float,
+        timeout: float = 60.0,
+        oob: PairingUri | None = None,
+        rng: Rng = os.urandom,
+    ) -> None:
+        super().__init__(
+            identity, transcript=transcript, now=now, timeout=timeout, rng=rng, state=_State.IDLE
+        )
         self._name = name
         self._oob = oob
         if oob is not None:
@@ -493,48 +525,3 @@ class PhonePairing(_Pairing):
         (_State.CONFIRMING, PairConfirm): _Pairing._on_confirm,
         (_State.CONFIRMING, PairResult): _on_result,
     }
-
-
-class PairingRateLimiter:
-    """Counts failed pairing attempts per key (a peer address or device id); pure.
-
-    After ``max_attempts`` failures within ``window`` seconds, ``check`` refuses that key
-    for ``lockout`` seconds. At most ``max_keys`` keys are tracked; the stalest go first,
-    so a flood of fresh addresses cannot grow the table without bound.
-    """
-
-    def __init__(self, max_attempts: int = 5, window: float = 60.0, lockout: float = 30.0,
-                 max_keys: int = 1024) -> None:
-        self._max, self._window, self._lockout, self._max_keys = (
-            max_attempts, window, lockout, max_keys)
-        self._failures: dict[str, list[float]] = {}
-        self._locked_until: dict[str, float] = {}
-
-    def check(self, key: str, now: float) -> None:
-        """Allow or refuse a new pairing attempt from ``key``.
-
-        Raises:
-            PairingError: ``RATE_LIMITED``, with the seconds left in ``detail``.
-        """
-        until = self._locked_until.get(key, 0.0)
-        if now < until:
-            detail = f"too many attempts; retry in {until - now:.0f}s"
-            raise PairingError(Reason.RATE_LIMITED, detail)
-
-    def record_failure(self, key: str, now: float) -> None:
-        """Count one failed attempt from ``key``."""
-        recent = [t for t in self._failures.pop(key, []) if now - t < self._window]
-        recent.append(now)
-        if len(recent) >= self._max:
-            self._locked_until[key] = now + self._lockout
-            recent = []
-        self._failures[key] = recent  # re-inserted last: dict order is staleness order
-        while len(self._failures) > self._max_keys:
-            stale = next(iter(self._failures))
-            del self._failures[stale]
-            self._locked_until.pop(stale, None)
-
-    def record_success(self, key: str) -> None:
-        """Forget ``key``'s failures after a successful pairing."""
-        self._failures.pop(key, None)
-        self._locked_until.pop(key, None)
