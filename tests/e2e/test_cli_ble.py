@@ -26,7 +26,7 @@ from tests.e2e.ble_helpers import (
     corpus_file,
     phone_row,
 )
-from tests.e2e.helpers import MEDIA, Car, Phone, poll, sample_vcf, stop, stop_all
+from tests.e2e.helpers import _LIVE, MEDIA, Car, Phone, poll, sample_vcf, stop, stop_all
 
 
 @pytest.fixture
@@ -35,6 +35,9 @@ def radio(tmp_path: Path) -> Iterator[Radio]:
     try:
         yield Radio(tmp_path).start()
     finally:
+        # Newest first: phones, then cars, then the radio, so nobody waits on a dead air.
+        for proc in reversed(list(_LIVE)):
+            stop(proc)
         stop_all()
 
 
