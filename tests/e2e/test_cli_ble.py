@@ -52,7 +52,8 @@ def car(tmp_path: Path, radio: Radio) -> Car:
 
 
 def _good(n: int) -> str:
-    return f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:u{n}\r\nFN:Good {n}\r\nTEL:+1555000{n:04d}\r\nEND:VCARD\r\n"
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:u{n}", f"FN:Good {n}", f"TEL:+1555000{n:04d}"]
+    return "\r\n".join([*lines, "END:VCARD", ""])
 
 
 # 1. discovery ------------------------------------------------------------------------
@@ -173,9 +174,7 @@ def _assert_exactly(car: Car, pid: str, total: int) -> None:
     assert len({c["uid"] for c in items}) == total
 
 
-def test_kill_the_phone_mid_sync_then_resume(
-    car: Car, phone: BlePhone, tmp_path: Path
-) -> None:
+def test_kill_the_phone_mid_sync_then_resume(car: Car, phone: BlePhone, tmp_path: Path) -> None:
     pid = phone.pair(car)
     vcf = sample_vcf(tmp_path / "big.vcf", 20_000)
     proc = phone.popen("sync", "BLE Car", "--contacts", str(vcf), "--json",
@@ -189,9 +188,7 @@ def test_kill_the_phone_mid_sync_then_resume(
     _assert_exactly(car, pid, 20_000)
 
 
-def test_restart_the_car_mid_sync_then_resume(
-    car: Car, phone: BlePhone, tmp_path: Path
-) -> None:
+def test_restart_the_car_mid_sync_then_resume(car: Car, phone: BlePhone, tmp_path: Path) -> None:
     pid = phone.pair(car)
     vcf = sample_vcf(tmp_path / "big.vcf", 20_000)
     proc = phone.popen("sync", "BLE Car", "--contacts", str(vcf), "--json",
@@ -228,14 +225,14 @@ def test_radio_drop_then_run_reconnects_by_itself(
 def test_two_cars_two_phones_each_sync_their_own(tmp_path: Path, radio: Radio) -> None:
     cars = [ble_car(tmp_path, radio, f"Car {n}") for n in "AB"]
     phones = [BlePhone(Phone(tmp_path / f"phone{n}"), radio) for n in "AB"]
-    pids = [p.pair(c, "--name", f"Phone {c.name[-1]}") for p, c in zip(phones, cars)]
+    pids = [p.pair(c, "--name", f"Phone {c.name[-1]}") for p, c in zip(phones, cars, strict=True)]
     assert pids[0] != pids[1]
-    for n, (car, phone) in enumerate(zip(cars, phones)):
+    for n, (car, phone) in enumerate(zip(cars, phones, strict=True)):
         vcf = tmp_path / f"book{n}.vcf"
         vcf.write_text("".join(_good(100 * (n + 1) + i) for i in range(n + 2)))
         r = phone.sync(car, vcf)
         assert r.code == 0 and r.json["car"] == car.id, r
-    for n, (car, pid) in enumerate(zip(cars, pids)):
+    for n, (car, pid) in enumerate(zip(cars, pids, strict=True)):
         assert [p["id"] for p in car.phones()] == [pid]
         names = sorted(c["name"] for c in car.all_contacts(pid))
         assert names == sorted(f"Good {100 * (n + 1) + i}" for i in range(n + 2))
