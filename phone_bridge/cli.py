@@ -219,7 +219,7 @@ def pair_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Pair with a car: both screens show a 6-digit code that the users confirm."""
-    _check_auto_confirm(auto_confirm, transport, radio)
+    transport = _check_auto_confirm(auto_confirm, transport, radio)
     opts = _opts(transport, radio, mdns_interface, timeout, btsnoop)
     state = _state()
 
@@ -265,7 +265,10 @@ async def _ask(prompt: str) -> bool:
     return line.strip().lower() in ("y", "yes")
 
 
-def _check_auto_confirm(auto: bool, transport: TransportChoice, radio: str | None) -> None:
+def _check_auto_confirm(
+    auto: bool, transport: TransportChoice, radio: str | None
+) -> TransportChoice:
+    """Refuse auto-confirm on real Bluetooth; without --radio, keep auto on the LAN."""
     if auto and radio is None and transport is TransportChoice.ble:
         typer.echo(
             "phone-bridge: error: --auto-confirm is for emulation only and is refused on "
@@ -277,6 +280,9 @@ def _check_auto_confirm(auto: bool, transport: TransportChoice, radio: str | Non
         log.warning(
             "AUTO-CONFIRM IS ON: pairing codes are accepted without a human (emulation only)"
         )
+        if radio is None and transport is TransportChoice.auto:
+            return TransportChoice.lan  # never fall back to a real radio unattended
+    return transport
 
 
 # -- sync -----------------------------------------------------------------------------
@@ -400,7 +406,7 @@ def run_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
-    _check_auto_confirm(auto_confirm, transport, radio)
+    transport = _check_auto_confirm(auto_confirm, transport, radio)
     try:
         load_contacts(contacts)
     except BridgeError as exc:

@@ -54,8 +54,9 @@ class Target:
 
 
 def _match(query: str, car_id: str, name: str) -> bool:
-    q = query.casefold()
-    return car_id.startswith(q) or name.casefold() == q
+    """Match by name, or by id prefix either way (BLE adverts carry only 8 hex digits)."""
+    q, cid = query.casefold(), car_id.casefold()
+    return (bool(cid) and (cid.startswith(q) or q.startswith(cid))) or name.casefold() == q
 
 
 async def resolve(query: str | None, state: PhoneState, opts: ConnectOptions) -> Target:
