@@ -125,7 +125,7 @@ class PhoneState:
                 else None
             )
             edits = list(_read_journal(log_path))
-        except (OSError, msgspec.DecodeError):
+        except (OSError, msgspec.MsgspecError, UnicodeDecodeError):
             return None  # a damaged snapshot only costs a manifest round trip
         if base is None and not edits:
             return None
@@ -196,6 +196,6 @@ def _read_journal(path: Path) -> Iterator[SnapshotEdit]:
             return
         try:
             yield _edit_decoder.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.MsgspecError, UnicodeDecodeError):
             return
         pos += 4 + size

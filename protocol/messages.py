@@ -135,7 +135,8 @@ def decode(data: bytes) -> Message:
         _decoder = msgspec.msgpack.Decoder(union[0] if len(union) == 1 else _union(union))
     try:
         msg = _decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    # msgspec raises UnicodeDecodeError itself for a str field holding invalid UTF-8.
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise MessageError(Reason.MALFORMED, str(exc).splitlines()[0][:200]) from exc
     assert isinstance(msg, Message)
     return msg

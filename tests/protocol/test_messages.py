@@ -95,3 +95,10 @@ def test_app_payload_without_content_size_refused() -> None:
 def test_app_payload_garbage_is_message_error(payload: bytes) -> None:
     with pytest.raises(MessageError):
         decode_app(payload)
+
+
+def test_invalid_utf8_in_a_string_field_is_malformed() -> None:
+    # Found by Hypothesis: msgspec raises UnicodeDecodeError, not DecodeError, for this.
+    with pytest.raises(MessageError) as info:
+        decode(b"\x97 \x91\x92\xa3\x00\x00\x80")
+    assert info.value.reason.value == "malformed"
