@@ -146,7 +146,9 @@ class PhoneState:
         tail: list[SnapshotEdit] = []
         for edit in edits:
             if isinstance(edit, JournalBase):
-                self._atomic_write(base_path, msgspec.msgpack.encode(edit.snapshot))
+                # No fsync: losing a snapshot to a power cut only costs a manifest round
+                # trip (the car's anchor is then unknown), never correctness.
+                self._atomic_write(base_path, msgspec.msgpack.encode(edit.snapshot), durable=False)
                 log_path.unlink(missing_ok=True)
                 tail = []
             else:
@@ -159,14 +161,15 @@ class PhoneState:
         except OSError as exc:
             raise StateError(f"cannot write {log_path}: {exc.strerror}") from exc
 
-    def _atomic_write(self, path: Path, data: bytes) -> None:
+    def _atomic_write(self, path: Path, data: bytes, *, durable: bool = True) -> None:
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                     f.flush()
-                    os.fsync(f.fileno())
+                    if durable:
+                        os.fsync(f.fileno())
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
