@@ -41,8 +41,8 @@ from protocol.errors import (
     RemoteProtocolError,
     SessionError,
 )
-from protocol.framing import FrameDecoder, encode_frame
-from protocol.identity import Identity, PairingUri, fingerprint
+from protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from protocol.identity import Identity, PairingUri, device_id, fingerprint
 from protocol.messages import (
     SUPPORTED_VERSIONS,
     Bye,
@@ -76,6 +76,12 @@ __all__ = [
 ]
 
 PAIRING_TIMEOUT = 60.0  # seconds for the whole pairing, human confirmation included
+# A peer must say Hello, and finish the Noise handshake, within this many seconds: an
+# unauthenticated connection must not hold the car's memory or a BLE slot for long.
+SETUP_TIMEOUT = 10.0
+# Until the session is up only small messages are legal (a Hello is < 1 KiB), so an
+# unauthenticated peer cannot make the car buffer 1 MiB frames.
+PRE_SESSION_MAX_FRAME = 16 * 1024
 
 
 class State(enum.Enum):
@@ -166,11 +172,13 @@ class _Connection:
 
     role = ""
 
-    def __init__(self, identity: Identity, name: str, model: str) -> None:
+    def __init__(self, identity: Identity, name: str, model: str, now: float) -> None:
         self._identity = identity
         self._name = name
         self._model = model
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(PRE_SESSION_MAX_FRAME)
+        self._now = now
+        self._deadline: float | None = now + SETUP_TIMEOUT
         self._out = bytearray()
         self._events: deque[ConnectionEvent] = deque()
         self._session: SecureSession | None = None
@@ -191,6 +199,7 @@ class _Connection:
             ProtocolError: only if called again after the connection failed.
         """
         self._check_alive()
+        self._now = now
         try:
             self._decoder.receive_data(data)
             while self.state is not State.CLOSED:
@@ -219,7 +228,15 @@ class _Connection:
         self.state = State.CLOSED
 
     def tick(self, now: float) -> None:
-        """Check timeouts (pairing); call it every second or so."""
+        """Check timeouts (setup, pairing); call it every second or so."""
+        self._now = now
+        if self.state in (State.HELLO, State.HANDSHAKE) and self._deadline is not None:
+            if now > self._deadline:
+                what = "no Hello" if self.state is State.HELLO else "handshake not finished"
+                self._fail(
+                    RemoteProtocolError(Reason.TIMEOUT, f"{what} within {SETUP_TIMEOUT:g} s")
+                )
+            return
         if self.state is State.PAIRING and self._pairing is not None:
             try:
                 self._queue_plain(self._pairing.tick(now))
@@ -280,6 +297,7 @@ class _Connection:
             self._out += encode_frame(encode(m))
 
     def _handle_payload(self, payload: bytes, now: float) -> None:
+        """Dispatch one frame; a Hello keeps its raw bytes for the transcript."""
         if self.state is State.ESTABLISHED:
             assert self._session is not None
             msg = decode_app(self._session.decrypt(payload))
@@ -291,7 +309,7 @@ class _Connection:
         if self.state is State.HELLO:
             if not isinstance(msg, Hello):
                 raise _unexpected(msg, self.state)
-            self._handle_hello(msg, now)
+            self._handle_hello(msg, payload, now)
         elif self.state is State.PAIRING:
             assert self._pairing is not None
             self._queue_plain(self._pairing.receive(msg, now))
@@ -320,6 +338,10 @@ class _Connection:
         while (ev := self._pairing.next_event()) is not None:
             if isinstance(ev, CodeReady):
                 peer_key = self._pairing.peer_public_key or b""
+                # The id in the Hello must be the one this key derives: otherwise a
+                # newcomer could pair under a paired phone's id and replace its key.
+                if device_id(peer_key) != self.peer_device_id:
+                    raise PairingError(Reason.ID_MISMATCH, "device id is not the key's id")
                 self._events.append(PairingCode(ev.code, self.peer_name, fingerprint(peer_key)))
             elif isinstance(ev, Paired):
                 self.peer_public_key = ev.peer_public_key
@@ -340,6 +362,7 @@ class _Connection:
             prologue=b"carhub/1 session\x00" + self._transcript,
         )
         self.state = State.HANDSHAKE
+        self._deadline = self._now + SETUP_TIMEOUT
         self._queue_plain(self._session.start())
         self._after_handshake_step()
 
@@ -347,9 +370,11 @@ class _Connection:
         assert self._session is not None and self.peer_public_key is not None
         if self._session.established:
             self.state = State.ESTABLISHED
+            self._deadline = None
+            self._decoder.max_frame_size = MAX_FRAME_SIZE
             self._events.append(SessionEstablished(self.peer_device_id, self.peer_public_key))
 
-    def _handle_hello(self, msg: Hello, now: float) -> None:
+    def _handle_hello(self, msg: Hello, raw: bytes, now: float) -> None:
         raise NotImplementedError
 
 
@@ -376,7 +401,7 @@ class PhoneConnection(_Connection):
         model: str = "phone-bridge",
         now: float = 0.0,
     ) -> None:
-        super().__init__(identity, name, model)
+        super().__init__(identity, name, model, now)
         self.peer_public_key = car_public_key
         self._oob = oob
         self._intent = "session" if car_public_key is not None else "pair"
@@ -388,15 +413,17 @@ class PhoneConnection(_Connection):
             model=model,
             intent=self._intent,
         )
-        self._out += encode_frame(encode(self._hello))
+        self._hello_raw = encode(self._hello)
+        self._out += encode_frame(self._hello_raw)
 
-    def _handle_hello(self, msg: Hello, now: float) -> None:
+    def _handle_hello(self, msg: Hello, raw: bytes, now: float) -> None:
         if msg.role != "car":
             raise RemoteProtocolError(Reason.UNEXPECTED_MESSAGE, f"peer role {msg.role!r}")
         check_selected(SUPPORTED_VERSIONS, msg.versions, msg.selected)
         self.version = msg.selected
         self.peer_device_id, self.peer_name = msg.device_id, msg.name
-        self._transcript = encode(self._hello) + encode(msg)
+        # Both Hellos exactly as they crossed the wire.
+        self._transcript = self._hello_raw + raw
         self._events.append(PeerHello(msg.device_id, msg.name, msg.model, msg.intent, msg.selected))
         if self._intent == "session":
             self._begin_session()
@@ -438,12 +465,12 @@ class CarConnection(_Connection):
         model: str = "carhub",
         now: float = 0.0,
     ) -> None:
-        super().__init__(identity, name, model)
+        super().__init__(identity, name, model, now)
         self._lookup_peer = lookup_peer
         self._pairing_gate = pairing_gate
         self._oob_secret = oob_secret
 
-    def _handle_hello(self, msg: Hello, now: float) -> None:
+    def _handle_hello(self, msg: Hello, raw: bytes, now: float) -> None:
         if msg.role != "phone" or msg.intent not in ("pair", "session"):
             raise RemoteProtocolError(Reason.UNEXPECTED_MESSAGE, "bad hello")
         selected = negotiate_version(SUPPORTED_VERSIONS, msg.versions)
@@ -467,8 +494,9 @@ class CarConnection(_Connection):
             intent=msg.intent,
             selected=selected,
         )
-        self._transcript = encode(msg) + encode(reply)
-        self._out += encode_frame(encode(reply))
+        reply_raw = encode(reply)
+        self._transcript = raw + reply_raw  # both Hellos exactly as they crossed the wire
+        self._out += encode_frame(reply_raw)
         if msg.intent == "session":
             self._begin_session()
             return
@@ -511,6 +539,7 @@ _PAIRING_REASONS = {
     Reason.TIMEOUT,
     Reason.RATE_LIMITED,
     Reason.OOB_MISMATCH,
+    Reason.ID_MISMATCH,
 }
 _SESSION_REASONS = {
     Reason.UNKNOWN_PEER,

@@ -52,6 +52,7 @@ class Reason(enum.StrEnum):
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate-limited"
     OOB_MISMATCH = "oob-mismatch"
+    ID_MISMATCH = "id-mismatch"
     # session
     UNKNOWN_PEER = "unknown-peer"
     HANDSHAKE_FAILED = "handshake-failed"

@@ -114,6 +114,15 @@ class FrameDecoder:
         return out
 
     @property
+    def max_frame_size(self) -> int:
+        """The largest payload accepted; a connection raises it once the peer is trusted."""
+        return self._max
+
+    @max_frame_size.setter
+    def max_frame_size(self, value: int) -> None:
+        self._max = min(value, MAX_FRAME_SIZE)
+
+    @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as a frame."""
         return len(self._buf)

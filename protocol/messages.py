@@ -22,7 +22,7 @@ Noise prologue, so a man in the middle who strips versions breaks the handshake.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import zstandard
@@ -55,6 +55,10 @@ class Message(msgspec.Struct, array_like=True):
     """Base of every protocol message. Subclasses pass ``tag=N`` and call ``register``."""
 
 
+# 16 lower-case hex digits: also used as a file name on the phone, so nothing else passes.
+DeviceId = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{16}$")]
+
+
 class Hello(Message, tag=1):
     """First message in each direction.
 
@@ -62,20 +66,20 @@ class Hello(Message, tag=1):
     ``selected`` is 0 from the initiator and the chosen version in the reply.
     """
 
-    versions: list[int]
-    role: str  # "car" | "phone"
-    device_id: str
-    name: str
-    model: str = ""
-    intent: str = "session"
+    versions: Annotated[list[int], msgspec.Meta(max_length=16)]
+    role: Annotated[str, msgspec.Meta(max_length=8)]  # "car" | "phone"
+    device_id: DeviceId
+    name: Annotated[str, msgspec.Meta(max_length=128)]
+    model: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    intent: Annotated[str, msgspec.Meta(max_length=8)] = "session"
     selected: int = 0
 
 
 class Error(Message, tag=2):
     """The sender is closing the connection for ``reason`` (a ``Reason`` value)."""
 
-    reason: str
-    detail: str = ""
+    reason: Annotated[str, msgspec.Meta(max_length=64)]
+    detail: Annotated[str, msgspec.Meta(max_length=256)] = ""
 
 
 class Ping(Message, tag=3):

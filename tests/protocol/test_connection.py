@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from protocol.connection import (
@@ -16,6 +18,7 @@ from protocol.connection import (
 )
 from protocol.errors import PairingError, ProtocolError, Reason
 from protocol.identity import Identity
+from protocol.media import artwork_of
 from protocol.messages import Ping
 
 
@@ -137,3 +140,51 @@ def test_garbage_before_hello_is_typed_error() -> None:
     car.receive_data(b"\x00\x00\x00\x03abc", 0.0)
     ev = car.next_event()
     assert isinstance(ev, ConnectionFailed) and ev.error.reason is Reason.MALFORMED
+
+
+class Impostor(Identity):
+    """An attacker's key pair that claims a paired phone's device id."""
+
+    claimed = ""
+
+    @property
+    def device_id(self) -> str:
+        return self.claimed
+
+
+def test_pairing_under_another_phones_id_is_refused() -> None:
+    impostor = Impostor.generate()
+    Impostor.claimed = PHONE_ID.device_id
+    link = Link(PhoneConnection(impostor, "Evil"), make_car({}))
+    link.pump()
+    assert not link.of("car", PairingCode), "the car must not even show a code"
+    assert link.of("car", ConnectionFailed)[0].error.reason is Reason.ID_MISMATCH
+
+
+def test_no_hello_within_the_setup_timeout_closes() -> None:
+    car = make_car({})
+    car.tick(5.0)
+    assert car.next_event() is None
+    car.tick(11.0)
+    ev = car.next_event()
+    assert isinstance(ev, ConnectionFailed) and ev.error.reason is Reason.TIMEOUT
+
+
+def test_big_frame_before_the_session_is_refused() -> None:
+    car = make_car({})
+    car.receive_data((64 * 1024).to_bytes(4, "big"), 0.0)
+    ev = car.next_event()
+    assert isinstance(ev, ConnectionFailed) and ev.error.reason is Reason.FRAME_TOO_LARGE
+
+
+def test_big_frames_are_fine_once_established() -> None:
+    car = make_car({PHONE_ID.device_id: PHONE_ID.public_key})
+    link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), car)
+    link.pump()
+    assert link.car.state is State.ESTABLISHED
+    # 200 KB of incompressible bytes in one message: over the pre-session limit, fine now.
+    art = artwork_of(os.urandom(200_000), "image/png")
+    link.phone.send(art)
+    link.pump()
+    got = link.of("car", MessageReceived)
+    assert got and got[-1].message == art

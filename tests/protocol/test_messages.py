@@ -21,7 +21,7 @@ from protocol.messages import (
 
 
 def test_hello_round_trip() -> None:
-    h = Hello(versions=[1, 2], role="phone", device_id="ab12", name="Pixel", intent="pair")
+    h = Hello(versions=[1, 2], role="phone", device_id="ab12cd34ef567890", name="Pixel", intent="pair")
     assert decode(encode(h)) == h
 
 
@@ -65,7 +65,7 @@ def test_garbage_decodes_or_raises_message_error(data: bytes) -> None:
 def test_app_payload_small_is_raw_large_is_zstd() -> None:
     small = Ping(nonce=1)
     assert encode_app(small)[0] == 0 and decode_app(encode_app(small)) == small
-    big = Error(reason="x", detail="contact " * 200)
+    big = Hello(versions=[1], role="phone", device_id="ab" * 8, name="n" * 128, model="m" * 128)
     wire = encode_app(big)
     assert wire[0] == 1 and len(wire) < len(encode(big)) // 4
     assert decode_app(wire) == big
@@ -102,3 +102,14 @@ def test_invalid_utf8_in_a_string_field_is_malformed() -> None:
     with pytest.raises(MessageError) as info:
         decode(b"\x97 \x91\x92\xa3\x00\x00\x80")
     assert info.value.reason.value == "malformed"
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("device_id", "../../etc/x0000000"), ("device_id", "AB" * 8), ("name", "n" * 129)],
+)
+def test_hello_fields_are_bounded(field: str, value: str) -> None:
+    hello = Hello(versions=[1], role="phone", device_id="ab" * 8, name="ok")
+    bad = encode(Hello(**{**{f: getattr(hello, f) for f in hello.__struct_fields__}, field: value}))
+    with pytest.raises(MessageError):
+        decode(bad)
