@@ -12,6 +12,12 @@ Each connected phone gets its own ``BleLink``; ``on_link`` is called once the ph
 subscribed to ``channel_out`` (before that the car could not answer). The link only
 moves bytes: the protocol layer feeds ``recv()`` chunks into a ``FrameDecoder``.
 
+Any nearby device can connect and write, so a link holds bounded state only: writes to
+``channel_in`` before the subscription are dropped (nothing would read them: PROTOCOL.md
+§1.3 starts a link only after it), a connection that has not subscribed within
+``subscribe_timeout`` is disconnected (the controller has few LE connection slots), and a
+peer that fills its receive queue past ``max_queued_bytes`` is disconnected.
+
 Bumble's GATT server does not enforce attribute permissions, and a read of an attribute
 without a read callback never answers (the client waits 30 s). So every value has both
 callbacks, and the disallowed one raises the ATT error a real stack would send.
@@ -60,6 +66,15 @@ _REMOTE_USER_TERMINATED = hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR
 # back off from 0.5 s to 5 s so a dead radio costs little CPU but a restart is seen quickly.
 _REOPEN_MIN_S = 0.5
 _REOPEN_MAX_S = 5.0
+# A real phone subscribes within a second of connecting (MTU exchange, discovery, CCCD
+# write); 10 s leaves room for a slow one and frees a squatted connection slot quickly.
+SUBSCRIBE_TIMEOUT_S = 10.0
+# The protocol layer reads every chunk promptly, so only a misbehaving peer queues this
+# much (2 MiB is ~20 s of a fast link's traffic).
+MAX_QUEUED_BYTES = 2 * 1024 * 1024
+# Each queued chunk costs its Python object and queue slot too: counting it keeps a flood
+# of 1-byte (or empty) writes under the same bound.
+_CHUNK_OVERHEAD = 64
 
 LinkHandler = Callable[["BleLink"], Awaitable[None]]
 
@@ -78,8 +93,10 @@ class BleLink:
         self._server = server
         self._connection = connection
         self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._queued = 0  # bytes (plus per-chunk overhead) in _chunks, see _on_write
         self._subscribed = asyncio.Event()
         self._closed = False
+        self._early_write_logged = False
         self.peer_address = str(connection.peer_address)
         self.peer = self.peer_address  # the name carhub.links.Link uses
 
@@ -115,6 +132,7 @@ class BleLink:
         if chunk is None:
             self._chunks.put_nowait(None)  # later calls raise too
             raise ConnectionError("BLE link closed")
+        self._queued -= len(chunk) + _CHUNK_OVERHEAD
         return chunk
 
     async def close(self) -> None:
@@ -122,6 +140,10 @@ class BleLink:
         if self._closed:
             return
         self._mark_closed()
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        """Drop the ACL connection (the link is already marked closed)."""
         with contextlib.suppress(Exception):  # already gone is fine
             await self._connection.disconnect(_REMOTE_USER_TERMINATED)
 
@@ -135,9 +157,40 @@ class BleLink:
                 raise ConnectionError("BLE link closed")
 
     def _on_write(self, data: bytes) -> None:
-        """Queue a chunk written by the phone; writes after close are dropped."""
-        if not self._closed:
-            self._chunks.put_nowait(bytes(data))
+        """Queue a chunk written by the phone.
+
+        Writes after close, and writes before the phone subscribed to channel_out (no link
+        runs yet to read them), are dropped. A write that would take the queue past the
+        server's ``max_queued_bytes`` disconnects the phone.
+        """
+        if self._closed:
+            return
+        if not self._subscribed.is_set():
+            if not self._early_write_logged:
+                self._early_write_logged = True
+                log.debug("BLE phone %s wrote before subscribing; dropped", self.peer_address)
+            return
+        cost = len(data) + _CHUNK_OVERHEAD
+        if self._queued + cost > self._server.max_queued_bytes:
+            log.warning(
+                "BLE phone %s overflowed its receive queue (%d bytes); disconnecting",
+                self.peer_address,
+                self._queued,
+            )
+            # Closed now, not when the disconnect task runs: writes already in flight
+            # must not queue again meanwhile.
+            self._drop_queued()
+            self._mark_closed()
+            self._server._spawn(self._disconnect())
+            return
+        self._queued += cost
+        self._chunks.put_nowait(bytes(data))
+
+    def _drop_queued(self) -> None:
+        """Free the queued chunks now (a flooding peer's data is not worth reading)."""
+        while not self._chunks.empty():
+            self._chunks.get_nowait()
+        self._queued = 0
 
     def _mark_closed(self) -> None:
         """End recv() and wake a waiting send()."""
@@ -158,6 +211,10 @@ class BleCarServer:
         info: the info JSON object (id, name, model, version, lan).
         on_link: awaited in a task for each phone once it can receive notifications.
         btsnoop: optional btsnoop capture of this car's HCI traffic.
+        subscribe_timeout: seconds a connection may take to subscribe to channel_out
+            before the car disconnects it.
+        max_queued_bytes: the most a phone's unread writes may hold (counting
+            ``_CHUNK_OVERHEAD`` per chunk) before the car disconnects it.
     """
 
     def __init__(
@@ -169,6 +226,8 @@ class BleCarServer:
         info: dict[str, object],
         on_link: LinkHandler,
         btsnoop: Path | None = None,
+        subscribe_timeout: float = SUBSCRIBE_TIMEOUT_S,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
     ) -> None:
         self._hci = hci
         self._name = name
@@ -177,6 +236,8 @@ class BleCarServer:
         self._version = int(str(info["version"]))
         self._on_link = on_link
         self._btsnoop = btsnoop
+        self.subscribe_timeout = subscribe_timeout
+        self.max_queued_bytes = max_queued_bytes
         self._pairing_open = False
         self._links: dict[int, BleLink] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -361,8 +422,22 @@ class BleCarServer:
         self._links[connection.handle] = link
         connection.on(connection.EVENT_DISCONNECTION, lambda _r: self._on_gone(connection))
         log.info("BLE phone %s connected", link.peer_address)
+        self._spawn(self._subscribe_deadline(link))
         # A connection stops connectable advertising; restart it so more phones can join.
         self._spawn(self._advertise())
+
+    async def _subscribe_deadline(self, link: BleLink) -> None:
+        """Disconnect ``link`` if it has not subscribed within ``subscribe_timeout``."""
+        # _subscribed is also set when the link closes, so this task never outlives it.
+        try:
+            await asyncio.wait_for(link._subscribed.wait(), self.subscribe_timeout)
+        except TimeoutError:
+            log.warning(
+                "BLE phone %s did not subscribe within %.1f s; disconnecting",
+                link.peer_address,
+                self.subscribe_timeout,
+            )
+            await link.close()
 
     def _on_subscription(self, connection: Connection, notify: bool, _indicate: bool) -> None:
         """Hand the link to the app once the phone listens on channel_out."""

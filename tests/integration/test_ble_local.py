@@ -206,3 +206,91 @@ async def test_connect_to_nobody_is_a_connection_error(air: LocalRadio) -> None:
 async def _until(predicate: object) -> None:
     while not predicate():  # type: ignore[operator]
         await asyncio.sleep(0.01)
+
+
+class SilentCar(EchoCar):
+    """A car whose link handler never reads, to fill a link's receive queue."""
+
+    async def on_link(self, link: BleLink) -> None:
+        self.links.append(link)
+        await asyncio.Event().wait()  # cancelled by server.stop()
+
+
+async def bare_client(air: LocalRadio, address: str) -> BleakClient:
+    """A connected bleak client that has not subscribed to anything."""
+    _scanner_cls, client_cls = bleak_backends(BumbleRadio(air))
+    assert client_cls is not None
+    client = BleakClient(address, backend=client_cls, timeout=5)
+    await client.connect()
+    return client
+
+
+async def close_bare(client: BleakClient) -> None:
+    await client.disconnect()
+    await client._backend.radio.close()  # type: ignore[attr-defined]
+
+
+async def test_writes_before_subscribe_are_dropped(air: LocalRadio, car: EchoCar) -> None:
+    client = await bare_client(air, car.server.address)
+    try:
+        for _ in range(50):
+            await client.write_gatt_char(CHANNEL_IN_UUID, b"early" * 40, response=False)
+        await asyncio.sleep(0.1)
+        [link] = car.server.links
+        assert link._chunks.qsize() == 0 and link._queued == 0  # nothing piled up
+        assert car.links == []  # no link handed to the app yet
+        echoed = bytearray()
+        await client.start_notify(CHANNEL_OUT_UUID, lambda _c, data: echoed.extend(data))
+        await client.write_gatt_char(CHANNEL_IN_UUID, b"late", response=False)
+        await asyncio.wait_for(_until(lambda: len(echoed) >= 4), 5)
+        await asyncio.sleep(0.1)
+        assert bytes(echoed) == b"late"  # the early writes never reach the app
+    finally:
+        await close_bare(client)
+
+
+async def test_unsubscribed_connection_is_dropped_after_deadline(air: LocalRadio) -> None:
+    echo = EchoCar(air)
+    echo.server.subscribe_timeout = 0.5
+    await echo.server.start()
+    client = await bare_client(air, echo.server.address)
+    try:
+        assert len(echo.server.links) == 1
+        started = time.perf_counter()
+        await asyncio.wait_for(_until(lambda: not client.is_connected), 5)
+        assert 0.3 < time.perf_counter() - started < 4  # not the 10 s default
+        await asyncio.wait_for(_until(lambda: echo.server.links == []), 2)
+        # A phone that does subscribe in time keeps its link past the deadline.
+        transport = await BleTransport.connect(echo.server.address, radio=air)
+        try:
+            await asyncio.sleep(1.0)
+            await transport.send(b"still here")
+            assert await asyncio.wait_for(read_exactly(transport, 10), 5) == b"still here"
+        finally:
+            await transport.close()
+    finally:
+        await close_bare(client)
+        await echo.server.stop()
+
+
+async def test_receive_queue_overflow_disconnects_phone(air: LocalRadio) -> None:
+    silent = SilentCar(air)
+    silent.server.max_queued_bytes = 10_000
+    await silent.server.start()
+    transport = await BleTransport.connect(silent.server.address, radio=air)
+    try:
+        await asyncio.wait_for(_until(lambda: len(silent.links) == 1), 5)
+        link = silent.links[0]
+        await transport.send(b"x" * 5_000)  # under the bound: kept for the app
+        await asyncio.sleep(0.1)
+        assert not link.closed and link._queued <= 10_000
+        with pytest.raises(ConnectionError):
+            for _ in range(20):  # the car disconnects mid-flood
+                await transport.send(b"y" * 2_000)
+                await asyncio.sleep(0.01)
+            await asyncio.wait_for(transport.recv(), 5)
+        assert link.closed and link._chunks.qsize() <= 1  # only the end-of-link marker
+        await asyncio.wait_for(_until(lambda: silent.server.links == []), 5)
+    finally:
+        await transport.close()
+        await silent.server.stop()
