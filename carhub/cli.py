@@ -2,6 +2,7 @@
 
 Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or configuration.
 Logs go to stderr; ``--json`` prints one machine-readable ``ready`` line on stdout.
+Every error is one line on stderr (``carhub: error: ...``), never a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+import unicodedata
 from enum import StrEnum
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from carhub.keys import KeyFileError
 from carhub.logs import setup_logging
 from carhub.runner import CarRunner, RunOptions, parse_hostport
 from carhub.store import StoreError
+from protocol.errors import ProtocolError
 
 __all__ = ["app", "main"]
 
@@ -33,6 +36,16 @@ app = typer.Typer(
 log = logging.getLogger("carhub")
 
 REAL_RADIO_PREFIXES = ("usb:", "hci-socket:", "serial:", "vhci", "android-")
+
+# Where the name and model go, and what bounds them: the mDNS TXT record (each "key=value"
+# string at most 255 bytes, so name= leaves 250; zeroconf raises ValueError beyond), the BLE
+# info characteristic (JSON of id, name, model, version, lan: at most 512 bytes), the BLE
+# scan response (shortened there) and the Hello message (128 characters). The instance name
+# is "carhub-<16 hex id>", 23 bytes, so the name never reaches it. 63 UTF-8 bytes, a DNS
+# label's limit, keeps the name readable on every screen and leaves the JSON room to spare;
+# 128 bytes of model still leaves the worst case (every character escaped) under 512.
+MAX_NAME_BYTES = 63
+MAX_MODEL_BYTES = 128
 
 
 @app.callback()
@@ -48,6 +61,30 @@ class PairingMode(StrEnum):
 def _fail(msg: str, code: int = 2) -> None:
     typer.echo(f"carhub: error: {msg}", err=True)
     raise typer.Exit(code)
+
+
+def check_label(option: str, value: str, max_bytes: int) -> str:
+    """Check a name shown to phones: 1..``max_bytes`` UTF-8 bytes, printable, not blank.
+
+    Args:
+        option: the command-line option, for the message.
+        value: what the user gave.
+        max_bytes: the UTF-8 length limit.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        typer.BadParameter: the value is empty, blank, too long or has control characters.
+    """
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if not value.strip():
+        raise typer.BadParameter(f"{option} must not be empty")
+    if size > max_bytes:
+        raise typer.BadParameter(f"{option} is {size} UTF-8 bytes; at most {max_bytes} fit")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise typer.BadParameter(f"{option} must not contain control characters")
+    return value
 
 
 @app.command()
@@ -86,9 +123,11 @@ def run(
     """Run the car until Ctrl-C / SIGTERM."""
     setup_logging(verbose)
     try:
+        check_label("--name", name, MAX_NAME_BYTES)
+        check_label("--model", model, MAX_MODEL_BYTES)
         parse_hostport(listen, "0.0.0.0")
         parse_hostport(ui)
-    except ValueError as exc:
+    except (ValueError, typer.BadParameter) as exc:
         _fail(str(exc))
     hci_spec = None if no_ble else hci
     if auto_confirm and hci_spec and hci_spec.startswith(REAL_RADIO_PREFIXES):
@@ -119,6 +158,10 @@ def run(
         _fail(f"store: {exc}", 1)
     except OSError as exc:
         _fail(f"cannot start: {exc}", 1)
+    except (ValueError, ProtocolError) as exc:
+        # A configuration the checks above missed (zeroconf and the BLE info encoder
+        # refuse values they cannot carry): still bad configuration, so exit 2.
+        _fail(f"cannot start: {exc}", 2)
     except KeyboardInterrupt:
         pass
 

@@ -44,7 +44,7 @@ from phone_bridge.engine import (
     open_session,
     sync_once,
 )
-from phone_bridge.state import PhoneState, default_state_dir
+from phone_bridge.state import PhoneState, StateError, default_state_dir
 from protocol.media import Artwork
 from protocol.messages import Unpair
 
@@ -135,6 +135,18 @@ def _name(name: str | None) -> str:
     return name or f"phone-bridge on {socket.gethostname()}"
 
 
+def _fail(err: BridgeError, as_json: bool) -> typer.Exit:
+    """Report a failure: one line on stderr (and ``{"ok": false}`` on stdout with --json).
+
+    Returns:
+        The ``typer.Exit`` carrying the error's exit code, for the caller to raise.
+    """
+    if as_json:
+        print(json.dumps({"ok": False, "error": str(err), "exit_code": err.code}), flush=True)
+    typer.echo(f"phone-bridge: error: {err}", err=True)
+    return typer.Exit(err.code)
+
+
 def _run(coro: Awaitable[T], as_json: bool) -> T:
     """Run a flow; turn any failure into one line on stderr and the matching exit code."""
     try:
@@ -144,17 +156,25 @@ def _run(coro: Awaitable[T], as_json: bool) -> T:
     except typer.Exit:
         raise
     except Exception as exc:  # every failure becomes one line and an exit code
-        err = explain(exc)
         if CTX.verbose:
             log.exception("failed")
-        if as_json:
-            print(json.dumps({"ok": False, "error": str(err), "exit_code": err.code}))
-        typer.echo(f"phone-bridge: error: {err}", err=True)
-        raise typer.Exit(err.code) from None
+        raise _fail(explain(exc), as_json) from None
 
 
-def _state() -> PhoneState:
-    return PhoneState(CTX.state_dir)
+def _state(as_json: bool) -> PhoneState:
+    """Open the state directory, or fail with one line (it may be missing or read-only)."""
+    try:
+        return PhoneState(CTX.state_dir)
+    except StateError as exc:
+        raise _fail(explain(exc), as_json) from None
+
+
+def _contacts(path: Path, as_json: bool) -> Any:
+    """Parse the vCard file before connecting: a bad file changes nothing on the car."""
+    try:
+        return load_contacts(path)
+    except BridgeError as exc:
+        raise _fail(exc, as_json) from None
 
 
 # -- discover -------------------------------------------------------------------------
@@ -219,9 +239,9 @@ def pair_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Pair with a car: both screens show a 6-digit code that the users confirm."""
-    transport = _check_auto_confirm(auto_confirm, transport, radio)
+    transport = _check_auto_confirm(auto_confirm, transport, radio, as_json)
     opts = _opts(transport, radio, mdns_interface, timeout, btsnoop)
-    state = _state()
+    state = _state(as_json)
 
     async def decide(code: str) -> bool:
         pretty = f"{code[:3]} {code[3:]}"
@@ -266,16 +286,18 @@ async def _ask(prompt: str) -> bool:
 
 
 def _check_auto_confirm(
-    auto: bool, transport: TransportChoice, radio: str | None
+    auto: bool, transport: TransportChoice, radio: str | None, as_json: bool
 ) -> TransportChoice:
     """Refuse auto-confirm on real Bluetooth; without --radio, keep auto on the LAN."""
     if auto and radio is None and transport is TransportChoice.ble:
-        typer.echo(
-            "phone-bridge: error: --auto-confirm is for emulation only and is refused on "
-            "real Bluetooth (use --radio with the emulated radio)",
-            err=True,
+        raise _fail(
+            BridgeError(
+                "--auto-confirm is for emulation only and is refused on real Bluetooth "
+                "(use --radio with the emulated radio)",
+                EXIT_BAD_INPUT,
+            ),
+            as_json,
         )
-        raise typer.Exit(EXIT_BAD_INPUT)
     if auto:
         log.warning(
             "AUTO-CONFIRM IS ON: pairing codes are accepted without a human (emulation only)"
@@ -303,13 +325,9 @@ def sync_cmd(
 ) -> None:
     """Sync contacts (and optionally now-playing) once, with a progress bar and a summary."""
     opts = _opts(transport, radio, mdns_interface, timeout, btsnoop)
-    state = _state()
-    try:
-        book = load_contacts(contacts)  # before connecting: a bad file changes nothing
-    except BridgeError as exc:
-        typer.echo(f"phone-bridge: error: {exc}", err=True)
-        raise typer.Exit(exc.code) from None
-    player = _player(media) if media else None
+    state = _state(as_json)
+    book = _contacts(contacts, as_json)
+    player = _player(media, as_json) if media else None
     progress = Progress(
         TextColumn("syncing contacts"),
         BarColumn(),
@@ -370,15 +388,14 @@ def sync_cmd(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _player(media: Path) -> Any:
+def _player(media: Path, as_json: bool) -> Any:
     from phone_bridge.media_source import MediaSourceError, load_tracks
     from phone_bridge.player import Player
 
     try:
         tracks, artwork = load_tracks(media)
     except MediaSourceError as exc:
-        typer.echo(f"phone-bridge: error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise _fail(BridgeError(str(exc), EXIT_BAD_INPUT), as_json) from None
     return Player(tracks, artwork)
 
 
@@ -406,13 +423,10 @@ def run_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
-    transport = _check_auto_confirm(auto_confirm, transport, radio)
-    try:
-        load_contacts(contacts)
-    except BridgeError as exc:
-        typer.echo(f"phone-bridge: error: {exc}", err=True)
-        raise typer.Exit(exc.code) from None
-    player = _player(media) if media else None
+    transport = _check_auto_confirm(auto_confirm, transport, radio, as_json)
+    state = _state(as_json)
+    _contacts(contacts, as_json)
+    player = _player(media, as_json) if media else None
 
     def emit(event: dict[str, Any]) -> None:
         if as_json:
@@ -420,7 +434,7 @@ def run_cmd(
 
     async def flow() -> None:
         bridge = Bridge(
-            _state(),
+            state,
             BridgeOptions(
                 car=car,
                 contacts=contacts,
@@ -458,7 +472,7 @@ def unpair_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Unpair: ask the car to erase this phone's data, then forget the car here."""
-    state = _state()
+    state = _state(as_json)
     opts = _opts(transport, radio, mdns_interface, timeout)
 
     async def flow() -> dict[str, Any]:
@@ -500,13 +514,12 @@ async def _wait_closed(link: Any, timeout: float = 5.0) -> None:
 @app.command("status")
 def status_cmd(as_json: bool = JSON) -> None:
     """Show this phone's id and the cars it is paired with."""
-    state = _state()
+    state = _state(as_json)
     try:
         cars = state.cars()
         me = state.identity
-    except Exception as exc:
-        typer.echo(f"phone-bridge: error: {explain(exc)}", err=True)
-        raise typer.Exit(1) from None
+    except Exception as exc:  # a damaged cars.json or key file: one line, exit 1
+        raise _fail(explain(exc), as_json) from None
     rows = [
         {
             "id": c.id,

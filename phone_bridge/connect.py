@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from phone_bridge.discovery import CarSighting, discover, is_hostport
+from phone_bridge.discovery import SHORT_ID_RE, CarSighting, discover, is_hostport
 from phone_bridge.state import PairedCar, PhoneState
 from phone_bridge.transports import BaseTransport, TransportError, WebSocketTransport
 
@@ -54,9 +54,19 @@ class Target:
 
 
 def _match(query: str, car_id: str, name: str) -> bool:
-    """Match by name, or by id prefix either way (BLE adverts carry only 8 hex digits)."""
+    """Match by exact name, or by the query being a prefix of the car's id.
+
+    The reverse (the car's id a prefix of the query) is allowed only for an 8-hex BLE short
+    id, which is all a BLE advert carries; any shorter id would capture every query.
+    """
     q, cid = query.casefold(), car_id.casefold()
-    return (bool(cid) and (cid.startswith(q) or q.startswith(cid))) or name.casefold() == q
+    if not q:
+        return False
+    if cid and cid.startswith(q):
+        return True
+    if SHORT_ID_RE.fullmatch(cid) and q.startswith(cid):
+        return True
+    return name.casefold() == q
 
 
 async def resolve(query: str | None, state: PhoneState, opts: ConnectOptions) -> Target:

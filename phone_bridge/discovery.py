@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -18,6 +19,11 @@ __all__ = ["SERVICE_TYPE", "CarSighting", "discover", "discover_mdns", "merge"]
 
 SERVICE_TYPE = "_carhub._tcp.local."
 log = logging.getLogger("phone_bridge.discovery")
+
+# Any host on the LAN can announce a service; only a full device id is trusted, because
+# ids are matched by prefix and a short one would capture every query.
+_FULL_ID_RE = re.compile(r"[0-9a-f]{16}")
+SHORT_ID_RE = re.compile(r"[0-9a-f]{8}")  # the BLE advert's id prefix
 
 
 @dataclass
@@ -65,10 +71,18 @@ async def discover_mdns(
     done = asyncio.Event()
 
     async def resolve(zc: Zeroconf, name: str) -> None:
-        info = AsyncServiceInfo(SERVICE_TYPE, name)
-        if not await info.async_request(zc, 1500):
+        # Nobody awaits this task, so an exception here would only be logged by asyncio
+        # as "never retrieved": skip the service instead.
+        try:
+            info = AsyncServiceInfo(SERVICE_TYPE, name)
+            if not await info.async_request(zc, 1500):
+                return
+            car = _from_info(info)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("mDNS: skipping %r: %s: %s", name, type(exc).__name__, exc)
             return
-        car = _from_info(info)
         if car is not None:
             found[car.id] = car
             if want and want in (car.id, car.name):
@@ -96,15 +110,31 @@ async def discover_mdns(
 
 
 def _from_info(info: AsyncServiceInfo) -> CarSighting | None:
-    props = {k.decode(): (v.decode() if v is not None else "") for k, v in info.properties.items()}
+    """Turn a resolved service into a sighting, or None (logged at debug) if malformed."""
+    try:
+        props = {
+            k.decode(): (v.decode() if v is not None else "") for k, v in info.properties.items()
+        }
+    except UnicodeDecodeError:
+        log.debug("mDNS: skipping %r: TXT record is not UTF-8", info.name)
+        return None
     addrs = info.parsed_addresses(IPVersion.V4Only)
-    if not props.get("id") or not addrs:
+    if not addrs:
+        log.debug("mDNS: skipping %r: no IPv4 address", info.name)
+        return None
+    car_id = props.get("id", "")
+    if not _FULL_ID_RE.fullmatch(car_id):
+        log.debug("mDNS: skipping %r: id %r is not 16 lower-case hex digits", info.name, car_id)
+        return None
+    v = props.get("v", "") or "0"
+    if not (v.isascii() and v.isdigit()):
+        log.debug("mDNS: skipping %r: version %r is not a number", info.name, v)
         return None
     return CarSighting(
-        id=props["id"],
+        id=car_id,
         name=props.get("name", info.name.split(".")[0]),
         model=props.get("model", ""),
-        version=int(props.get("v", "0") or 0),
+        version=int(v),
         pairing_open=props.get("pair") == "1",
         endpoint=f"{addrs[0]}:{info.port}",
         ble_address=props.get("ble", ""),
@@ -116,11 +146,13 @@ def merge(mdns: list[CarSighting], ble: list[CarSighting]) -> list[CarSighting]:
     """Merge BLE sightings into mDNS ones by id prefix or BLE address."""
     out = list(mdns)
     for b in ble:
+        short = bool(SHORT_ID_RE.fullmatch(b.id))  # never merge on an empty or odd prefix
         match = next(
             (
                 m
                 for m in out
-                if m.id.startswith(b.id) or (b.ble_address and m.ble_address == b.ble_address)
+                if (short and m.id.startswith(b.id))
+                or (b.ble_address and m.ble_address == b.ble_address)
             ),
             None,
         )

@@ -4,24 +4,33 @@ Layout (``--state-dir``, default ``~/.local/state/carhub-phone``)::
 
     phone.key                 X25519 private key, mode 0600
     cars.json                 paired cars: id -> name, pinned public key, endpoints
-    snapshots/<car id>.mpk    base protocol.sync.SyncSnapshot of the car's mirror
-    snapshots/<car id>.log    journal of sync edits since the base (batches sent, acked)
+    snapshots/<car id>.mpk    "CHB1" + generation (8 bytes) + base protocol.sync.SyncSnapshot
+    snapshots/<car id>.log    "CHJ1" + generation (8 bytes) + journal of sync edits since
+                              that base (batches sent, acked)
 
 Whole files are replaced atomically (write to a temporary file, fsync, rename), so a crash
 or a full disk leaves the previous version intact. The journal is appended to, one
 length-prefixed record per edit, so persisting a sync step costs O(batch), not
 O(contacts); a torn last record (crash mid-append) is ignored on load.
+
+A journal is replayed only over the base whose random generation its header repeats. A new
+base gets a new generation, so a crash between renaming the new base into place and
+dropping the old journal leaves a stale journal that is ignored, never replayed over the
+new base (which already includes it). No base means generation zero.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -33,7 +42,14 @@ __all__ = ["PairedCar", "PhoneState", "StateError", "default_state_dir"]
 
 
 class StateError(Exception):
-    """The state directory cannot be read or written."""
+    """The state directory cannot be read or written, or a file in it is malformed."""
+
+
+_BASE_MAGIC = b"CHB1"
+_LOG_MAGIC = b"CHJ1"
+_GEN_SIZE = 8
+_NO_BASE = bytes(_GEN_SIZE)  # the generation a journal has when there is no base file
+_CAR_ID_RE = re.compile(r"[0-9a-f]{16}")
 
 
 def default_state_dir() -> Path:
@@ -83,9 +99,16 @@ class PhoneState:
         if not path.exists():
             return {}
         try:
-            raw = json.loads(path.read_text())
-            return {cid: PairedCar(**c) for cid, c in raw.items()}
-        except (ValueError, TypeError) as exc:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise StateError(f"cannot read {path}: {exc.strerror}") from exc
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise StateError(f"{path} is corrupt: not UTF-8 JSON ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise StateError(f"{path} is corrupt: expected a JSON object of cars by id")
+        try:
+            return {cid: _parse_car(cid, c) for cid, c in raw.items()}
+        except ValueError as exc:
             raise StateError(f"{path} is corrupt: {exc}") from exc
 
     def save_car(self, car: PairedCar) -> None:
@@ -118,13 +141,18 @@ class PhoneState:
         None makes the car send its manifest, which also costs only the differences.
         """
         base_path, log_path = self._paths(car_id)
+        base: SyncSnapshot | None = None
+        generation = _NO_BASE
         try:
-            base = (
-                msgspec.msgpack.decode(base_path.read_bytes(), type=SyncSnapshot)
-                if base_path.exists()
-                else None
-            )
-            edits = list(_read_journal(log_path))
+            if base_path.exists():
+                data = base_path.read_bytes()
+                generation = _header(data, _BASE_MAGIC)
+                if generation is None:
+                    return None
+                base = msgspec.msgpack.decode(
+                    data[len(_BASE_MAGIC) + _GEN_SIZE :], type=SyncSnapshot
+                )
+            edits = list(_read_journal(log_path, generation))
         except (OSError, msgspec.MsgspecError, UnicodeDecodeError):
             return None  # a damaged snapshot only costs a manifest round trip
         if base is None and not edits:
@@ -143,21 +171,35 @@ class PhoneState:
             StateError: the disk refused the write (full, read-only).
         """
         base_path, log_path = self._paths(car_id)
+        generation: bytes | None = None  # of the base on disk, once known
         tail: list[SnapshotEdit] = []
         for edit in edits:
             if isinstance(edit, JournalBase):
+                generation = _new_generation()
+                body = _BASE_MAGIC + generation + msgspec.msgpack.encode(edit.snapshot)
                 # No fsync: losing a snapshot to a power cut only costs a manifest round
                 # trip (the car's anchor is then unknown), never correctness.
-                self._atomic_write(base_path, msgspec.msgpack.encode(edit.snapshot), durable=False)
-                log_path.unlink(missing_ok=True)
+                self._atomic_write(base_path, body, durable=False)
+                # Only tidiness from here: the old journal names the old generation, so a
+                # crash before this unlink cannot replay it over the new base.
+                _unlink(log_path)
                 tail = []
             else:
                 tail.append(edit)
         if not tail:
             return
+        if generation is None:
+            generation = _base_generation(base_path)
+        header = _LOG_MAGIC + generation
+        records = b"".join(_record(e) for e in tail)
         try:
             with log_path.open("ab") as f:
-                f.write(b"".join(_record(e) for e in tail))
+                # A journal for another base (left by a crash) or with a torn header is
+                # stale: start a fresh one rather than append to it.
+                if f.tell() == 0 or _read_head(log_path, len(header)) != header:
+                    f.truncate(0)
+                    records = header + records
+                f.write(records)
         except OSError as exc:
             raise StateError(f"cannot write {log_path}: {exc.strerror}") from exc
 
@@ -186,12 +228,17 @@ def _record(edit: SnapshotEdit) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
-def _read_journal(path: Path) -> Iterator[SnapshotEdit]:
-    """Yield the journal's edits; stop at a torn or damaged last record."""
+def _read_journal(path: Path, generation: bytes) -> Iterator[SnapshotEdit]:
+    """Yield the journal's edits; stop at a torn or damaged last record.
+
+    A journal whose header names another base generation (stale after a crash) is empty.
+    """
     if not path.exists():
         return
     data = path.read_bytes()
-    pos = 0
+    if _header(data, _LOG_MAGIC) != generation:
+        return
+    pos = len(_LOG_MAGIC) + _GEN_SIZE
     while pos + 4 <= len(data):
         size = int.from_bytes(data[pos : pos + 4], "big")
         body = data[pos + 4 : pos + 4 + size]
@@ -202,3 +249,86 @@ def _read_journal(path: Path) -> Iterator[SnapshotEdit]:
         except (msgspec.MsgspecError, UnicodeDecodeError):
             return
         pos += 4 + size
+
+
+def _header(data: bytes, magic: bytes) -> bytes | None:
+    """Return the generation in a file's header, or None if the header is not ``magic``."""
+    if len(data) < len(magic) + _GEN_SIZE or not data.startswith(magic):
+        return None
+    return data[len(magic) : len(magic) + _GEN_SIZE]
+
+
+def _read_head(path: Path, size: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(size)
+
+
+def _base_generation(base_path: Path) -> bytes:
+    """The generation of the base on disk (``_NO_BASE`` if none or unreadable)."""
+    try:
+        head = _read_head(base_path, len(_BASE_MAGIC) + _GEN_SIZE)
+    except FileNotFoundError:
+        return _NO_BASE
+    except OSError as exc:
+        raise StateError(f"cannot read {base_path}: {exc.strerror}") from exc
+    # A damaged base makes snapshot() return None whatever the journal says.
+    return _header(head, _BASE_MAGIC) or _NO_BASE
+
+
+def _new_generation() -> bytes:
+    while (gen := os.urandom(_GEN_SIZE)) == _NO_BASE:
+        pass  # 2**-64: never, but zero is reserved for "no base"
+    return gen
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot remove {path}: {exc.strerror}") from exc
+
+
+_CAR_FIELDS = {f.name for f in fields(PairedCar)}
+_REQUIRED = ("id", "name", "public_key")
+
+
+def _parse_car(key: object, raw: object) -> PairedCar:
+    """Check one entry of cars.json and build a ``PairedCar``.
+
+    Raises:
+        ValueError: a one-line description of what is wrong.
+    """
+    where = f"car {key!r}"
+    if not isinstance(key, str) or not _CAR_ID_RE.fullmatch(key):
+        raise ValueError(f"{where}: id is not 16 lower-case hex digits")
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected an object")
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise ValueError(f"{where}: missing {', '.join(missing)}")
+    unknown = sorted(set(raw) - _CAR_FIELDS)
+    if unknown:
+        raise ValueError(f"{where}: unknown field {', '.join(map(str, unknown))}")
+    car: dict[str, Any] = dict(raw)
+    for name in ("id", "name", "public_key", "endpoint", "ble_address"):
+        if name in car and not isinstance(car[name], str):
+            raise ValueError(f"{where}: {name} must be a string")
+    if car["id"] != key:
+        raise ValueError(f"{where}: its id field says {car['id']!r}")
+    try:
+        key_bytes = bytes.fromhex(car["public_key"])
+    except ValueError:
+        key_bytes = b""
+    if len(key_bytes) != 32:
+        raise ValueError(f"{where}: public_key is not 64 hex digits")
+    for name, optional in (("paired_at", False), ("last_sync", True)):
+        value = car.get(name, 0.0)
+        if value is None and optional:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"{where}: {name} must be a number")
+    return PairedCar(**car)

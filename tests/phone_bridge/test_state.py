@@ -72,3 +72,32 @@ def test_garbage_snapshot_means_no_snapshot(tmp_path: Path) -> None:
     st = PhoneState(tmp_path)
     (tmp_path / "snapshots" / "car.mpk").write_bytes(b"\xc1garbage")
     assert st.snapshot("car") is None
+
+
+def test_crash_between_new_base_and_journal_removal_never_replays_the_old_journal(
+    tmp_path: Path,
+) -> None:
+    st = PhoneState(tmp_path)
+    st.record_sync("car", [JournalBase(SyncSnapshot(bytes(16), {"old": b"o" * 16}, set()))])
+    st.record_sync("car", [JournalSent(_item(1, "a")), JournalAcked(bytes([1]) * 16)])
+    log = tmp_path / "snapshots" / "car.log"
+    old_log = log.read_bytes()
+    new_base = SyncSnapshot(bytes([9]) * 16, {"z": b"z" * 16}, set())
+    st.record_sync("car", [JournalBase(new_base)])
+    log.write_bytes(old_log)  # as if the process died before the old journal was dropped
+    snap = PhoneState(tmp_path).snapshot("car")
+    assert snap is not None
+    assert (snap.anchor, set(snap.digests), snap.inflight) == (new_base.anchor, {"z"}, [])
+    # Appending after such a crash starts a fresh journal for the new base.
+    st.record_sync("car", [JournalSent(_item(2, "b"))])
+    snap = PhoneState(tmp_path).snapshot("car")
+    assert snap is not None and snap.anchor == new_base.anchor and set(snap.digests) == {"z"}
+    assert [i.anchor for i in snap.inflight] == [bytes([2]) * 16]
+
+
+def test_crash_while_forgetting_a_snapshot_leaves_no_orphan_journal(tmp_path: Path) -> None:
+    st = PhoneState(tmp_path)
+    st.record_sync("car", [JournalBase(SyncSnapshot(bytes(16), {}, set()))])
+    st.record_sync("car", [JournalSent(_item(1, "a"))])
+    (tmp_path / "snapshots" / "car.mpk").unlink()  # forget_snapshot died after the base
+    assert st.snapshot("car") is None
