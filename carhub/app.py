@@ -8,6 +8,7 @@ included, each as ``{"type": ..., "data": ...}``.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,6 +96,50 @@ class CommandResult(BaseModel):
     phone_id: str
 
 
+class _SameOriginGuard:
+    """Refuse cross-site use of the dashboard API (pure ASGI, so WebSockets are covered).
+
+    Any web page open in a browser on the head unit could otherwise accept a pairing
+    request: browsers let pages POST and open WebSockets cross-origin. So: the Host header
+    must be an allowed host (defeats DNS rebinding), and a request that carries an Origin
+    must come from the dashboard's own origin (browsers always send one cross-origin).
+    """
+
+    def __init__(self, app: Any, allowed_hosts: tuple[str, ...] | None) -> None:
+        self.app = app
+        self.allowed = allowed_hosts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            host = headers.get("host", "")
+            hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if self.allowed is not None and hostname not in self.allowed:
+                await _refuse(scope, send, f"host {host!r} is not served")
+                return
+            origin = headers.get("origin")
+            unsafe = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD")
+            if unsafe and origin is not None and origin.split("://", 1)[-1] != host:
+                await _refuse(scope, send, f"cross-origin request from {origin} refused")
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(scope: Any, send: Any, detail: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+        return
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _until_disconnect(ws: WebSocket) -> None:
     """Return when the client closes (anything it sends is ignored)."""
     while True:
@@ -103,13 +148,23 @@ async def _until_disconnect(ws: WebSocket) -> None:
             return
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """Build the FastAPI app around a running engine."""
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def create_app(engine: Engine, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> FastAPI:
+    """Build the FastAPI app around a running engine.
+
+    Args:
+        engine: the running car.
+        allowed_hosts: Host header values served (DNS-rebinding defence); None serves any
+            (a dashboard bound to a non-loopback address).
+    """
     app = FastAPI(
         title="CarHub head unit",
         version="1",
         description="The car's REST API; the dashboard at / uses it too.",
     )
+    app.add_middleware(_SameOriginGuard, allowed_hosts=allowed_hosts)
 
     @app.get("/api/status", response_model=Status)
     async def status() -> dict[str, Any]:
@@ -189,8 +244,16 @@ def create_app(engine: Engine) -> FastAPI:
         if found is None:
             raise HTTPException(404, "no such artwork")
         mime, data = found
-        # Content-addressed, so it never changes.
-        return Response(data, media_type=mime, headers={"Cache-Control": "max-age=31536000"})
+        # Content-addressed, so it never changes; never sniffed or run as anything else.
+        return Response(
+            data,
+            media_type=mime,
+            headers={
+                "Cache-Control": "max-age=31536000",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'",
+            },
+        )
 
     @app.get("/api/media", response_model=Media)
     async def media() -> dict[str, Any]:

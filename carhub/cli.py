@@ -35,7 +35,9 @@ app = typer.Typer(
 )
 log = logging.getLogger("carhub")
 
-REAL_RADIO_PREFIXES = ("usb:", "hci-socket:", "serial:", "vhci", "android-")
+# --auto-confirm is allowed only on the emulated radio (an allowlist: Bumble has many
+# transports that reach real controllers: usb, pyusb, hci-socket, serial, vhci, ...).
+EMULATED_RADIO_PREFIXES = ("tcp-client:",)
 
 # Where the name and model go, and what bounds them: the mDNS TXT record (each "key=value"
 # string at most 255 bytes, so name= leaves 250; zeroconf raises ValueError beyond), the BLE
@@ -98,10 +100,12 @@ def run(
     ),
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not announce over mDNS."),
     pairing: PairingMode = typer.Option(
-        PairingMode.closed, help="Start with the pairing window open (until closed) or closed."
+        PairingMode.closed, help="Start with the pairing window open or closed."
     ),
     pairing_window: float = typer.Option(
-        120.0, help="Seconds a window opened from the dashboard stays open (0: until closed)."
+        120.0,
+        help="Seconds a pairing window stays open, from --pairing open or the dashboard "
+        "(0: until closed by hand).",
     ),
     hci: str = typer.Option(
         None,
@@ -130,10 +134,15 @@ def run(
     except (ValueError, typer.BadParameter) as exc:
         _fail(str(exc))
     hci_spec = None if no_ble else hci
-    if auto_confirm and hci_spec and hci_spec.startswith(REAL_RADIO_PREFIXES):
-        _fail("--auto-confirm is for emulation only and is refused with a real radio " + hci_spec)
+    if auto_confirm and hci_spec and not hci_spec.startswith(EMULATED_RADIO_PREFIXES):
+        _fail(f"--auto-confirm is for emulation only: refused with --hci {hci_spec}")
     if auto_confirm:
         log.warning("AUTO-CONFIRM IS ON: every pairing request is accepted (emulation only)")
+        if not listen.startswith(("127.", "localhost", "[::1]")):
+            log.warning(
+                "AUTO-CONFIRM with --listen %s: anything that reaches this address can pair",
+                listen,
+            )
     config = CarConfig(
         name=name,
         model=model,

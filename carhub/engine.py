@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from carhub.events import EventHub
 from carhub.store import Store
-from protocol.errors import PairingError, Reason
+from protocol.errors import PairingError, ProtocolError, Reason
 from protocol.identity import Identity
 from protocol.media import MediaCommand, NowPlaying, position_at
 from protocol.messages import PROTOCOL_VERSION
@@ -92,7 +92,13 @@ class Engine:
         self.connected: dict[str, PhoneSession] = {}
         self.ble_address: str | None = None
         self._pairing_open = config.pairing_open
-        self._pairing_closes_at: float | None = None  # None: open until closed by hand
+        # --pairing open opens the usual window too; a window of 0 stays open (the lab).
+        self._pairing_closes_at: float | None = (
+            time.time() + config.pairing_window
+            if config.pairing_open and config.pairing_window > 0
+            else None
+        )
+        self._pairing_session: PhoneSession | None = None  # one pairing at a time
         # Per phone id, and a looser global bucket against id-rotating attackers.
         self._limiter = PairingRateLimiter(max_attempts=5, window=60.0, lockout=30.0)
         self._global_limiter = PairingRateLimiter(max_attempts=20, window=60.0, lockout=30.0)
@@ -134,24 +140,48 @@ class Engine:
                 listener(open_)
             self.hub.publish("status", self.status())
 
-    def pairing_gate(self, phone_id: str, now: float) -> None:
-        """Raise ``PairingError`` if ``phone_id`` may not start pairing now."""
+    def pairing_gate(
+        self, phone_id: str, now: float, *, peer: str = "", session: PhoneSession | None = None
+    ) -> None:
+        """Raise ``PairingError`` if ``phone_id`` (from ``peer``) may not start pairing now.
+
+        One pairing at a time, as in Bluetooth: a second request while one is shown would
+        let an attacker put a look-alike request beside the real one.
+        """
         if not self.pairing_open:
             raise PairingError(Reason.PAIRING_CLOSED, "the car's pairing window is closed")
         self._limiter.check(phone_id, now)
+        if peer:
+            self._limiter.check(f"peer:{peer}", now)
         self._global_limiter.check("*", now)
+        busy = self._pairing_session
+        if busy is not None and busy is not session:
+            raise PairingError(Reason.PAIRING_BUSY, "another phone is pairing; retry shortly")
+        self._pairing_session = session
 
-    def pairing_failed(self, phone_id: str, now: float) -> None:
-        """Count a failed or rejected attempt against the rate limits."""
+    def pairing_ended(self, session: PhoneSession) -> None:
+        """Free the pairing slot held by ``session`` (paired, failed or gone)."""
+        if self._pairing_session is session:
+            self._pairing_session = None
+
+    def pairing_failed(self, phone_id: str, now: float, *, peer: str = "") -> None:
+        """Count a failed, rejected or abandoned attempt against the rate limits."""
         self._limiter.record_failure(phone_id, now)
+        if peer:
+            self._limiter.record_failure(f"peer:{peer}", now)
         self._global_limiter.record_failure("*", now)
 
-    def pairing_succeeded(self, phone_id: str) -> None:
+    def pairing_succeeded(self, phone_id: str, *, peer: str = "") -> None:
         """Clear this phone's failure count after it paired."""
         self._limiter.record_success(phone_id)
+        if peer:
+            self._limiter.record_success(f"peer:{peer}")
 
     def add_pending(self, req: PendingPairing) -> None:
         """Show a request on the dashboard (or accept it at once in auto-confirm mode)."""
+        if not self.pairing_open:  # the window closed while this phone was on its way
+            req.session.confirm_pairing(False)
+            return
         self.pending[req.id] = req
         self.hub.publish("pairing", self.pairing_requests())
         if self.config.auto_confirm:
@@ -240,6 +270,8 @@ class Engine:
     # -- media -------------------------------------------------------------------------
     def now_playing(self, phone_id: str, np: NowPlaying, received_at_ms: int) -> None:
         """Record a phone's now-playing state and tell the dashboard."""
+        if phone_id not in self.connected:
+            return  # unpaired or replaced meanwhile: nothing of it may be kept
         self._media[phone_id] = (np, received_at_ms)
         self._active_media_phone = phone_id
         self.hub.publish("media", self.media())
@@ -261,7 +293,10 @@ class Engine:
             "duration_ms": np.duration_ms,
             "rate": np.rate,
             "track_id": np.track_id,
-            "artwork_url": f"/api/phones/{pid}/artwork/{np.artwork.hex()}" if np.artwork else None,
+            # Only once the image is stored: a URL that 404s would make the page give up on it.
+            "artwork_url": f"/api/phones/{pid}/artwork/{np.artwork.hex()}"
+            if np.artwork and self.store.has_artwork(pid, np.artwork)
+            else None,
             "connected": pid in self.connected,
         }
 
@@ -279,7 +314,10 @@ class Engine:
             pid = next(iter(self.connected), None)
         if pid is None:
             raise NoPhoneError("no phone is connected")
-        await self.connected[pid].send(MediaCommand(action=action, position_ms=position_ms))
+        try:
+            await self.connected[pid].send(MediaCommand(action=action, position_ms=position_ms))
+        except ProtocolError as exc:  # the session is closing or being replaced
+            raise NoPhoneError(f"the phone's session is closing ({exc.reason.value})") from exc
         return pid
 
     # -- status ------------------------------------------------------------------------

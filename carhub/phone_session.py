@@ -25,10 +25,10 @@ from protocol.connection import (
     PeerHello,
     SessionEstablished,
 )
-from protocol.errors import PairingError, ProtocolError
+from protocol.errors import PairingError, ProtocolError, Reason
 from protocol.identity import fingerprint
 from protocol.media import Artwork, ArtworkRequest, NowPlaying
-from protocol.messages import Error, Message, Unpair
+from protocol.messages import Message, Unpair
 from protocol.sync import (
     ApplyBatch,
     ContactsBatch,
@@ -62,15 +62,24 @@ class PhoneSession:
             engine.identity,
             engine.config.name,
             lookup_peer=engine.store.pinned_key,
-            pairing_gate=engine.pairing_gate,
+            pairing_gate=lambda phone_id, now: engine.pairing_gate(
+                phone_id, now, peer=self._peer_host, session=self
+            ),
             model=engine.config.model,
             now=time.time(),
         )
         self._receiver: ContactsReceiver | None = None
+        # The rate limit also keys on where the phone connects from (the LAN host, or the
+        # BLE address), since a device id in a Hello is only a claim until pairing.
+        self._peer_host = str(getattr(link, "peer", "?")).rsplit(":", 1)[0]
+        if link.transport_name == "ble":
+            self._peer_host = str(getattr(link, "peer", "?"))
+        self._pairing = False  # a pairing is in progress on this session
         self._send_lock = asyncio.Lock()
         self._established = False
         self._closing = False
         self._last_publish = 0.0
+        self._requested_art: set[bytes] = set()
 
     async def run(self) -> None:
         """Pump until the link or the protocol ends."""
@@ -91,6 +100,9 @@ class PhoneSession:
                 await self._process()
         finally:
             ticker.cancel()
+            if self._pairing:  # walked away mid-pairing: counts as a failed attempt
+                self.engine.pairing_failed(self.phone_id, time.time(), peer=self._peer_host)
+            self.engine.pairing_ended(self)
             self.engine.drop_pending(self)
             if self.phone_id:
                 self.engine.phone_disconnected(self.phone_id, self)
@@ -143,26 +155,20 @@ class PhoneSession:
     async def _process(self) -> None:
         """Handle every pending connection event, then write what they produced."""
         while (ev := self._conn.next_event()) is not None:
+            if self._closing and not isinstance(ev, ConnectionFailed | Closed):
+                continue  # queued behind a close (Bye, Unpair, failure): void now
             self._handle(ev)
         await self._flush()
 
     def _handle(self, ev: ConnectionEvent) -> None:
         if isinstance(ev, PeerHello):
             self.phone_id = ev.device_id
+            self._pairing = ev.intent == "pair"
             log.info("hello from %r (%s), intent %s", ev.name, ev.device_id, ev.intent)
         elif isinstance(ev, PairingCode):
             self._pairing_code(ev)
         elif isinstance(ev, PairingComplete):
-            self.engine.pairing_succeeded(ev.peer_device_id)
-            self.engine.store.add_phone(
-                ev.peer_device_id,
-                ev.peer_name,
-                ev.peer_public_key,
-                fingerprint(ev.peer_public_key),
-                time.time(),
-            )
-            log.info("paired with %r (%s)", ev.peer_name, ev.peer_device_id)
-            self.engine.hub.publish("phones", self.engine.phones())
+            self._paired(ev)
         elif isinstance(ev, SessionEstablished):
             self._established = True
             self.engine.store.rename_phone(self.phone_id, self._conn.peer_name)
@@ -176,6 +182,28 @@ class PhoneSession:
         elif isinstance(ev, Closed):
             self._closing = True
 
+    def _paired(self, ev: PairingComplete) -> None:
+        self._pairing = False
+        self.engine.pairing_ended(self)
+        try:
+            self.engine.store.add_phone(
+                ev.peer_device_id,
+                ev.peer_name,
+                ev.peer_public_key,
+                fingerprint(ev.peer_public_key),
+                time.time(),
+            )
+        except StoreError as exc:
+            # Not pinned here, so the phone must not pin us either: drop the queued
+            # PairResult(true) and handshake, and tell it why instead.
+            self._conn.data_to_send()
+            self._conn.abort(Reason.PEER_ERROR, f"car storage: {exc}"[:200])
+            log.error("%s: could not store the pairing: %s", ev.peer_device_id, exc)
+            return
+        self.engine.pairing_succeeded(ev.peer_device_id, peer=self._peer_host)
+        log.info("paired with %r (%s)", ev.peer_name, ev.peer_device_id)
+        self.engine.hub.publish("phones", self.engine.phones())
+
     def _pairing_code(self, ev: PairingCode) -> None:
         log.info("pairing request from %r: code %s", ev.peer_name, ev.code)
         from carhub.engine import PendingPairing
@@ -187,15 +215,16 @@ class PhoneSession:
                 phone_name=ev.peer_name,
                 phone_fingerprint=ev.peer_fingerprint,
                 code=ev.code,
-                expires_at=time.time() + 60.0,
+                expires_at=ev.expires_at,
                 session=self,
             )
         )
 
     def _failed(self, error: ProtocolError) -> None:
         self._closing = True
-        if isinstance(error, PairingError) and self.phone_id:
-            self.engine.pairing_failed(self.phone_id, time.time())
+        if self._pairing or isinstance(error, PairingError):
+            self._pairing = False
+            self.engine.pairing_failed(self.phone_id or "?", time.time(), peer=self._peer_host)
         log.warning(
             "%s %s: connection closed: %s", self.transport_name, self.phone_id or "?", error
         )
@@ -211,16 +240,22 @@ class PhoneSession:
                 self._send_all(self._receiver.receive(msg))
                 self._drain_sync()
             except ProtocolError as exc:
-                self._conn.send(Error(reason=exc.reason.value, detail=exc.detail))
                 log.warning("%s: sync refused: %s", self.phone_id, exc)
+                self._conn.abort(exc.reason, exc.detail[:200])
         elif isinstance(msg, NowPlaying):
             self.engine.now_playing(self.phone_id, msg, int(time.time() * 1000))
             if msg.artwork and not self.engine.store.has_artwork(self.phone_id, msg.artwork):
+                self._requested_art.add(msg.artwork)
                 self._conn.send(ArtworkRequest(hash=msg.artwork))
         elif isinstance(msg, Unpair):
             log.info("%s asked to be unpaired", self.phone_id)
             self.engine.unpair(self.phone_id)
         elif isinstance(msg, Artwork):
+            # Only images we asked for: a phone cannot fill the disk or plant other types.
+            if msg.hash not in self._requested_art or not msg.mime.startswith("image/"):
+                log.warning("%s: unrequested or non-image artwork dropped", self.phone_id)
+                return
+            self._requested_art.discard(msg.hash)
             self.engine.store.put_artwork(self.phone_id, msg.hash, msg.mime, msg.data)
             self.engine.hub.publish("media", self.engine.media())
         else:
@@ -249,9 +284,7 @@ class PhoneSession:
         except StoreError as exc:
             # Nothing was applied; the phone keeps the batch and resumes later.
             log.error("%s: could not store batch %d: %s", self.phone_id, ev.seq, exc)
-            self._conn.send(Error(reason="peer-error", detail=f"car storage: {exc}"[:200]))
-            self._conn.close("storage error")
-            self._closing = True
+            self._conn.abort(Reason.PEER_ERROR, f"car storage: {exc}"[:200])
             return
         assert self._receiver is not None
         self._send_all(self._receiver.applied(ev))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from carhub.app import create_app
+from carhub.app import LOOPBACK_HOSTS, create_app
 from carhub.engine import CarConfig, Engine
 from carhub.keys import load_or_create_identity
 from carhub.links import start_websocket_server
@@ -54,7 +55,14 @@ class CarRunner:
     def __init__(self, config: CarConfig, options: RunOptions) -> None:
         self.config = config
         self.options = options
+        # Keys, contacts and their photos: readable by this user only. The umask also covers
+        # the files SQLite creates later (-wal, -shm).
+        os.umask(0o077)
         config.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            config.state_dir.chmod(0o700)
+        except OSError as exc:  # a mounted volume we do not own: say so, carry on
+            log.warning("cannot make %s private: %s", config.state_dir, exc.strerror)
         identity = load_or_create_identity(config.state_dir / "car.key")
         self.store = Store(config.state_dir / "carhub.sqlite3")
         self.engine = Engine(config, identity, store=self.store)
@@ -95,8 +103,17 @@ class CarRunner:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))  # bind first so a busy port fails start(), not a task
         self.ui_port = sock.getsockname()[1]
+        # Bound to loopback (the default): only loopback Host headers are served, which
+        # defeats DNS rebinding. Bound elsewhere on purpose: any Host, same-origin still holds.
+        allowed = (
+            LOOPBACK_HOSTS
+            if host in ("127.0.0.1", "localhost", "::1")
+            else None
+            if host in ("0.0.0.0", "::", "")
+            else (*LOOPBACK_HOSTS, host)
+        )
         config = uvicorn.Config(
-            create_app(self.engine), log_level="warning", access_log=False, lifespan="off"
+            create_app(self.engine, allowed), log_level="warning", access_log=False, lifespan="off"
         )
         self._uvicorn = uvicorn.Server(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))

@@ -289,6 +289,15 @@ def _check_auto_confirm(
     auto: bool, transport: TransportChoice, radio: str | None, as_json: bool
 ) -> TransportChoice:
     """Refuse auto-confirm on real Bluetooth; without --radio, keep auto on the LAN."""
+    emulated = radio is not None and radio.startswith("tcp-client:")
+    if auto and radio is not None and not emulated:
+        raise _fail(
+            BridgeError(
+                f"--auto-confirm is for emulation only: refused with --radio {radio}",
+                EXIT_BAD_INPUT,
+            ),
+            as_json,
+        )
     if auto and radio is None and transport is TransportChoice.ble:
         raise _fail(
             BridgeError(

@@ -110,6 +110,7 @@ class PairingCode:
     code: str
     peer_name: str
     peer_fingerprint: str
+    expires_at: float  # when the pairing times out (same clock as ``now``)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ class _Connection:
         self._decoder = FrameDecoder(PRE_SESSION_MAX_FRAME)
         self._now = now
         self._deadline: float | None = now + SETUP_TIMEOUT
+        self._pairing_started = now
         self._out = bytearray()
         self._events: deque[ConnectionEvent] = deque()
         self._session: SecureSession | None = None
@@ -226,6 +228,15 @@ class _Connection:
         if self.state is State.ESTABLISHED and self._session is not None:
             self._out += encode_frame(self._session.encrypt(encode_app(Bye(reason=reason))))
         self.state = State.CLOSED
+
+    def abort(self, reason: Reason, detail: str = "") -> None:
+        """Close for a local reason (storage failed, a refused batch), telling the peer why.
+
+        The ``Error`` goes out (sealed once the session is up) and a ``ConnectionFailed``
+        event follows; the shell then closes the transport.
+        """
+        if self._error is None:
+            self._fail(RemoteProtocolError(reason, detail))
 
     def tick(self, now: float) -> None:
         """Check timeouts (setup, pairing); call it every second or so."""
@@ -342,7 +353,14 @@ class _Connection:
                 # newcomer could pair under a paired phone's id and replace its key.
                 if device_id(peer_key) != self.peer_device_id:
                     raise PairingError(Reason.ID_MISMATCH, "device id is not the key's id")
-                self._events.append(PairingCode(ev.code, self.peer_name, fingerprint(peer_key)))
+                self._events.append(
+                    PairingCode(
+                        ev.code,
+                        self.peer_name,
+                        fingerprint(peer_key),
+                        self._pairing_started + PAIRING_TIMEOUT,
+                    )
+                )
             elif isinstance(ev, Paired):
                 self.peer_public_key = ev.peer_public_key
                 self._events.append(
@@ -429,6 +447,7 @@ class PhoneConnection(_Connection):
             self._begin_session()
             return
         self.state = State.PAIRING
+        self._pairing_started = now
         self._pairing = PhonePairing(
             self._identity,
             self._name,
@@ -501,6 +520,7 @@ class CarConnection(_Connection):
             self._begin_session()
             return
         self.state = State.PAIRING
+        self._pairing_started = now
         self._pairing = CarPairing(
             self._identity,
             transcript=self._transcript,
@@ -533,6 +553,7 @@ def _unexpected(msg: Message, state: State) -> RemoteProtocolError:
 _PAIRING_REASONS = {
     Reason.REJECTED,
     Reason.PAIRING_CLOSED,
+    Reason.PAIRING_BUSY,
     Reason.COMMITMENT_MISMATCH,
     Reason.CODE_MISMATCH,
     Reason.CONFIRMATION_FAILED,

@@ -46,6 +46,7 @@ class Reason(enum.StrEnum):
     # pairing
     REJECTED = "rejected"
     PAIRING_CLOSED = "pairing-closed"
+    PAIRING_BUSY = "pairing-busy"
     COMMITMENT_MISMATCH = "commitment-mismatch"
     CODE_MISMATCH = "code-mismatch"
     CONFIRMATION_FAILED = "confirmation-failed"

@@ -127,7 +127,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 @pytest.fixture
 async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://car") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as c:
         yield c
 
 
@@ -281,8 +281,10 @@ async def test_pair_play_command_and_unpair(client: httpx.AsyncClient, engine: E
     assert req.message.hash == art.hash  # type: ignore[union-attr]
     await phone.send(Artwork(hash=art.hash, mime=art.mime, data=art.data))
     async with asyncio.timeout(5):
-        while (m := (await client.get("/api/media")).json())["title"] != "Song":
+        # The URL appears once the car holds the image (it never points at a 404).
+        while (m := (await client.get("/api/media")).json())["artwork_url"] is None:
             await asyncio.sleep(0.01)
+    assert m["title"] == "Song"
     assert m["phone_id"] == phone.id and m["connected"] is True and m["state"] == "playing"
     async with asyncio.timeout(5):
         while (r := await client.get(m["artwork_url"])).status_code != 200:
@@ -347,11 +349,45 @@ async def test_car_session_ends_quietly_after_a_rejection(
 def test_events_websocket_snapshot_then_changes(tmp_path: Path) -> None:
     store = Store(tmp_path / "carhub.sqlite3")
     engine = Engine(CarConfig(name="Test Car", state_dir=tmp_path), Identity.generate(), store)
-    with TestClient(create_app(engine)) as tc, tc.websocket_connect("/api/events") as ws:
+    with (
+        TestClient(create_app(engine), base_url="http://127.0.0.1:8080") as tc,
+        # TestClient's WebSocket URL is always ws://testserver: name a served host.
+        tc.websocket_connect("/api/events", headers={"Host": "127.0.0.1:8080"}) as ws,
+    ):
         snapshot = [ws.receive_json() for _ in range(4)]
         assert [e["type"] for e in snapshot] == ["status", "pairing", "phones", "media"]
         assert snapshot[0]["data"]["name"] == "Test Car"
-        tc.post("/api/pairing/open")
+        assert tc.post("/api/pairing/open").status_code == 200
         event = ws.receive_json()
         assert event == {"type": "status", "data": {**snapshot[0]["data"], "pairing_open": True}}
     store.close()
+
+
+async def test_foreign_host_header_is_refused(client: httpx.AsyncClient) -> None:
+    # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host.
+    r = await client.get("/api/status", headers={"Host": "evil.example:8080"})
+    assert r.status_code == 403
+
+
+async def test_cross_origin_accept_is_refused(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/pairing/open", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-origin" in r.json()["detail"]
+    ok = await client.post("/api/pairing/open", headers={"Origin": "http://127.0.0.1:8080"})
+    assert ok.status_code == 200 and ok.json()["pairing_open"] is True
+
+
+def test_cross_origin_event_socket_is_refused(engine: Engine) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    headers = {"Host": "127.0.0.1:8080", "Origin": "http://evil.example"}
+    with TestClient(create_app(engine)) as tc, pytest.raises(WebSocketDisconnect):  # noqa: SIM117
+        with tc.websocket_connect("/api/events", headers=headers):
+            pass
+
+
+async def test_artwork_is_served_as_inert_image(client: httpx.AsyncClient, engine: Engine) -> None:
+    engine.store.add_phone("p1", "Phone", b"k" * 32, "fp", 1.0)
+    engine.store.put_artwork("p1", b"\x01" * 32, "image/png", b"png")
+    r = await client.get(f"/api/phones/p1/artwork/{'01' * 32}")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-security-policy"] == "default-src 'none'"

@@ -134,6 +134,7 @@ def test_gate_global_bucket_stops_id_rotation(engine: Engine) -> None:
 
 
 def test_pending_request_accept_reject_and_unknown(engine: Engine) -> None:
+    engine.open_pairing(0)
     q = engine.hub.subscribe()
     s1, s2 = FakeSession(), FakeSession()
     r1, r2 = request(engine, s1), request(engine, s2, "p2")
@@ -157,6 +158,7 @@ def test_closing_the_window_rejects_pending_requests(engine: Engine) -> None:
 
 
 def test_drop_pending_forgets_a_gone_session(engine: Engine) -> None:
+    engine.open_pairing(0)
     s1, s2 = FakeSession(), FakeSession()
     request(engine, s1)
     r2 = request(engine, s2)
@@ -165,7 +167,7 @@ def test_drop_pending_forgets_a_gone_session(engine: Engine) -> None:
 
 
 def test_auto_confirm_accepts_at_once(tmp_path: Path) -> None:
-    eng = make_engine(tmp_path, auto_confirm=True)
+    eng = make_engine(tmp_path, auto_confirm=True, pairing_open=True)
     s = FakeSession()
     request(eng, s)
     assert s.decisions == [True] and eng.pairing_requests() == []
@@ -175,12 +177,15 @@ def test_auto_confirm_accepts_at_once(tmp_path: Path) -> None:
 def test_media_is_extrapolated_while_playing_only(engine: Engine) -> None:
     assert engine.media()["title"] is None and engine.media()["state"] == "stopped"
     engine.store.add_phone("p1", "Phone", b"k" * 32, "fp", 1.0)
+    engine.connected["p1"] = FakeSession()  # type: ignore[assignment]
     now_ms = int(time.time() * 1000)
     engine.now_playing("p1", playing(rate=2.0), now_ms - 1000)
     m = engine.media()
     assert 2900 <= m["position_ms"] <= 3200  # 1000 + 1 s x rate 2
-    assert m["artists"] == ["A", "B"] and m["connected"] is False
-    assert m["artwork_url"] == f"/api/phones/p1/artwork/{'07' * 32}"
+    assert m["artists"] == ["A", "B"] and m["connected"] is True
+    assert m["artwork_url"] is None  # not stored yet: a URL would 404 on the page
+    engine.store.put_artwork("p1", b"\x07" * 32, "image/png", b"png")
+    assert engine.media()["artwork_url"] == f"/api/phones/p1/artwork/{'07' * 32}"
     engine.now_playing("p1", playing("paused"), now_ms - 5000)
     assert engine.media()["position_ms"] == 1000
 
@@ -231,3 +236,29 @@ def test_slow_dashboard_subscriber_keeps_the_newest_events(engine: Engine) -> No
     events = drain(q)
     assert len(events) == 256
     assert events[-1]["data"]["pairing_open"] is False  # type: ignore[index]
+
+
+def test_a_request_arriving_after_the_window_closed_is_rejected(engine: Engine) -> None:
+    s = FakeSession()
+    request(engine, s)  # the window is closed
+    assert s.decisions == [False] and engine.pairing_requests() == []
+
+
+def test_one_pairing_at_a_time(engine: Engine) -> None:
+    engine.open_pairing(0)
+    a, b = FakeSession(), FakeSession()
+    engine.pairing_gate("pa", 1.0, peer="10.0.0.2", session=a)  # type: ignore[arg-type]
+    with pytest.raises(PairingError) as err:
+        engine.pairing_gate("pb", 1.0, peer="10.0.0.3", session=b)  # type: ignore[arg-type]
+    assert err.value.reason is Reason.PAIRING_BUSY
+    engine.pairing_ended(a)  # type: ignore[arg-type]
+    engine.pairing_gate("pb", 2.0, peer="10.0.0.3", session=b)  # type: ignore[arg-type]
+
+
+def test_rate_limit_also_keys_on_the_peer_address(engine: Engine) -> None:
+    engine.open_pairing(0)
+    for i in range(5):  # a fresh claimed id each time, from one host
+        engine.pairing_failed(f"id-{i}", 1.0, peer="10.0.0.9")
+    with pytest.raises(PairingError) as err:
+        engine.pairing_gate("id-new", 2.0, peer="10.0.0.9")
+    assert err.value.reason is Reason.RATE_LIMITED
