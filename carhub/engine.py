@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from carhub.events import EventHub
-from carhub.store import Store
+from carhub.store import Store, StoreError
 from protocol.errors import PairingError, ProtocolError, Reason
 from protocol.identity import Identity
 from protocol.media import MediaCommand, NowPlaying, position_at
-from protocol.messages import PROTOCOL_VERSION
+from protocol.messages import PROTOCOL_VERSION, decode, encode
 from protocol.pairing import PairingRateLimiter
 
 if TYPE_CHECKING:
@@ -104,6 +106,7 @@ class Engine:
         self._global_limiter = PairingRateLimiter(max_attempts=20, window=60.0, lockout=30.0)
         self._media: dict[str, tuple[NowPlaying, int]] = {}
         self._active_media_phone: str | None = None
+        self._restore_media()
         self._pairing_listeners: list[Callable[[bool], None]] = []
         self._sessions: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -273,6 +276,11 @@ class Engine:
         if phone_id not in self.connected:
             return  # unpaired or replaced meanwhile: nothing of it may be kept
         self._media[phone_id] = (np, received_at_ms)
+        # Kept so a restarted car still shows the last track (paused where it was).
+        try:
+            self.store.set_media(phone_id, encode(np), received_at_ms)
+        except StoreError as exc:  # a full disk costs the restart memory, nothing else
+            log.warning("could not keep now-playing for %s: %s", phone_id, exc)
         self._active_media_phone = phone_id
         self.hub.publish("media", self.media())
 
@@ -299,6 +307,19 @@ class Engine:
             else None,
             "connected": pid in self.connected,
         }
+
+    def _restore_media(self) -> None:
+        """Reload the last now-playing state of every phone; nothing plays until it reconnects."""
+        for phone_id, data, received_at_ms in self.store.all_media():
+            try:
+                np = decode(data)
+            except ProtocolError:
+                continue
+            if isinstance(np, NowPlaying):
+                # The last position the phone reported: the car cannot know more.
+                stopped = msgspec.structs.replace(np, state="paused")
+                self._media[phone_id] = (stopped, received_at_ms)
+                self._active_media_phone = phone_id
 
     async def command(self, action: str, position_ms: int = 0) -> str:
         """Send a media command to the active (or only) connected phone.
@@ -352,10 +373,14 @@ class Engine:
         """Close every phone connection."""
         for sess in list(self.connected.values()):
             sess.close("car shutting down")
-        for task in list(self._sessions):
+        # Let the goodbyes go out, then stop whatever is left before the store closes.
+        if self._background:
+            await asyncio.wait(self._background, timeout=1)
+        pending = self._sessions | self._background
+        for task in pending:
             task.cancel()
-        if self._sessions:
-            await asyncio.wait(self._sessions, timeout=2)
+        if pending:
+            await asyncio.wait(pending, timeout=2)
 
 
 _EMPTY_MEDIA: dict[str, Any] = {

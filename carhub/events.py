@@ -5,34 +5,69 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["EventHub"]
+__all__ = ["EventHub", "Subscription"]
+
+
+def _key(type_: str, data: Any) -> tuple[str, str]:
+    """Events that supersede each other share a key: one per type, per phone for contacts."""
+    if type_ == "contacts" and isinstance(data, dict):
+        return type_, str(data.get("phone_id", ""))
+    return type_, ""
+
+
+class Subscription:
+    """One subscriber's pending events, coalesced.
+
+    Every event carries the full current state of its kind, so when a subscriber falls
+    behind only the newest event of each kind is kept: a burst of ``media`` updates can
+    never push a ``pairing`` update out, and memory stays bounded by the number of kinds.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self._ready = asyncio.Event()
+
+    def put(self, event: dict[str, Any]) -> None:
+        key = _key(event["type"], event["data"])
+        self._pending.pop(key, None)  # re-insert: the order is that of the latest updates
+        self._pending[key] = event
+        self._ready.set()
+
+    async def get(self) -> dict[str, Any]:
+        """Wait for and return the oldest pending event."""
+        while not self._pending:
+            self._ready.clear()
+            await self._ready.wait()
+        key = next(iter(self._pending))
+        return self._pending.pop(key)
+
+    def get_nowait(self) -> dict[str, Any]:
+        """Return the oldest pending event; raises ``KeyError`` when there is none."""
+        key = next(iter(self._pending))
+        return self._pending.pop(key)
+
+    def empty(self) -> bool:
+        return not self._pending
 
 
 class EventHub:
-    """Fans JSON-able events out to every subscriber queue.
+    """Fans JSON-able events out to every subscriber."""
 
-    A slow subscriber never blocks the car: its queue is bounded and, when full, the oldest
-    event is dropped (each event carries the full current state, so the next one heals it).
-    """
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
 
-    def __init__(self, maxsize: int = 256) -> None:
-        self._subs: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._maxsize = maxsize
+    def subscribe(self) -> Subscription:
+        """Return a new subscription that receives every later event."""
+        sub = Subscription()
+        self._subs.add(sub)
+        return sub
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        """Return a new queue that receives every later event."""
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._maxsize)
-        self._subs.add(q)
-        return q
-
-    def unsubscribe(self, q: asyncio.Queue[dict[str, Any]]) -> None:
-        """Stop delivering to ``q``."""
-        self._subs.discard(q)
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop delivering to ``sub``."""
+        self._subs.discard(sub)
 
     def publish(self, type_: str, data: Any) -> None:
         """Deliver ``{"type": type_, "data": data}`` to every subscriber."""
         event = {"type": type_, "data": data}
-        for q in self._subs:
-            if q.full():
-                q.get_nowait()
-            q.put_nowait(event)
+        for sub in self._subs:
+            sub.put(event)

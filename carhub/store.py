@@ -98,8 +98,8 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            # check_same_thread=False: calls come from the event loop and from worker threads
-            # (big batches are committed off-loop); the lock serialises them.
+            # check_same_thread=False: today every call comes from the event loop (a 500-contact
+            # batch commits in a few ms); the lock keeps it safe if a caller uses a thread.
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -274,6 +274,13 @@ class Store:
                 "INSERT OR REPLACE INTO media (phone_id, data, received_at_ms) VALUES (?, ?, ?)",
                 (phone_id, data, received_at_ms),
             )
+
+    def all_media(self) -> list[tuple[str, bytes, int]]:
+        """Return every phone's last now-playing message, oldest first."""
+        rows = self._query(
+            "SELECT phone_id, data, received_at_ms FROM media ORDER BY received_at_ms"
+        )
+        return [(str(p), bytes(d), int(t)) for p, d, t in rows]  # type: ignore[call-overload,arg-type]
 
     def media(self, phone_id: str) -> tuple[bytes, int] | None:
         """Return the phone's latest now-playing message and when it arrived."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
 import pytest
 
 from carhub.engine import CarConfig, Engine, NoPhoneError, PendingPairing
+from carhub.events import Subscription
 from carhub.store import Store
 from protocol.errors import PairingError, Reason
 from protocol.identity import Identity
@@ -62,7 +62,7 @@ def request(engine: Engine, session: FakeSession, phone_id: str = "p1") -> Pendi
     return req
 
 
-def drain(q: asyncio.Queue[dict[str, object]]) -> list[dict[str, object]]:
+def drain(q: Subscription) -> list[dict[str, object]]:
     out = []
     while not q.empty():
         out.append(q.get_nowait())
@@ -90,10 +90,10 @@ def test_pairing_window_closes_after_its_timeout(engine: Engine) -> None:
     assert engine.pairing_open is False
     engine.open_pairing(0.2)
     assert engine.pairing_open is True and seen == [True]
+    assert [e["data"]["pairing_open"] for e in drain(q)] == [True]  # type: ignore[index]
     time.sleep(0.3)
     assert engine.pairing_open is False and seen == [True, False]
-    statuses = [e["data"]["pairing_open"] for e in drain(q) if e["type"] == "status"]  # type: ignore[index]
-    assert statuses == [True, False]
+    assert [e["data"]["pairing_open"] for e in drain(q)] == [False]  # type: ignore[index]
 
 
 def test_window_of_zero_stays_open_until_closed(engine: Engine) -> None:
@@ -145,8 +145,8 @@ def test_pending_request_accept_reject_and_unknown(engine: Engine) -> None:
     assert engine.decide(r1.id, accepted=True) is False  # already decided
     assert (s1.decisions, s2.decisions) == ([True], [False])
     assert engine.pairing_requests() == []
-    pairing_events = [e["data"] for e in drain(q) if e["type"] == "pairing"]
-    assert [len(d) for d in pairing_events] == [1, 2, 1, 0]  # type: ignore[arg-type]
+    # Coalesced: a subscriber that did not read in between sees only the latest list.
+    assert [e["data"] for e in drain(q) if e["type"] == "pairing"] == [[]]
 
 
 def test_closing_the_window_rejects_pending_requests(engine: Engine) -> None:
@@ -228,14 +228,20 @@ def test_a_new_connection_replaces_the_old_one(engine: Engine) -> None:
     assert engine.connected["p1"] is new
 
 
-def test_slow_dashboard_subscriber_keeps_the_newest_events(engine: Engine) -> None:
+def test_slow_dashboard_subscriber_keeps_the_newest_event_of_each_kind(engine: Engine) -> None:
     q = engine.hub.subscribe()
-    for _ in range(300):  # more than the queue holds; publish must never block or raise
+    engine.hub.publish("pairing", [{"id": "r1"}])
+    for i in range(300):  # a burst of other events never evicts the pairing update
+        engine.hub.publish("media", {"title": str(i)})
         engine.open_pairing(0)
         engine.close_pairing()
+    engine.hub.publish("contacts", {"phone_id": "a", "total": 1})
+    engine.hub.publish("contacts", {"phone_id": "b", "total": 2})
     events = drain(q)
-    assert len(events) == 256
-    assert events[-1]["data"]["pairing_open"] is False  # type: ignore[index]
+    assert [e["data"] for e in events if e["type"] == "pairing"] == [[{"id": "r1"}]]
+    assert [e["data"] for e in events if e["type"] == "media"] == [{"title": "299"}]
+    assert [e["data"]["pairing_open"] for e in events if e["type"] == "status"] == [False]  # type: ignore[index]
+    assert len([e for e in events if e["type"] == "contacts"]) == 2  # one per phone
 
 
 def test_a_request_arriving_after_the_window_closed_is_rejected(engine: Engine) -> None:
@@ -262,3 +268,16 @@ def test_rate_limit_also_keys_on_the_peer_address(engine: Engine) -> None:
     with pytest.raises(PairingError) as err:
         engine.pairing_gate("id-new", 2.0, peer="10.0.0.9")
     assert err.value.reason is Reason.RATE_LIMITED
+
+
+def test_a_restarted_car_shows_the_last_track_paused(tmp_path: Path) -> None:
+    first = make_engine(tmp_path)
+    first.store.add_phone("p1", "Phone", b"k" * 32, "fp", 1.0)
+    first.connected["p1"] = FakeSession()  # type: ignore[assignment]
+    first.now_playing("p1", playing(position_ms=1000), int(time.time() * 1000) - 2000)
+    first.store.close()
+    again = make_engine(tmp_path)
+    m = again.media()
+    assert m["phone_id"] == "p1" and m["state"] == "paused" and m["connected"] is False
+    assert m["position_ms"] == 1000  # the last position the phone reported
+    again.store.close()
