@@ -33,6 +33,7 @@ from protocol.sync import (
     ContactsAck,
     ContactsSender,
     ContactsState,
+    DigestCache,
     Manifest,
     SnapshotEdit,
     SyncCompleted,
@@ -191,6 +192,7 @@ async def sync_contacts(
     *,
     opening: ContactsState | None = None,
     other: Callable[[Message], Awaitable[None]] | None = None,
+    cache: DigestCache | None = None,
 ) -> SyncSummary:
     """Sync contacts over an established session.
 
@@ -203,7 +205,7 @@ async def sync_contacts(
     Raises:
         SyncError, ProtocolError, LinkClosed, TimeoutError.
     """
-    sender = ContactsSender(contacts, photos, snapshot)
+    sender = ContactsSender(contacts, photos, snapshot, cache=cache)
     pending: list[Message] = [opening] if opening is not None else []
     while True:
         if pending:

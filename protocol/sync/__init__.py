@@ -39,7 +39,7 @@ from protocol.sync.journal import (
     replay_journal,
 )
 from protocol.sync.receiver import ContactsReceiver
-from protocol.sync.sender import ContactsSender
+from protocol.sync.sender import ContactsSender, DigestCache
 from protocol.sync.wire import (
     ANCHOR_LABEL,
     ANCHOR_SIZE,
@@ -85,6 +85,7 @@ __all__ = [
     "ContactsSender",
     "ContactsState",
     "ContactsSynced",
+    "DigestCache",
     "InFlight",
     "JournalAcked",
     "JournalBase",

@@ -528,3 +528,18 @@ def test_random_edits_and_cuts_converge(
             store = PhoneStore()
         sync_until_done(contacts, photos, db, store, batch_size=7, window=3)
         assert db.contacts == {c.uid: c for c in contacts}
+
+
+def test_digest_cache_remeasures_only_changed_contacts() -> None:
+    from protocol.sync import DigestCache
+
+    contacts = make_contacts(50)
+    cache = DigestCache()
+    first, _ = cache.measure({c.uid: c for c in contacts})
+    changed = msgspec.structs.replace(contacts[7], fn="Renamed")
+    contacts[7] = changed
+    again, sizes = cache.measure({c.uid: c for c in contacts})
+    fresh, fresh_sizes = DigestCache().measure({c.uid: c for c in contacts})
+    assert again == fresh and sizes == fresh_sizes  # the cache never changes the answer
+    assert again[changed.uid] != first[changed.uid]
+    assert sum(again[u] != first[u] for u in first) == 1
