@@ -8,10 +8,12 @@ included, each as ``{"type": ..., "data": ...}``.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from pathlib import Path
 from typing import Any, Literal
 
+import segno
 from fastapi import FastAPI, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -30,6 +32,7 @@ class Status(BaseModel):
     fingerprint: str
     protocol_version: int
     pairing_open: bool
+    pairing_uri_expires_at: float | None = None
     ble: dict[str, Any] | None
     lan: dict[str, Any] | None
 
@@ -40,6 +43,11 @@ class PairingRequest(BaseModel):
     phone_name: str
     phone_fingerprint: str
     code: str
+    expires_at: float
+
+
+class PairingUriBody(BaseModel):
+    uri: str
     expires_at: float
 
 
@@ -140,6 +148,18 @@ async def _refuse(scope: Any, send: Any, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def qr_svg(text: str) -> bytes:
+    """Render ``text`` as a QR code SVG (error correction M, a 4-module quiet zone).
+
+    It has a viewBox and no fixed size, so the page scales it to fit.
+    """
+    out = io.BytesIO()
+    segno.make_qr(text, error="m").save(
+        out, kind="svg", border=4, dark="#000", light="#fff", xmldecl=False, omitsize=True
+    )
+    return out.getvalue()
+
+
 async def _until_disconnect(ws: WebSocket) -> None:
     """Return when the client closes (anything it sends is ignored)."""
     while True:
@@ -180,6 +200,33 @@ def create_app(engine: Engine, allowed_hosts: tuple[str, ...] | None = LOOPBACK_
     async def close_pairing() -> dict[str, Any]:
         engine.close_pairing()
         return engine.status()
+
+    @app.post("/api/pairing/uri", response_model=PairingUriBody)
+    async def pairing_uri() -> dict[str, Any]:
+        """Show a fresh one-time pairing URI (QR code); opens the pairing window if closed.
+
+        A phone that scans it pairs with no code to compare. Each call replaces the last
+        URI; it expires with the pairing window and is used up by the first pairing.
+        """
+        uri, expires_at = engine.new_pairing_uri()
+        return {"uri": uri.to_uri(), "expires_at": expires_at}
+
+    @app.get("/api/pairing/uri.svg")
+    async def pairing_qr() -> Response:
+        """The current pairing URI as a QR code (SVG); 404 when none is on show."""
+        current = engine.pairing_uri()
+        if current is None:
+            raise HTTPException(404, "no pairing QR code is on show")
+        # The image holds a secret: never cache it, never treat it as anything but an image.
+        return Response(
+            qr_svg(current[0].to_uri()),
+            media_type="image/svg+xml",
+            headers={
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'",
+            },
+        )
 
     @app.get("/api/pairing/requests", response_model=list[PairingRequest])
     async def pairing_requests() -> list[dict[str, Any]]:

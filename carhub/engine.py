@@ -9,6 +9,7 @@ and media machines; the engine only keeps the car-level bookkeeping they report 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import secrets
 import time
@@ -22,7 +23,7 @@ import msgspec
 from carhub.events import EventHub
 from carhub.store import Store, StoreError
 from protocol.errors import PairingError, ProtocolError, Reason
-from protocol.identity import Identity
+from protocol.identity import Identity, PairingUri
 from protocol.media import MediaCommand, NowPlaying, position_at
 from protocol.messages import PROTOCOL_VERSION, decode, encode
 from protocol.pairing import PairingRateLimiter
@@ -31,9 +32,12 @@ if TYPE_CHECKING:
     from carhub.links import Link
     from carhub.phone_session import PhoneSession
 
-__all__ = ["CarConfig", "Engine", "NoPhoneError", "PendingPairing"]
+__all__ = ["OOB_LIFETIME", "CarConfig", "Engine", "NoPhoneError", "PendingPairing"]
 
 log = logging.getLogger("carhub")
+
+# Seconds a pairing QR code stays valid when the pairing window has no end of its own.
+OOB_LIFETIME = 120.0
 
 
 @dataclass
@@ -101,6 +105,8 @@ class Engine:
             else None
         )
         self._pairing_session: PhoneSession | None = None  # one pairing at a time
+        # The pairing URI (QR code) on show and when it expires; one-time, see pairing_uri.
+        self._oob: tuple[PairingUri, float] | None = None
         # Per phone id, and a looser global bucket against id-rotating attackers.
         self._limiter = PairingRateLimiter(max_attempts=5, window=60.0, lockout=30.0)
         self._global_limiter = PairingRateLimiter(max_attempts=20, window=60.0, lockout=30.0)
@@ -137,11 +143,61 @@ class Engine:
     def _set_pairing(self, open_: bool, closes_at: float | None) -> None:
         changed = open_ != self._pairing_open
         self._pairing_open, self._pairing_closes_at = open_, closes_at
+        if not open_:
+            self._oob = None  # a QR code never outlives the window it was shown in
         if changed:
             log.info("pairing window %s", "open" if open_ else "closed")
             for listener in self._pairing_listeners:
                 listener(open_)
             self.hub.publish("status", self.status())
+
+    # -- pairing by QR code (OOB) ---------------------------------------------------------
+    def new_pairing_uri(self) -> tuple[PairingUri, float]:
+        """Show a fresh pairing URI (QR code), opening the pairing window if it is closed.
+
+        The URI's secret is the proof a scanning phone presents instead of a compared code,
+        so it is one-time: this call replaces any earlier one, the first OOB pairing
+        consumes it, and it expires with the window (or after ``OOB_LIFETIME`` seconds when
+        the window has no end).
+
+        Returns:
+            The URI and when it expires (``time.time()`` clock).
+        """
+        if not self.pairing_open:
+            self.open_pairing()
+        now = time.time()
+        closes = self._pairing_closes_at
+        expires_at = closes if closes is not None else now + OOB_LIFETIME
+        uri = PairingUri.create(self.identity, host=self.config.lan_endpoint or "")
+        self._oob = (uri, expires_at)
+        log.info("pairing QR code shown (valid %.0f s)", expires_at - now)
+        self.hub.publish("status", self.status())
+        return uri, expires_at
+
+    def pairing_uri(self) -> tuple[PairingUri, float] | None:
+        """Return the pairing URI on show and its expiry, or None (none, used or expired)."""
+        if self._oob is not None and (not self.pairing_open or time.time() >= self._oob[1]):
+            self._oob = None
+            self.hub.publish("status", self.status())
+        return self._oob
+
+    def oob_secret(self) -> bytes | None:
+        """The secret of the pairing URI on show, for a new connection's ``CarConnection``."""
+        current = self.pairing_uri()
+        return current[0].secret if current is not None else None
+
+    def consume_oob_secret(self, secret: bytes | None) -> bool:
+        """Use up the on-show secret after an OOB pairing; False if it is no longer valid.
+
+        A connection copied the secret when it began, so a second phone holding the same
+        copy (or one made before a newer code replaced it) is caught here.
+        """
+        current = self.oob_secret()
+        if current is None or secret is None or not hmac.compare_digest(current, secret):
+            return False
+        self._oob = None
+        self.hub.publish("status", self.status())
+        return True
 
     def pairing_gate(
         self, phone_id: str, now: float, *, peer: str = "", session: PhoneSession | None = None
@@ -351,6 +407,7 @@ class Engine:
             "fingerprint": self.identity.fingerprint,
             "protocol_version": PROTOCOL_VERSION,
             "pairing_open": self.pairing_open,
+            "pairing_uri_expires_at": self._oob[1] if self._oob is not None else None,
             "ble": {"address": self.ble_address} if self.ble_address else None,
             "lan": {"endpoint": self.config.lan_endpoint} if self.config.lan_endpoint else None,
         }

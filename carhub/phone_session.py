@@ -26,7 +26,7 @@ from protocol.connection import (
     SessionEstablished,
 )
 from protocol.errors import PairingError, ProtocolError, Reason
-from protocol.identity import fingerprint
+from protocol.identity import device_id, fingerprint
 from protocol.media import Artwork, ArtworkRequest, NowPlaying
 from protocol.messages import Message, Unpair
 from protocol.sync import (
@@ -58,6 +58,10 @@ class PhoneSession:
         self.link = link
         self.transport_name = link.transport_name
         self.phone_id = ""
+        # Copied now: the connection refuses an "oob" PairRequest without it. Whether it is
+        # still the one on show (one-time, replaceable) is checked again when pairing ends.
+        self._oob_secret = engine.oob_secret()
+        self._code_shown = False  # a numeric code was shown; no code means OOB (QR) pairing
         self._conn = CarConnection(
             engine.identity,
             engine.config.name,
@@ -65,6 +69,7 @@ class PhoneSession:
             pairing_gate=lambda phone_id, now: engine.pairing_gate(
                 phone_id, now, peer=self._peer_host, session=self
             ),
+            oob_secret=self._oob_secret,
             model=engine.config.model,
             now=time.time(),
         )
@@ -183,6 +188,13 @@ class PhoneSession:
             self._closing = True
 
     def _paired(self, ev: PairingComplete) -> None:
+        refused = self._refuse_pairing(ev)
+        if refused is not None:
+            # Drop the queued PairResult(true) and handshake so the phone pins nothing.
+            self._conn.data_to_send()
+            self._conn.abort(*refused)
+            log.warning("%s: pairing refused: %s", ev.peer_device_id, refused[1])
+            return  # the ConnectionFailed that follows counts the failed attempt
         self._pairing = False
         self.engine.pairing_ended(self)
         try:
@@ -204,7 +216,18 @@ class PhoneSession:
         log.info("paired with %r (%s)", ev.peer_name, ev.peer_device_id)
         self.engine.hub.publish("phones", self.engine.phones())
 
+    def _refuse_pairing(self, ev: PairingComplete) -> tuple[Reason, str] | None:
+        """Return why a completed pairing must not be pinned after all, or None."""
+        # In OOB mode the protocol emits no code, and with it skips its id-vs-key check:
+        # without this a QR pairing could claim a paired phone's id and replace its key.
+        if device_id(ev.peer_public_key) != ev.peer_device_id:
+            return Reason.ID_MISMATCH, "the phone's device id is not its key's id"
+        if not self._code_shown and not self.engine.consume_oob_secret(self._oob_secret):
+            return Reason.OOB_MISMATCH, "the pairing QR code was already used, replaced or expired"
+        return None
+
     def _pairing_code(self, ev: PairingCode) -> None:
+        self._code_shown = True
         log.info("pairing request from %r: code %s", ev.peer_name, ev.code)
         from carhub.engine import PendingPairing
 
