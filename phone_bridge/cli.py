@@ -5,7 +5,8 @@ Exit codes:
   1  runtime failure (connection lost, protocol error)
   2  bad usage or bad input (e.g. a file that is not a vCard; nothing is sent)
   3  car not found or unreachable
-  4  pairing failed (rejected, code mismatch, window closed, rate limited, timeout)
+  4  pairing failed (rejected, code mismatch, window closed, rate limited, timeout,
+     or the car's key does not match the scanned QR code)
   5  not paired (locally, or the car no longer knows this phone)
   6  synced, but some cards in the file were malformed and skipped (listed)
 
@@ -33,18 +34,20 @@ from rich.table import Table
 from carhub.logs import setup_logging
 from phone_bridge.bridge import Bridge, BridgeOptions
 from phone_bridge.connect import ConnectOptions, resolve
-from phone_bridge.discovery import discover
+from phone_bridge.discovery import discover, is_hostport
 from phone_bridge.engine import (
     EXIT_BAD_INPUT,
     EXIT_NOT_PAIRED,
     BridgeError,
     do_pair,
+    do_pair_oob,
     explain,
     load_contacts,
     open_session,
     sync_once,
 )
 from phone_bridge.state import PhoneState, StateError, default_state_dir
+from protocol.identity import PairingUri, PairingUriError
 from protocol.media import Artwork
 from protocol.messages import Unpair
 
@@ -220,7 +223,18 @@ def discover_cmd(
 # -- pair -----------------------------------------------------------------------------
 @app.command("pair")
 def pair_cmd(
-    car: str = typer.Argument(..., help="Car id (or prefix), name, or HOST:PORT."),
+    car: str = typer.Argument(
+        None,
+        help="Car id (or prefix), name, or HOST:PORT. Optional with --uri, which says "
+        "where the car is.",
+    ),
+    uri: str = typer.Option(
+        None,
+        "--uri",
+        help="Pair by the car's QR code: the scanned carhub://pair?... URI ('-' reads it "
+        "from stdin, keeping its secret out of the process list). Nothing to compare; "
+        "exit 4 if the car's key does not match the code.",
+    ),
     confirm_code: str = typer.Option(
         None,
         "--confirm-code",
@@ -238,7 +252,18 @@ def pair_cmd(
     btsnoop: Path = BTSNOOP,
     as_json: bool = JSON,
 ) -> None:
-    """Pair with a car: both screens show a 6-digit code that the users confirm."""
+    """Pair with a car: both screens show a 6-digit code that the users confirm.
+
+    With --uri (the car's QR code, from its dashboard) there is no code: the scanned
+    secret proves the car, and CAR may be left out.
+    """
+    if uri is not None:
+        opts = _opts(transport, radio, mdns_interface, timeout, btsnoop)
+        _pair_by_uri(car, uri, confirm_code, auto_confirm, name, transport, opts, as_json)
+        return
+    if car is None:
+        missing = BridgeError("missing CAR (or --uri with the car's QR code)", EXIT_BAD_INPUT)
+        raise _fail(missing, as_json)
     transport = _check_auto_confirm(auto_confirm, transport, radio, as_json)
     opts = _opts(transport, radio, mdns_interface, timeout, btsnoop)
     state = _state(as_json)
@@ -269,12 +294,59 @@ def pair_cmd(
             "transport": link.transport.name,
         }
 
-    result = _run(flow(), as_json)
+    _print_paired(_run(flow(), as_json), as_json)
+
+
+def _print_paired(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))
     else:
         c = result["car"]
         typer.echo(f"paired with {c['name']} ({c['id']}), fingerprint {c['fingerprint']}")
+
+
+def _pair_by_uri(
+    car: str | None,
+    text: str,
+    confirm_code: str | None,
+    auto_confirm: bool,
+    name: str | None,
+    transport: TransportChoice,
+    opts: ConnectOptions,
+    as_json: bool,
+) -> None:
+    """``pair --uri``: pair by the car's QR code (OOB), nothing to compare."""
+    if confirm_code is not None or auto_confirm:
+        what = "--confirm-code" if confirm_code is not None else "--auto-confirm"
+        raise _fail(
+            BridgeError(f"--uri pairs without a code: drop {what}", EXIT_BAD_INPUT), as_json
+        )
+    if text == "-":
+        text = sys.stdin.readline()
+    try:
+        scanned = PairingUri.parse(text)
+    except PairingUriError as exc:
+        raise _fail(
+            BridgeError(f"not a carhub pairing code: {exc.detail}", EXIT_BAD_INPUT), as_json
+        ) from None
+    # Where the car is: CAR if given, else the URI's endpoint, else its id (mDNS/BLE).
+    query = car or scanned.device_id
+    if car is None and scanned.host and transport is not TransportChoice.ble:
+        query = scanned.host if is_hostport(scanned.host) else query
+    state = _state(as_json)
+
+    async def flow() -> dict[str, Any]:
+        target = await resolve(query, state, opts)
+        paired, link = await do_pair_oob(state, target, opts, _name(name), scanned)
+        await link.aclose("paired")
+        return {
+            "ok": True,
+            "car": {"id": paired.id, "name": paired.name, "fingerprint": paired.fingerprint},
+            "transport": link.transport.name,
+            "method": "oob",
+        }
+
+    _print_paired(_run(flow(), as_json), as_json)
 
 
 async def _ask(prompt: str) -> bool:

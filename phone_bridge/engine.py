@@ -18,9 +18,10 @@ from phone_bridge.client import CarLink, LinkClosed, pair, sync_contacts
 from phone_bridge.connect import CarNotFound, ConnectOptions, Target, open_transport
 from phone_bridge.state import PairedCar, PhoneState, StateError
 from phone_bridge.transports import TransportError
-from protocol.connection import PhoneConnection, SessionEstablished
+from protocol.connection import PairingComplete, PhoneConnection, SessionEstablished
 from protocol.contacts import Contact, Photo
 from protocol.errors import PairingError, ProtocolError, Reason, SessionError, VCardError
+from protocol.identity import PairingUri
 from protocol.messages import Message
 from protocol.sync import ContactsState, SyncSummary
 from protocol.vcard import import_vcards, looks_like_vcard
@@ -35,6 +36,7 @@ __all__ = [
     "Contacts",
     "backoff_delays",
     "do_pair",
+    "do_pair_oob",
     "explain",
     "load_contacts",
     "open_session",
@@ -59,8 +61,14 @@ _PAIRING_MESSAGES = {
     "middle); pairing aborted",
     Reason.TIMEOUT: "pairing timed out",
     Reason.RATE_LIMITED: "too many pairing attempts; wait a minute and retry",
-    Reason.OOB_MISMATCH: "the car's key does not match the scanned pairing code",
+    Reason.OOB_MISMATCH: "the car's key does not match the scanned code; pairing aborted "
+    "(a different car, or a tampered code)",
 }
+# The car refused the scanned secret: it says oob-mismatch too, but the key was not at fault.
+_CAR_REFUSED_OOB = (
+    "the car refused the scanned code (already used, replaced, expired, or no code is "
+    "showing); show a new code on the car and scan it again"
+)
 
 
 class BridgeError(Exception):
@@ -98,6 +106,8 @@ def explain(exc: BaseException) -> BridgeError:
     """Translate any failure of a flow into a ``BridgeError``."""
     if isinstance(exc, BridgeError):
         return exc
+    if isinstance(exc, PairingError) and exc.reason is Reason.OOB_MISMATCH and exc.from_peer:
+        return BridgeError(_CAR_REFUSED_OOB, EXIT_PAIRING)
     if isinstance(exc, PairingError):
         return BridgeError(_PAIRING_MESSAGES.get(exc.reason, str(exc)), EXIT_PAIRING)
     if isinstance(exc, SessionError) and exc.reason is Reason.UNKNOWN_PEER:
@@ -167,6 +177,48 @@ async def do_pair(
     except BaseException:
         await link.aclose()
         raise
+    return _save_paired(state, target, link, done), link
+
+
+async def do_pair_oob(
+    state: PhoneState,
+    target: Target,
+    opts: ConnectOptions,
+    name: str,
+    uri: PairingUri,
+    timeout: float = 90.0,
+) -> tuple[PairedCar, CarLink]:
+    """Pair with the car whose pairing URI (QR code) was scanned: no code to compare.
+
+    The scanned secret is the proof on both sides; the car's key must hash to the URI's
+    fingerprint (``protocol.pairing`` checks it before sending anything of ours).
+
+    Raises:
+        BridgeError: with ``EXIT_PAIRING`` when the key does not match the URI, or the car
+            refused the secret (used, replaced, expired), or closed, rate limited, timeout.
+    """
+    transport = await open_transport(target, opts)
+    conn = PhoneConnection(state.identity, name, oob=uri, now=time.time())
+    link = CarLink(transport, conn)
+    await link.__aenter__()
+    try:
+        done = await link.wait_for(PairingComplete, timeout)
+        # The key matched the URI; the id the car gave in its Hello must be that key's id
+        # too, or we would file a genuine key under a wrong id.
+        if done.peer_device_id != uri.device_id:
+            raise PairingError(Reason.OOB_MISMATCH, "the car's Hello id is not the URI's id")
+        await link.wait_for(SessionEstablished, 10.0)
+    except BaseException:
+        await link.aclose()
+        raise
+    return _save_paired(state, target, link, done), link
+
+
+def _save_paired(
+    state: PhoneState, target: Target, link: CarLink, done: PairingComplete
+) -> PairedCar:
+    """Remember a freshly paired car (and where to reach it) in the state directory."""
+    transport = link.transport
     car = PairedCar(
         id=done.peer_device_id,
         name=done.peer_name,
@@ -177,7 +229,7 @@ async def do_pair(
     state.save_car(car)
     # A fresh pairing starts from an empty mirror on the car.
     state.forget_snapshot(car.id)
-    return car, link
+    return car
 
 
 async def sync_once(

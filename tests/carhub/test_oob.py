@@ -106,9 +106,7 @@ async def test_phone_with_the_uri_pairs_without_any_accept(
     assert isinstance(ev, SessionEstablished)
     assert (await client.get("/api/pairing/requests")).json() == []  # nothing to accept
     phones = (await client.get("/api/phones")).json()
-    assert [(p["id"], p["name"], p["connected"]) for p in phones] == [
-        (phone.id, "QR Phone", True)
-    ]
+    assert [(p["id"], p["name"], p["connected"]) for p in phones] == [(phone.id, "QR Phone", True)]
     # Used up: the dashboard stops showing it.
     assert (await client.get("/api/status")).json()["pairing_uri_expires_at"] is None
     assert (await client.get("/api/pairing/uri.svg")).status_code == 404
@@ -174,9 +172,7 @@ async def test_no_qr_on_show_refuses_oob(client: httpx.AsyncClient, engine: Engi
     await phone.stop(strict=False)
 
 
-async def test_closing_the_window_drops_the_uri(
-    client: httpx.AsyncClient, engine: Engine
-) -> None:
+async def test_closing_the_window_drops_the_uri(client: httpx.AsyncClient, engine: Engine) -> None:
     uri = await show_qr(client)
     await client.post("/api/pairing/close")
     assert (await client.get("/api/pairing/uri.svg")).status_code == 404
