@@ -163,15 +163,22 @@ class Engine:
         Returns:
             The URI and when it expires (``time.time()`` clock).
         """
-        if not self.pairing_open:
-            self.open_pairing()
         now = time.time()
-        closes = self._pairing_closes_at
+        was_open = self.pairing_open
+        if was_open:
+            closes = self._pairing_closes_at
+        else:
+            seconds = self.config.pairing_window
+            closes = now + seconds if seconds > 0 else None
         expires_at = closes if closes is not None else now + OOB_LIFETIME
         uri = PairingUri.create(self.identity, host=self.config.lan_endpoint or "")
+        # Set before the window opens, so its one status event already carries the code.
         self._oob = (uri, expires_at)
         log.info("pairing QR code shown (valid %.0f s)", expires_at - now)
-        self.hub.publish("status", self.status())
+        if was_open:
+            self.hub.publish("status", self.status())
+        else:
+            self._set_pairing(True, closes)
         return uri, expires_at
 
     def pairing_uri(self) -> tuple[PairingUri, float] | None:

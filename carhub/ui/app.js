@@ -18,6 +18,7 @@ const CONFIRM_MS = 4000; // an armed Unpair button disarms itself after this
 
 const state = {
   status: null,
+  qr: null, // {uri, expires_at} of the pairing QR code this dashboard asked for
   requests: [],
   phones: [],
   selectedPhoneId: null,
@@ -159,6 +160,7 @@ function renderStatus() {
   btn.classList.toggle("is-open", open);
   btn.dataset.open = String(open);
   renderPhones(); // the empty-state hint depends on whether pairing is open
+  renderQr();
 }
 
 function setBadge(id, on, detail) {
@@ -176,6 +178,37 @@ async function togglePairing() {
   const res = await act("POST", open ? "/api/pairing/close" : "/api/pairing/open");
   btn.disabled = false;
   if (res) { state.status = res; renderStatus(); }
+}
+
+// ---------------------------------------------------------------- pairing QR code
+
+async function showQr() {
+  const btn = $("show-qr");
+  btn.disabled = true;
+  const res = await act("POST", "/api/pairing/uri");
+  btn.disabled = false;
+  if (!res) return;
+  state.qr = res;
+  // A new URL per code: the image is never cached (it holds the one-time secret).
+  $("pairing-qr-img").src = `/api/pairing/uri.svg?t=${encodeURIComponent(res.expires_at)}-${Date.now()}`;
+  $("pairing-qr-uri").textContent = res.uri;
+  renderQr();
+}
+
+// Shown while the car still holds this code: status says when the code on show expires,
+// and null once it is used, replaced by nothing, or the pairing window closed.
+function qrVisible() {
+  const s = state.status;
+  return !!(state.qr && s && s.pairing_open && s.pairing_uri_expires_at === state.qr.expires_at
+    && Date.now() / 1000 < state.qr.expires_at);
+}
+
+function renderQr() {
+  const visible = qrVisible();
+  $("pairing-qr").hidden = !visible;
+  if (!visible) return;
+  const left = Math.max(0, state.qr.expires_at - Date.now() / 1000);
+  $("pairing-qr-countdown").textContent = `${fmtTime(left * 1000)} left`;
 }
 
 // ---------------------------------------------------------------- pairing requests
@@ -622,6 +655,7 @@ function tickAgo() {
 
 function start() {
   $("open-pairing").addEventListener("click", togglePairing);
+  $("show-qr").addEventListener("click", showQr);
   $("contacts-search").addEventListener("input", onSearchInput);
   $("btn-prev").addEventListener("click", () => mediaCommand("previous"));
   $("btn-next").addEventListener("click", () => mediaCommand("next"));
@@ -632,7 +666,7 @@ function start() {
   renderContacts();
   setConnection("connecting");
   tickClock();
-  setInterval(() => { tickMedia(); tickRequests(); }, 250);
+  setInterval(() => { tickMedia(); tickRequests(); renderQr(); }, 250);
   setInterval(tickClock, 5000);
   setInterval(tickAgo, 15000);
   initialLoad();
