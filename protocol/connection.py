@@ -362,6 +362,9 @@ class _Connection:
                     )
                 )
             elif isinstance(ev, Paired):
+                # OOB pairing shows no code, so check the id here too (see CodeReady).
+                if device_id(ev.peer_public_key) != self.peer_device_id:
+                    raise PairingError(Reason.ID_MISMATCH, "device id is not the key's id")
                 self.peer_public_key = ev.peer_public_key
                 self._events.append(
                     PairingComplete(self.peer_device_id, self.peer_name, ev.peer_public_key)

@@ -188,3 +188,22 @@ def test_big_frames_are_fine_once_established() -> None:
     link.pump()
     got = link.of("car", MessageReceived)
     assert got and got[-1].message == art
+
+
+def test_oob_pairing_under_another_phones_id_is_refused() -> None:
+    from protocol.identity import PairingUri
+
+    uri = PairingUri.create(CAR_ID)
+    impostor = Impostor.generate()
+    Impostor.claimed = PHONE_ID.device_id
+    car = CarConnection(
+        CAR_ID,
+        "Car",
+        lookup_peer={}.get,
+        pairing_gate=lambda device_id, now: None,
+        oob_secret=uri.secret,
+    )
+    link = Link(PhoneConnection(impostor, "Evil", oob=uri), car)
+    link.pump()
+    assert not link.of("car", PairingComplete)
+    assert link.of("car", ConnectionFailed)[0].error.reason is Reason.ID_MISMATCH

@@ -21,7 +21,9 @@ from protocol.messages import (
 
 
 def test_hello_round_trip() -> None:
-    h = Hello(versions=[1, 2], role="phone", device_id="ab12cd34ef567890", name="Pixel", intent="pair")
+    h = Hello(
+        versions=[1, 2], role="phone", device_id="ab12cd34ef567890", name="Pixel", intent="pair"
+    )
     assert decode(encode(h)) == h
 
 
