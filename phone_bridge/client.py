@@ -65,6 +65,7 @@ class CarLink:
         self._send_lock = asyncio.Lock()
         self.car_name = ""
         self.car_id = ""
+        self.mirror = (bytes(16), 0)  # the car's anchor and count after the last sync here
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -226,4 +227,5 @@ async def sync_contacts(
             if isinstance(sev, SyncProgress):
                 on_progress(sev.done, sev.total)
             elif isinstance(sev, SyncCompleted):
+                link.mirror = (sev.anchor, len(contacts))
                 return sev.summary

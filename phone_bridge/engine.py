@@ -23,7 +23,7 @@ from protocol.contacts import Contact, Photo
 from protocol.errors import PairingError, ProtocolError, Reason, SessionError, VCardError
 from protocol.identity import PairingUri
 from protocol.messages import Message
-from protocol.sync import ContactsState, SyncSummary
+from protocol.sync import ContactsState, DigestCache, SyncSnapshot, SyncSummary
 from protocol.vcard import import_vcards, looks_like_vcard
 
 __all__ = [
@@ -84,6 +84,8 @@ class Contacts:
     contacts: list[Contact]
     photos: dict[bytes, Photo]
     errors: list[VCardError] = field(default_factory=list)
+    # Kept with the contacts so a re-sync of the same objects encodes only what changed.
+    cache: DigestCache = field(default_factory=DigestCache)
 
 
 def load_contacts(path: Path) -> Contacts:
@@ -256,14 +258,22 @@ async def sync_once(
         snapshot,
         lambda edits: state.record_sync(car.id, edits),
         on_progress,
-        opening=None
-        if first or snapshot is None
-        else ContactsState(anchor=snapshot.anchor, count=len(snapshot.digests)),
+        opening=None if first else _opening(snapshot, link),
         other=other,
+        cache=contacts.cache,
     )
     car.last_sync = time.time()
     state.save_car(car)
     return summary
+
+
+def _opening(snapshot: SyncSnapshot | None, link: CarLink) -> ContactsState:
+    """The car's state for a later sync in this session: our snapshot, else the last ack."""
+    if snapshot is not None:
+        return ContactsState(anchor=snapshot.anchor, count=len(snapshot.digests))
+    # A lost snapshot: an anchor we cannot match makes the sender ask for the manifest.
+    anchor, count = link.mirror
+    return ContactsState(anchor=anchor, count=count)
 
 
 def backoff_delays(base: float = 0.5, cap: float = 15.0) -> list[float]:
