@@ -37,7 +37,7 @@ from protocol.connection import MessageReceived
 from protocol.errors import ProtocolError
 from protocol.media import ArtworkRequest, MediaCommand, NowPlaying
 from protocol.messages import Message
-from protocol.sync import SyncSummary
+from protocol.sync import DigestCache, SyncSummary
 
 __all__ = ["Bridge", "BridgeOptions"]
 
@@ -72,6 +72,7 @@ class Bridge:
         self.emit = emit
         self._link: CarLink | None = None
         self._sends: set[asyncio.Task[None]] = set()
+        self._digests = DigestCache()
         if player is not None:
             player.subscribe(self._push_now_playing)
 
@@ -156,6 +157,7 @@ class Bridge:
     def _load(self) -> tuple[Contacts, float]:
         mtime = _mtime(self.opts.contacts)
         contacts = load_contacts(self.opts.contacts)
+        contacts.cache = self._digests  # unchanged cards are not encoded again
         for err in contacts.errors:
             log.warning("%s: skipped card at %s", self.opts.contacts, err)
         return contacts, mtime
