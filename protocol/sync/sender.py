@@ -245,16 +245,19 @@ class ContactsSender:
     def _chunk_contacts(self, upserts: list[Contact], deletes: list[str]) -> list[_Planned]:
         """Cut upserts then deletes into batches of <= batch_size items and ~256 KiB."""
         plan: list[_Planned] = []
-        cur, size = _Planned([], [], []), 0
+        cur, size, count = _Planned([], [], []), 0, 0
         items: list[Contact | str] = [*upserts, *deletes]
+        sizes = self._sizes
         for item in items:
-            n = self._sizes[item.uid] if isinstance(item, Contact) else len(item) + 3
-            if cur.items and (cur.items >= self._batch_size or size + n > MAX_BATCH_BYTES):
+            is_contact = isinstance(item, Contact)
+            n = sizes[item.uid] if isinstance(item, Contact) else len(item) + 3
+            if count and (count >= self._batch_size or size + n > MAX_BATCH_BYTES):
                 plan.append(cur)
-                cur, size = _Planned([], [], []), 0
-            (cur.upserts if isinstance(item, Contact) else cur.deletes).append(item)  # type: ignore[arg-type]
+                cur, size, count = _Planned([], [], []), 0, 0
+            (cur.upserts if is_contact else cur.deletes).append(item)  # type: ignore[arg-type]
             size += n
-        return [*plan, cur] if cur.items else plan
+            count += 1
+        return [*plan, cur] if count else plan
 
     def _fill(self) -> list[Message]:
         """Send batches until the window is full; close the sync when all are acked."""
