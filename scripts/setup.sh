@@ -27,7 +27,9 @@ fi
 stamp=.venv/.carhub-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     log "installing Python packages into .venv"
-    .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+    # Some machines' pip config names local indexes that may be absent: drop those warnings.
+    quiet() { grep -vE "WARNING: Location .* is ignored" || true; }
+    .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | quiet
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | quiet
     touch "$stamp"
 fi
