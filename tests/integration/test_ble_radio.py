@@ -36,24 +36,7 @@ asyncio.run(main())
 """
 
 
-def child_pids() -> set[int]:
-    """PIDs of this process's live children."""
-    pids: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        pids.update(int(p) for p in (task / "children").read_text().split())
-    return pids
-
-
-@pytest.fixture(autouse=True)
-async def no_leftovers() -> AsyncIterator[None]:
-    """Fail a test that leaves asyncio tasks or child processes behind."""
-    before = child_pids()
-    yield
-    await asyncio.sleep(0.05)
-    current = asyncio.current_task()
-    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    assert not tasks, f"tasks left running: {tasks}"
-    assert child_pids() <= before, "child processes left running"
+# tests/conftest.py's autouse no_leftovers fails a test that leaves tasks or processes.
 
 
 class RadioProcess:
