@@ -335,27 +335,32 @@ def _kill_mid_sync(
     return held
 
 
+def _background_sync(phone: Phone, car: Car, vcf: Path) -> subprocess.Popen[str]:
+    """Start ``phone-bridge sync`` to the car's endpoint without waiting for it."""
+    return phone.popen(
+        "sync", car.endpoint, "--contacts", str(vcf), "--json",
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _assert_exactly(car: Car, pid: str, n: int) -> None:
+    """The car holds exactly ``n`` contacts for the phone: none lost, none duplicated."""
+    items = car.all_contacts(pid)
+    assert car.contacts(pid)["total"] == n == len(items)
+    assert len({c["uid"] for c in items}) == n
+
+
 def test_kill_the_phone_mid_sync_then_resume(
     paired: tuple[Car, Phone, str], tmp_path: Path
 ) -> None:
     car, phone, pid = paired
     vcf = sample_vcf(tmp_path / "big.vcf", 50_000)
-    proc = phone.popen(
-        "sync",
-        car.endpoint,
-        "--contacts",
-        str(vcf),
-        "--json",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _background_sync(phone, car, vcf)
     _kill_mid_sync(car, pid, proc, proc.kill)
     proc.wait(5)
     r = phone.sync(car, vcf)
     assert r.code == 0, r
-    items = car.all_contacts(pid)
-    assert car.contacts(pid)["total"] == 50_000 == len(items)
-    assert len({c["uid"] for c in items}) == 50_000
+    _assert_exactly(car, pid, 50_000)
 
 
 def test_restart_the_car_mid_sync_then_resume(
@@ -365,25 +370,14 @@ def test_restart_the_car_mid_sync_then_resume(
     phone.pair(car)
     pid = phone.status()["phone_id"]
     vcf = sample_vcf(tmp_path / "big.vcf", 50_000)
-    proc = phone.popen(
-        "sync",
-        car.endpoint,
-        "--contacts",
-        str(vcf),
-        "--json",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _background_sync(phone, car, vcf)
     _kill_mid_sync(car, pid, proc, car.kill)
     assert proc.wait(30) != 0  # the phone notices the car is gone
-    # Same state dir, new ports: sync by the new endpoint still finds the pairing? No: the
-    # endpoint is how the phone knows the car, so use the car's id over mDNS.
+    # Same state dir, new ports: the phone finds the restarted car by its id over mDNS.
     car.start()
     r = phone.run("sync", car.id, "--mdns-interface", "127.0.0.1", "--contacts", str(vcf), "--json")
     assert r.code == 0, r
-    items = car.all_contacts(pid)
-    assert car.contacts(pid)["total"] == 50_000 == len(items)
-    assert len({c["uid"] for c in items}) == 50_000
+    _assert_exactly(car, pid, 50_000)
 
 
 # 6. unpairing ------------------------------------------------------------------------
