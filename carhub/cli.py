@@ -18,11 +18,11 @@ from pathlib import Path
 import typer
 
 from carhub.engine import CarConfig
-from carhub.keys import KeyFileError
-from carhub.logs import setup_logging
 from carhub.runner import CarRunner, RunOptions, parse_hostport
 from carhub.store import StoreError
 from protocol.errors import ProtocolError
+from shell.keys import KeyFileError
+from shell.logs import setup_logging
 
 __all__ = ["app", "main"]
 

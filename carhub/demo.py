@@ -29,7 +29,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from phone_bridge.sample_data import generate_vcards
+from shell.sample_data import generate_vcards
 
 __all__ = ["main"]
 

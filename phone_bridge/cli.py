@@ -31,7 +31,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from carhub.logs import setup_logging
 from phone_bridge.bridge import Bridge, BridgeOptions
 from phone_bridge.connect import ConnectOptions, resolve
 from phone_bridge.discovery import discover, is_hostport
@@ -50,6 +49,7 @@ from phone_bridge.state import PhoneState, StateError, default_state_dir
 from protocol.identity import PairingUri, PairingUriError
 from protocol.media import Artwork
 from protocol.messages import Unpair
+from shell.logs import setup_logging
 
 __all__ = ["app", "main"]
 

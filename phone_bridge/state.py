@@ -34,9 +34,9 @@ from typing import Any
 
 import msgspec
 
-from carhub.keys import load_or_create_identity
 from protocol.identity import Identity, fingerprint
 from protocol.sync import JournalBase, SnapshotEdit, SyncSnapshot, replay_journal
+from shell.keys import load_or_create_identity
 
 __all__ = ["PairedCar", "PhoneState", "StateError", "default_state_dir"]
 

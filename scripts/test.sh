@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "[test] ruff" >&2
-.venv/bin/ruff check protocol carhub phone_bridge radio tests bench
+.venv/bin/ruff check protocol shell carhub phone_bridge radio tests bench
 echo "[test] mypy --strict protocol/" >&2
 .venv/bin/mypy
 if [ "${CARHUB_SKIP_LAB:-0}" = 1 ]; then

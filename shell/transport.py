@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import abc
 
+from shell.errors import TransportError
+
 __all__ = ["BaseTransport", "TransportError"]
-
-
-class TransportError(ConnectionError):
-    """The peer cannot be reached, or the link to it was lost."""
 
 
 class BaseTransport(abc.ABC):

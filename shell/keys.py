@@ -6,12 +6,10 @@ import os
 from pathlib import Path
 
 from protocol.identity import Identity
+from shell.errors import KeyFileError
 
 __all__ = ["KeyFileError", "load_or_create_identity"]
 
-
-class KeyFileError(Exception):
-    """A key file exists but cannot be used."""
 
 
 def load_or_create_identity(path: Path) -> Identity:
