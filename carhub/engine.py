@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from carhub import views
+from carhub.errors import CarhubError
 from carhub.events import EventHub
 from carhub.store import Store, StoreError
 from protocol.errors import PairingError, ProtocolError, Reason
@@ -78,7 +79,7 @@ class PendingPairing:
         )
 
 
-class NoPhoneError(Exception):
+class NoPhoneError(CarhubError):
     """A media command was given while no phone is connected."""
 
 
