@@ -1,6 +1,7 @@
 """``carhub``: run an emulated (or real-radio) car head unit.
 
-Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or configuration.
+Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or configuration (``carhub.errors``;
+the table ``ERRORS`` below maps every failure onto them).
 Logs go to stderr; ``--json`` prints one machine-readable ``ready`` line on stdout.
 Every error is one line on stderr (``carhub: error: ...``), never a traceback.
 """
