@@ -1,6 +1,7 @@
 """``carhub``: run an emulated (or real-radio) car head unit.
 
-Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or configuration.
+Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or configuration (``carhub.errors``;
+the table ``ERRORS`` below maps every failure onto them).
 Logs go to stderr; ``--json`` prints one machine-readable ``ready`` line on stdout.
 Every error is one line on stderr (``carhub: error: ...``), never a traceback.
 """
@@ -12,19 +13,23 @@ import json
 import logging
 import sys
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from carhub.engine import CarConfig
+from carhub.errors import CarhubError, StartError, UsageError
 from carhub.runner import CarRunner, RunOptions, parse_hostport
 from carhub.store import StoreError
 from protocol.errors import ProtocolError
-from shell.keys import KeyFileError
+from shell.errors import KeyFileError, TransportError
 from shell.logs import setup_logging
 
-__all__ = ["app", "main"]
+__all__ = ["ERRORS", "app", "carhub_error", "errors_reported", "main"]
 
 app = typer.Typer(
     help="CarHub car head unit: advertises over mDNS and BLE, pairs phones, mirrors their "
@@ -60,9 +65,58 @@ class PairingMode(StrEnum):
     closed = "closed"
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"carhub: error: {msg}", err=True)
-    raise typer.Exit(code)
+# What `carhub run` may meet once it starts, as the carhub error the user is shown: a
+# (foreign or carhub) type, the carhub error it becomes, and how its message is introduced.
+# The first match wins, so narrower types come first; a carhub error not listed is shown as
+# it is, anything else is a bug and keeps its traceback.
+ERRORS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], type[CarhubError], str], ...] = (
+    (KeyFileError, UsageError, ""),
+    (StoreError, StoreError, "store: "),
+    (TransportError, StartError, "cannot start: "),
+    # A busy port; radio.RadioUnavailableError too (a ConnectionError: no radio process or
+    # adapter), matched here so `carhub --help` need not import Bumble.
+    (OSError, StartError, "cannot start: "),
+    # A configuration the checks missed (zeroconf and the BLE info encoder refuse values
+    # they cannot carry): still bad configuration, so exit 2.
+    ((ValueError, ProtocolError), UsageError, "cannot start: "),
+)
+
+
+def carhub_error(exc: Exception) -> CarhubError | None:
+    """Translate what stopped the car into the error the user sees, by ``ERRORS``.
+
+    Args:
+        exc: what ``carhub run`` raised.
+
+    Returns:
+        The carhub error (its message is the one line shown, its ``exit_code`` the exit
+        code), or None for an error the table does not know (a bug).
+    """
+    for types, error, prefix in ERRORS:
+        if isinstance(exc, types):
+            return error(f"{prefix}{exc}")
+    return exc if isinstance(exc, CarhubError) else None
+
+
+@contextmanager
+def errors_reported() -> Iterator[None]:
+    """Show what stops the block as one line on stderr and end with its exit code.
+
+    Ctrl-C is a clean stop (exit 0); an error ``ERRORS`` does not know keeps its traceback.
+
+    Raises:
+        typer.Exit: with the carhub error's ``exit_code``.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        error = carhub_error(exc)
+        if error is None:
+            raise
+        typer.echo(f"carhub: error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
 
 
 def check_label(option: str, value: str, max_bytes: int) -> str:
@@ -89,60 +143,71 @@ def check_label(option: str, value: str, max_bytes: int) -> str:
     return value
 
 
-@app.command()
-def run(
-    name: str = typer.Option("CarHub", help="The car's display name."),
-    state_dir: Path = typer.Option(Path(".carhub"), help="Keys and the SQLite store live here."),
-    listen: str = typer.Option("0.0.0.0:7800", help="Phone-facing session endpoint (WebSocket)."),
-    ui: str = typer.Option("127.0.0.1:8080", help="Dashboard and REST API (loopback by default)."),
-    mdns_interface: str = typer.Option(
-        None, help="IP address to announce mDNS on (e.g. 127.0.0.1); default: all."
-    ),
-    no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not announce over mDNS."),
-    pairing: PairingMode = typer.Option(
-        PairingMode.closed, help="Start with the pairing window open or closed."
-    ),
-    pairing_window: float = typer.Option(
-        120.0,
+# `carhub run`'s options, one type each.
+_Name = Annotated[str, typer.Option(help="The car's display name.")]
+_StateDir = Annotated[Path, typer.Option(help="Keys and the SQLite store live here.")]
+_Listen = Annotated[str, typer.Option(help="Phone-facing session endpoint (WebSocket).")]
+_Ui = Annotated[str, typer.Option(help="Dashboard and REST API (loopback by default).")]
+_MdnsInterface = Annotated[
+    str | None,
+    typer.Option(help="IP address to announce mDNS on (e.g. 127.0.0.1); default: all."),
+]
+_NoMdns = Annotated[bool, typer.Option("--no-mdns", help="Do not announce over mDNS.")]
+_Pairing = Annotated[
+    PairingMode, typer.Option(help="Start with the pairing window open or closed.")
+]
+_PairingWindow = Annotated[
+    float,
+    typer.Option(
         help="Seconds a pairing window stays open, from --pairing open or the dashboard "
-        "(0: until closed by hand).",
+        "(0: until closed by hand)."
     ),
-    hci: str = typer.Option(
-        None,
+]
+_Hci = Annotated[
+    str | None,
+    typer.Option(
         help="Bluetooth HCI transport for BLE: tcp-client:HOST:PORT (the virtual radio), "
-        "usb:0 or hci-socket:0 (a real adapter). Without it BLE is off.",
+        "usb:0 or hci-socket:0 (a real adapter). Without it BLE is off."
     ),
-    no_ble: bool = typer.Option(False, "--no-ble", help="Turn BLE off even if --hci is given."),
-    btsnoop: Path = typer.Option(None, help="Write a btsnoop capture of BLE HCI traffic here."),
-    auto_confirm: bool = typer.Option(
-        False,
+]
+_NoBle = Annotated[bool, typer.Option("--no-ble", help="Turn BLE off even if --hci is given.")]
+_Btsnoop = Annotated[
+    Path | None, typer.Option(help="Write a btsnoop capture of BLE HCI traffic here.")
+]
+_AutoConfirm = Annotated[
+    bool,
+    typer.Option(
         "--auto-confirm",
         help="EMULATION ONLY: accept every pairing code without a human. Refused with a real "
         "radio.",
     ),
-    model: str = typer.Option("CarHub Emulated Head Unit", help="Model string shown to phones."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON 'ready' line on stdout."),
-    verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug logging."),
+]
+_Model = Annotated[str, typer.Option(help="Model string shown to phones.")]
+_Json = Annotated[bool, typer.Option("--json", help="Print a JSON 'ready' line on stdout.")]
+_Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")]
+
+
+@app.command()
+def run(
+    name: _Name = "CarHub",
+    state_dir: _StateDir = Path(".carhub"),
+    listen: _Listen = "0.0.0.0:7800",
+    ui: _Ui = "127.0.0.1:8080",
+    mdns_interface: _MdnsInterface = None,
+    no_mdns: _NoMdns = False,
+    pairing: _Pairing = PairingMode.closed,
+    pairing_window: _PairingWindow = 120.0,
+    hci: _Hci = None,
+    no_ble: _NoBle = False,
+    btsnoop: _Btsnoop = None,
+    auto_confirm: _AutoConfirm = False,
+    model: _Model = "CarHub Emulated Head Unit",
+    as_json: _Json = False,
+    verbose: _Verbose = False,
 ) -> None:
     """Run the car until Ctrl-C / SIGTERM."""
     setup_logging(verbose)
-    try:
-        check_label("--name", name, MAX_NAME_BYTES)
-        check_label("--model", model, MAX_MODEL_BYTES)
-        parse_hostport(listen, "0.0.0.0")
-        parse_hostport(ui)
-    except (ValueError, typer.BadParameter) as exc:
-        _fail(str(exc))
     hci_spec = None if no_ble else hci
-    if auto_confirm and hci_spec and not hci_spec.startswith(EMULATED_RADIO_PREFIXES):
-        _fail(f"--auto-confirm is for emulation only: refused with --hci {hci_spec}")
-    if auto_confirm:
-        log.warning("AUTO-CONFIRM IS ON: every pairing request is accepted (emulation only)")
-        if not listen.startswith(("127.", "localhost", "[::1]")):
-            log.warning(
-                "AUTO-CONFIRM with --listen %s: anything that reaches this address can pair",
-                listen,
-            )
     config = CarConfig(
         name=name,
         model=model,
@@ -159,20 +224,35 @@ def run(
         hci=hci_spec,
         btsnoop=str(btsnoop) if btsnoop else None,
     )
-    try:
+    with errors_reported():
+        _check(config, options)
         asyncio.run(_run(config, options, as_json))
-    except KeyFileError as exc:
-        _fail(str(exc))
-    except StoreError as exc:
-        _fail(f"store: {exc}", 1)
-    except OSError as exc:
-        _fail(f"cannot start: {exc}", 1)
-    except (ValueError, ProtocolError) as exc:
-        # A configuration the checks above missed (zeroconf and the BLE info encoder
-        # refuse values they cannot carry): still bad configuration, so exit 2.
-        _fail(f"cannot start: {exc}", 2)
-    except KeyboardInterrupt:
-        pass
+
+
+def _check(config: CarConfig, options: RunOptions) -> None:
+    """Refuse bad usage before anything starts or is created.
+
+    Raises:
+        UsageError: a name, model or address is unusable, or --auto-confirm is given with
+            a real radio.
+    """
+    try:
+        check_label("--name", config.name, MAX_NAME_BYTES)
+        check_label("--model", config.model, MAX_MODEL_BYTES)
+        parse_hostport(options.listen, "0.0.0.0")
+        parse_hostport(options.ui)
+    except (ValueError, typer.BadParameter) as exc:
+        raise UsageError(str(exc)) from exc
+    hci = options.hci
+    if config.auto_confirm and hci and not hci.startswith(EMULATED_RADIO_PREFIXES):
+        raise UsageError(f"--auto-confirm is for emulation only: refused with --hci {hci}")
+    if config.auto_confirm:
+        log.warning("AUTO-CONFIRM IS ON: every pairing request is accepted (emulation only)")
+        if not options.listen.startswith(("127.", "localhost", "[::1]")):
+            log.warning(
+                "AUTO-CONFIRM with --listen %s: anything that reaches this address can pair",
+                options.listen,
+            )
 
 
 async def _run(config: CarConfig, options: RunOptions, as_json: bool) -> None:

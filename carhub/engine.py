@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from carhub import views
+from carhub.errors import CarhubError
 from carhub.events import EventHub
 from carhub.store import Store, StoreError
 from protocol.errors import PairingError, ProtocolError, Reason
@@ -65,18 +67,19 @@ class PendingPairing:
     expires_at: float
     session: PhoneSession = field(repr=False)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "phone_id": self.phone_id,
-            "phone_name": self.phone_name,
-            "phone_fingerprint": self.phone_fingerprint,
-            "code": self.code,
-            "expires_at": self.expires_at,
-        }
+    def to_json(self) -> views.PairingRequest:
+        """Return the request as the API shows it (without its session)."""
+        return views.PairingRequest(
+            id=self.id,
+            phone_id=self.phone_id,
+            phone_name=self.phone_name,
+            phone_fingerprint=self.phone_fingerprint,
+            code=self.code,
+            expires_at=self.expires_at,
+        )
 
 
-class NoPhoneError(Exception):
+class NoPhoneError(CarhubError):
     """A media command was given while no phone is connected."""
 
 
@@ -264,7 +267,7 @@ class Engine:
             del self.pending[rid]
         self.hub.publish("pairing", self.pairing_requests())
 
-    def pairing_requests(self) -> list[dict[str, Any]]:
+    def pairing_requests(self) -> list[views.PairingRequest]:
         """Return the pending requests as the API shows them."""
         return [r.to_json() for r in self.pending.values()]
 
@@ -288,21 +291,21 @@ class Engine:
         return secrets.token_hex(4)
 
     # -- phones ------------------------------------------------------------------------
-    def phones(self) -> list[dict[str, Any]]:
+    def phones(self) -> list[views.Phone]:
         """Return paired phones as the API shows them."""
         out = []
         for p in self.store.phones():
             sess = self.connected.get(p.id)
             out.append(
-                {
-                    "id": p.id,
-                    "name": p.name,
-                    "fingerprint": p.fingerprint,
-                    "connected": sess is not None,
-                    "transport": sess.transport_name if sess else None,
-                    "contacts": p.contacts,
-                    "last_sync": p.last_sync,
-                }
+                views.Phone(
+                    id=p.id,
+                    name=p.name,
+                    fingerprint=p.fingerprint,
+                    connected=sess is not None,
+                    transport=sess.transport_name if sess else None,
+                    contacts=p.contacts,
+                    last_sync=p.last_sync,
+                )
             )
         return out
 
@@ -347,29 +350,29 @@ class Engine:
         self._active_media_phone = phone_id
         self.hub.publish("media", self.media())
 
-    def media(self) -> dict[str, Any]:
+    def media(self) -> views.Media:
         """Return the now-playing state of the active phone, position extrapolated."""
         pid = self._active_media_phone
         if pid is None or pid not in self._media:
-            return _EMPTY_MEDIA
+            return _EMPTY_MEDIA.model_copy(deep=True)
         np, received = self._media[pid]
         now_ms = int(time.time() * 1000)
-        return {
-            "phone_id": pid,
-            "title": np.title,
-            "artists": list(np.artists),
-            "album": np.album,
-            "state": np.state,
-            "position_ms": position_at(np, received, now_ms),
-            "duration_ms": np.duration_ms,
-            "rate": np.rate,
-            "track_id": np.track_id,
+        return views.Media(
+            phone_id=pid,
+            title=np.title,
+            artists=list(np.artists),
+            album=np.album,
+            state=np.state,
+            position_ms=position_at(np, received, now_ms),
+            duration_ms=np.duration_ms,
+            rate=np.rate,
+            track_id=np.track_id,
             # Only once the image is stored: a URL that 404s would make the page give up on it.
-            "artwork_url": f"/api/phones/{pid}/artwork/{np.artwork.hex()}"
+            artwork_url=f"/api/phones/{pid}/artwork/{np.artwork.hex()}"
             if np.artwork and self.store.has_artwork(pid, np.artwork)
             else None,
-            "connected": pid in self.connected,
-        }
+            connected=pid in self.connected,
+        )
 
     def _restore_media(self) -> None:
         """Reload the last now-playing state of every phone; nothing plays until it reconnects."""
@@ -405,19 +408,19 @@ class Engine:
         return pid
 
     # -- status ------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self) -> views.Status:
         """Return the car's status as ``GET /api/status`` shows it."""
-        return {
-            "id": self.identity.device_id,
-            "name": self.config.name,
-            "model": self.config.model,
-            "fingerprint": self.identity.fingerprint,
-            "protocol_version": PROTOCOL_VERSION,
-            "pairing_open": self.pairing_open,
-            "pairing_uri_expires_at": self._oob[1] if self._oob is not None else None,
-            "ble": {"address": self.ble_address} if self.ble_address else None,
-            "lan": {"endpoint": self.config.lan_endpoint} if self.config.lan_endpoint else None,
-        }
+        return views.Status(
+            id=self.identity.device_id,
+            name=self.config.name,
+            model=self.config.model,
+            fingerprint=self.identity.fingerprint,
+            protocol_version=PROTOCOL_VERSION,
+            pairing_open=self.pairing_open,
+            pairing_uri_expires_at=self._oob[1] if self._oob is not None else None,
+            ble={"address": self.ble_address} if self.ble_address else None,
+            lan={"endpoint": self.config.lan_endpoint} if self.config.lan_endpoint else None,
+        )
 
     # -- transports --------------------------------------------------------------------
     async def serve_link(self, link: Link) -> None:
@@ -447,16 +450,17 @@ class Engine:
             await asyncio.wait(pending, timeout=2)
 
 
-_EMPTY_MEDIA: dict[str, Any] = {
-    "phone_id": None,
-    "title": None,
-    "artists": [],
-    "album": None,
-    "state": "stopped",
-    "position_ms": 0,
-    "duration_ms": 0,
-    "rate": 0.0,
-    "track_id": None,
-    "artwork_url": None,
-    "connected": False,
-}
+# What /api/media shows while no phone has reported a track.
+_EMPTY_MEDIA = views.Media(
+    phone_id=None,
+    title=None,
+    artists=[],
+    album=None,
+    state="stopped",
+    position_ms=0,
+    duration_ms=0,
+    rate=0.0,
+    track_id=None,
+    artwork_url=None,
+    connected=False,
+)

@@ -1,11 +1,30 @@
-"""A small publish/subscribe hub for the dashboard's live updates (``/api/events``)."""
+"""A small publish/subscribe hub for the dashboard's live updates (``/api/events``).
+
+An event is ``{"type": ..., "data": ...}``; ``data`` is what the REST API shows for the same
+kind (a ``carhub.views`` model, or a list of them), turned into plain JSON values here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-__all__ = ["EventHub", "Subscription"]
+from pydantic_core import to_jsonable_python
+
+__all__ = ["EventHub", "Subscription", "make_event"]
+
+
+def make_event(type_: str, data: Any) -> dict[str, Any]:
+    """Build one event, with ``data`` as JSON values (models dumped as ``mode="json"``).
+
+    Args:
+        type_: the event's kind (``status``, ``pairing``, ``phones``, ``media``, ...).
+        data: a model, a list of models, or plain JSON values.
+
+    Returns:
+        ``{"type": type_, "data": ...}``, ready for ``json.dumps``.
+    """
+    return {"type": type_, "data": to_jsonable_python(data)}
 
 
 def _key(type_: str, data: Any) -> tuple[str, str]:
@@ -67,7 +86,7 @@ class EventHub:
         self._subs.discard(sub)
 
     def publish(self, type_: str, data: Any) -> None:
-        """Deliver ``{"type": type_, "data": data}`` to every subscriber."""
-        event = {"type": type_, "data": data}
+        """Deliver ``{"type": type_, "data": data}`` to every subscriber (see ``make_event``)."""
+        event = make_event(type_, data)
         for sub in self._subs:
             sub.put(event)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import msgspec
 
+from carhub.errors import CarhubError
 from protocol.contacts import Contact, Photo
 from protocol.sync import MirrorState
 
@@ -73,7 +74,7 @@ _enc = msgspec.msgpack.Encoder()
 _contact_dec = msgspec.msgpack.Decoder(Contact)
 
 
-class StoreError(Exception):
+class StoreError(CarhubError):
     """The store could not complete an operation (disk full, corrupt file, ...)."""
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from carhub.app import create_app
+from carhub.api import create_app
 from carhub.engine import CarConfig, Engine
 from carhub.store import Store
 from protocol.connection import (

@@ -138,8 +138,8 @@ def test_pending_request_accept_reject_and_unknown(engine: Engine) -> None:
     q = engine.hub.subscribe()
     s1, s2 = FakeSession(), FakeSession()
     r1, r2 = request(engine, s1), request(engine, s2, "p2")
-    assert [r["id"] for r in engine.pairing_requests()] == [r1.id, r2.id]
-    assert "session" not in engine.pairing_requests()[0]
+    assert [r.id for r in engine.pairing_requests()] == [r1.id, r2.id]
+    assert "session" not in engine.pairing_requests()[0].model_dump()
     assert engine.decide(r1.id, accepted=True) is True
     assert engine.decide(r2.id, accepted=False) is True
     assert engine.decide(r1.id, accepted=True) is False  # already decided
@@ -163,7 +163,7 @@ def test_drop_pending_forgets_a_gone_session(engine: Engine) -> None:
     request(engine, s1)
     r2 = request(engine, s2)
     engine.drop_pending(s1)  # type: ignore[arg-type]
-    assert [r["id"] for r in engine.pairing_requests()] == [r2.id]
+    assert [r.id for r in engine.pairing_requests()] == [r2.id]
 
 
 def test_auto_confirm_accepts_at_once(tmp_path: Path) -> None:
@@ -175,19 +175,19 @@ def test_auto_confirm_accepts_at_once(tmp_path: Path) -> None:
 
 
 def test_media_is_extrapolated_while_playing_only(engine: Engine) -> None:
-    assert engine.media()["title"] is None and engine.media()["state"] == "stopped"
+    assert engine.media().title is None and engine.media().state == "stopped"
     engine.store.add_phone("p1", "Phone", b"k" * 32, "fp", 1.0)
     engine.connected["p1"] = FakeSession()  # type: ignore[assignment]
     now_ms = int(time.time() * 1000)
     engine.now_playing("p1", playing(rate=2.0), now_ms - 1000)
     m = engine.media()
-    assert 2900 <= m["position_ms"] <= 3200  # 1000 + 1 s x rate 2
-    assert m["artists"] == ["A", "B"] and m["connected"] is True
-    assert m["artwork_url"] is None  # not stored yet: a URL would 404 on the page
+    assert 2900 <= m.position_ms <= 3200  # 1000 + 1 s x rate 2
+    assert m.artists == ["A", "B"] and m.connected is True
+    assert m.artwork_url is None  # not stored yet: a URL would 404 on the page
     engine.store.put_artwork("p1", b"\x07" * 32, "image/png", b"png")
-    assert engine.media()["artwork_url"] == f"/api/phones/p1/artwork/{'07' * 32}"
+    assert engine.media().artwork_url == f"/api/phones/p1/artwork/{'07' * 32}"
     engine.now_playing("p1", playing("paused"), now_ms - 5000)
-    assert engine.media()["position_ms"] == 1000
+    assert engine.media().position_ms == 1000
 
 
 async def test_command_goes_to_the_active_phone(engine: Engine) -> None:
@@ -209,10 +209,10 @@ def test_unpair_erases_and_drops_the_connection(engine: Engine) -> None:
     engine.connected["p1"] = s  # type: ignore[assignment]
     engine.now_playing("p1", playing(), int(time.time() * 1000))
     q = engine.hub.subscribe()
-    assert engine.phones()[0]["connected"] is True and engine.phones()[0]["transport"] == "fake"
+    assert engine.phones()[0].connected is True and engine.phones()[0].transport == "fake"
     assert engine.unpair("p1") is True
     assert s.closed == ["unpaired"] and "p1" not in engine.connected
-    assert engine.phones() == [] and engine.media()["phone_id"] is None
+    assert engine.phones() == [] and engine.media().phone_id is None
     types = [e["type"] for e in drain(q)]
     assert "phones" in types and "media" in types
     assert engine.unpair("p1") is False
@@ -278,6 +278,6 @@ def test_a_restarted_car_shows_the_last_track_paused(tmp_path: Path) -> None:
     first.store.close()
     again = make_engine(tmp_path)
     m = again.media()
-    assert m["phone_id"] == "p1" and m["state"] == "paused" and m["connected"] is False
-    assert m["position_ms"] == 1000  # the last position the phone reported
+    assert m.phone_id == "p1" and m.state == "paused" and m.connected is False
+    assert m.position_ms == 1000  # the last position the phone reported
     again.store.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from carhub.app import create_app, qr_svg
+from carhub.api import create_app, qr_svg
 from carhub.engine import CarConfig, Engine
 from carhub.store import Store
 from protocol.connection import ConnectionFailed, PhoneConnection, SessionEstablished

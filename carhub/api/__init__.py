@@ -1,0 +1,61 @@
+"""The car's REST API and dashboard (FastAPI). Routes only; the engine does the work.
+
+One ``APIRouter`` per resource (FastAPI's "Bigger Applications" layout), each reaching the
+engine through ``EngineDep``; the shapes they return are the models in ``carhub.views``::
+
+    status    GET  /api/status
+    pairing   POST /api/pairing/open, /close, /uri;  GET /api/pairing/uri.svg;
+              GET  /api/pairing/requests;  POST .../{request_id}/accept, /reject
+    phones    GET  /api/phones;  DELETE /api/phones/{phone_id};
+              GET  /api/phones/{phone_id}/contacts, /artwork/{art_hash}
+    media     GET  /api/media;  POST /api/media/command
+    events    WS   /api/events
+
+OpenAPI docs are at ``/docs``. ``/api/events`` is a WebSocket that first sends a snapshot
+(``status``, ``pairing``, ``phones``, ``media``) and then every change, ``contacts``
+included, each as ``{"type": ..., "data": ...}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from carhub.api import events, media, pairing, phones, status
+from carhub.api.guard import LOOPBACK_HOSTS, SameOriginGuard
+from carhub.api.pairing import qr_svg
+from carhub.engine import Engine
+
+__all__ = ["LOOPBACK_HOSTS", "create_app", "qr_svg"]
+
+UI_DIR = Path(__file__).parent.parent / "ui"
+# In this order, which is also the order of /openapi.json's paths.
+ROUTERS = (status.router, pairing.router, phones.router, media.router, events.router)
+
+
+def create_app(engine: Engine, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> FastAPI:
+    """Build the FastAPI app around a running engine.
+
+    Args:
+        engine: the running car.
+        allowed_hosts: Host header values served (DNS-rebinding defence); None serves any
+            (a dashboard bound to a non-loopback address).
+
+    Returns:
+        The ASGI app: the API, its docs at ``/docs`` and the dashboard at ``/``.
+    """
+    app = FastAPI(
+        title="CarHub head unit",
+        version="1",
+        description="The car's REST API; the dashboard at / uses it too.",
+    )
+    app.state.engine = engine
+    app.add_middleware(SameOriginGuard, allowed_hosts=allowed_hosts)
+    for router in ROUTERS:
+        app.include_router(router)
+    # Mounted last so the API routes above win; html=True serves index.html at /.
+    if UI_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=UI_DIR, html=True), name="ui")
+    return app

@@ -1,0 +1,58 @@
+"""The dashboard API's same-origin and Host guard (pure ASGI, so WebSockets are covered)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["LOOPBACK_HOSTS", "SameOriginGuard"]
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+class SameOriginGuard:
+    """Refuse cross-site use of the dashboard API (pure ASGI, so WebSockets are covered).
+
+    Any web page open in a browser on the head unit could otherwise accept a pairing
+    request: browsers let pages POST and open WebSockets cross-origin. So: the Host header
+    must be an allowed host (defeats DNS rebinding), and a request that carries an Origin
+    must come from the dashboard's own origin (browsers always send one cross-origin).
+
+    Args:
+        app: the ASGI app to guard.
+        allowed_hosts: Host header values served; None serves any.
+    """
+
+    def __init__(self, app: Any, allowed_hosts: tuple[str, ...] | None) -> None:
+        self.app = app
+        self.allowed = allowed_hosts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            host = headers.get("host", "")
+            hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if self.allowed is not None and hostname not in self.allowed:
+                await _refuse(scope, send, f"host {host!r} is not served")
+                return
+            origin = headers.get("origin")
+            unsafe = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD")
+            if unsafe and origin is not None and origin.split("://", 1)[-1] != host:
+                await _refuse(scope, send, f"cross-origin request from {origin} refused")
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(scope: Any, send: Any, detail: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+        return
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,140 @@
+"""The shapes the car shows: one pydantic model per REST API and ``/api/events`` shape.
+
+Each model is the only definition of its shape. The engine builds them (``Engine.status``,
+``Engine.phones``, ``Engine.media``, ``Engine.pairing_requests``), the routes in
+``carhub.api`` return them, and ``carhub.events`` turns them into JSON for the dashboard's
+live updates. This module needs pydantic only, so the engine may use it without FastAPI.
+
+The models carry comments, not docstrings: pydantic would publish a docstring as the
+schema's description, and ``/openapi.json`` stays as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from protocol.contacts import Contact
+
+__all__ = [
+    "CommandResult",
+    "ContactItem",
+    "ContactPage",
+    "ContactPhone",
+    "Media",
+    "MediaCommandBody",
+    "PairingRequest",
+    "PairingUriBody",
+    "Phone",
+    "Status",
+]
+
+
+# The car: ``GET /api/status`` and the ``status`` event.
+class Status(BaseModel):
+    id: str
+    name: str
+    model: str
+    fingerprint: str
+    protocol_version: int
+    pairing_open: bool
+    pairing_uri_expires_at: float | None = None
+    ble: dict[str, Any] | None
+    lan: dict[str, Any] | None
+
+
+# A pairing request awaiting the car user: ``GET /api/pairing/requests``, ``pairing``.
+class PairingRequest(BaseModel):
+    id: str
+    phone_id: str
+    phone_name: str
+    phone_fingerprint: str
+    code: str
+    expires_at: float
+
+
+# A fresh one-time pairing URI: ``POST /api/pairing/uri``.
+class PairingUriBody(BaseModel):
+    uri: str
+    expires_at: float
+
+
+# A paired phone: ``GET /api/phones`` and the ``phones`` event.
+class Phone(BaseModel):
+    id: str
+    name: str
+    fingerprint: str
+    connected: bool
+    transport: str | None
+    contacts: int
+    last_sync: float | None
+
+
+# One telephone number of a contact.
+class ContactPhone(BaseModel):
+    number: str
+    type: str
+    label: str = ""
+
+
+# One contact as the dashboard lists it.
+class ContactItem(BaseModel):
+    uid: str
+    name: str
+    phones: list[ContactPhone]
+    emails: list[str]
+    org: str
+
+    @classmethod
+    def from_contact(cls, contact: Contact) -> ContactItem:
+        """Show a stored contact.
+
+        Args:
+            contact: the contact as the store keeps it.
+
+        Returns:
+            Its name, numbers, email addresses and organisation.
+        """
+        return cls(
+            uid=contact.uid,
+            name=contact.fn,
+            phones=[
+                ContactPhone(number=p.number, type=p.type, label=p.label) for p in contact.phones
+            ],
+            emails=[e.address for e in contact.emails],
+            org=contact.org,
+        )
+
+
+# One page of a phone's contacts: ``GET /api/phones/{phone_id}/contacts``.
+class ContactPage(BaseModel):
+    total: int
+    items: list[ContactItem]
+
+
+# The active phone's now-playing state: ``GET /api/media`` and the ``media`` event.
+class Media(BaseModel):
+    phone_id: str | None
+    title: str | None
+    artists: list[str]
+    album: str | None
+    state: str
+    position_ms: int
+    duration_ms: int
+    rate: float
+    track_id: str | None
+    artwork_url: str | None
+    connected: bool
+
+
+# A command for the phone's player: ``POST /api/media/command``.
+class MediaCommandBody(BaseModel):
+    action: Literal["play", "pause", "toggle", "next", "previous", "seek"]
+    position_ms: int | None = Field(default=None, ge=0)
+
+
+# Where a media command went.
+class CommandResult(BaseModel):
+    ok: bool
+    phone_id: str
