@@ -2,6 +2,6 @@
 (``link``) and the bytes it advertises (``advertising``)."""
 
 from carhub.ble.link import BleLink
-from carhub.ble.server import BleCarServer
+from carhub.ble.server import MAX_QUEUED_BYTES, SUBSCRIBE_TIMEOUT_S, BleCarServer
 
-__all__ = ["BleCarServer", "BleLink"]
+__all__ = ["MAX_QUEUED_BYTES", "SUBSCRIBE_TIMEOUT_S", "BleCarServer", "BleLink"]
