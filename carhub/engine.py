@@ -31,8 +31,8 @@ from protocol.messages import PROTOCOL_VERSION, decode, encode
 from protocol.pairing import PairingRateLimiter
 
 if TYPE_CHECKING:
-    from carhub.links import Link
     from carhub.phone_session import PhoneSession
+    from shell.transport import BaseTransport as Link
 
 __all__ = ["OOB_LIFETIME", "CarConfig", "Engine", "NoPhoneError", "PendingPairing"]
 

@@ -40,7 +40,7 @@ from protocol.sync import (
 
 if TYPE_CHECKING:
     from carhub.engine import Engine
-    from carhub.links import Link
+    from shell.transport import BaseTransport as Link
 
 __all__ = ["PhoneSession"]
 

@@ -17,10 +17,10 @@ import uvicorn
 
 from carhub.app import LOOPBACK_HOSTS, create_app
 from carhub.engine import CarConfig, Engine
-from carhub.links import start_websocket_server
 from carhub.mdns import CarAdvertiser, txt_record
 from carhub.store import Store
 from shell.keys import load_or_create_identity
+from shell.websocket import start_websocket_server
 
 __all__ = ["CarRunner", "RunOptions", "parse_hostport"]
 

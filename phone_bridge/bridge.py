@@ -32,12 +32,12 @@ from phone_bridge.engine import (
 )
 from phone_bridge.player import Player
 from phone_bridge.state import PairedCar, PhoneState
-from phone_bridge.transports import TransportError
 from protocol.connection import MessageReceived
 from protocol.errors import ProtocolError
 from protocol.media import ArtworkRequest, MediaCommand, NowPlaying
 from protocol.messages import Message
 from protocol.sync import DigestCache, SyncSummary
+from shell.errors import TransportError
 
 __all__ = ["Bridge", "BridgeOptions"]
 

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import TypeVar
 
-from phone_bridge.transports import BaseTransport, TransportError
 from protocol.connection import (
     Closed,
     ConnectionEvent,
@@ -41,6 +40,7 @@ from protocol.sync import (
     SyncSnapshot,
     SyncSummary,
 )
+from shell.transport import BaseTransport, TransportError
 
 __all__ = ["CarLink", "LinkClosed", "pair", "sync_contacts"]
 

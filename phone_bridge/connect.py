@@ -13,7 +13,8 @@ from pathlib import Path
 
 from phone_bridge.discovery import SHORT_ID_RE, CarSighting, discover, is_hostport
 from phone_bridge.state import PairedCar, PhoneState
-from phone_bridge.transports import BaseTransport, TransportError, WebSocketTransport
+from shell.transport import BaseTransport, TransportError
+from shell.websocket import WebSocketTransport
 
 __all__ = ["CarNotFound", "ConnectOptions", "Target", "open_transport", "resolve"]
 
@@ -122,7 +123,7 @@ async def open_transport(target: Target, opts: ConnectOptions) -> BaseTransport:
     errors: list[str] = []
     if opts.transport in ("auto", "lan") and target.endpoint:
         try:
-            return await WebSocketTransport.open(target.endpoint)
+            return await WebSocketTransport.connect(target.endpoint)
         except TransportError as exc:
             if opts.transport == "lan":
                 raise

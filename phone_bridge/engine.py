@@ -17,7 +17,6 @@ from pathlib import Path
 from phone_bridge.client import CarLink, LinkClosed, pair, sync_contacts
 from phone_bridge.connect import CarNotFound, ConnectOptions, Target, open_transport
 from phone_bridge.state import PairedCar, PhoneState, StateError
-from phone_bridge.transports import TransportError
 from protocol.connection import PairingComplete, PhoneConnection, SessionEstablished
 from protocol.contacts import Contact, Photo
 from protocol.errors import PairingError, ProtocolError, Reason, SessionError, VCardError
@@ -25,6 +24,7 @@ from protocol.identity import PairingUri
 from protocol.messages import Message
 from protocol.sync import ContactsState, DigestCache, SyncSnapshot, SyncSummary
 from protocol.vcard import import_vcards, looks_like_vcard
+from shell.errors import TransportError
 
 __all__ = [
     "EXIT_BAD_INPUT",

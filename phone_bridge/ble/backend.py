@@ -18,8 +18,9 @@ import contextlib
 import logging
 import uuid as uuidlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from bleak.assigned_numbers import CharacteristicPropertyName
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.descriptor import BleakGATTDescriptor
@@ -40,7 +41,7 @@ __all__ = ["BumbleClient", "BumbleRadio", "BumbleScanner", "bleak_backends"]
 log = logging.getLogger(__name__)
 
 DEFAULT_MTU = 247  # the MTU that fills one 251-byte DLE packet (247 + 4 L2CAP header)
-_PROPERTY_NAMES = {
+_PROPERTY_NAMES: dict[int, CharacteristicPropertyName] = {
     Characteristic.Properties.BROADCAST: "broadcast",
     Characteristic.Properties.READ: "read",
     Characteristic.Properties.WRITE_WITHOUT_RESPONSE: "write-without-response",
@@ -163,9 +164,15 @@ class BumbleScanner(BaseBleakScanner):
         service_data = {
             _uuid_str(uuid): bytes(payload)
             for kind in _SERVICE_DATA
-            for uuid, payload in data.get_all(kind)
+            # Bumble types get_all() as every AD value type; these kinds hold (UUID, bytes).
+            for uuid, payload in cast("list[tuple[UUID, bytes]]", data.get_all(kind))
         }
-        listed = [_uuid_str(u) for kind in _UUID_LISTS for lst in data.get_all(kind) for u in lst]
+        listed = [
+            _uuid_str(u)
+            for kind in _UUID_LISTS
+            for lst in cast("list[list[UUID]]", data.get_all(kind))
+            for u in lst
+        ]
         # Like BlueZ, count service-data UUIDs as advertised services, so a filter on the
         # CarHub UUID matches its 128-bit service data.
         service_uuids = list(dict.fromkeys(listed + list(service_data)))

@@ -4,13 +4,13 @@ Theory of operation: connect, read the ``info`` characteristic (who the car is a
 LAN endpoints), subscribe to ``channel_out`` and then move bytes: ``send`` cuts the stream
 to the MTU and writes each chunk *without response* to ``channel_in`` (ordered on one
 connection, and several per connection event on real radios); notifications land in a
-queue that ``recv`` drains. A disconnect puts an end marker in the queue, so ``recv``
-raises ``ConnectionError`` once every chunk received before it has been read.
+``shell.chunks.ChunkQueue`` that ``recv`` drains. A disconnect puts an end marker in the
+queue, so ``recv`` raises ``TransportError`` once every chunk received before it has been
+read. A car that notifies more than the queue's bound while nothing reads is dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -21,16 +21,18 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError
 
 from phone_bridge.ble.backend import BumbleRadio, bleak_backends
-from phone_bridge.transports import BaseTransport
 from protocol.framing import MIN_ATT_MTU, segment
 from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID, CarInfo, decode_info
 from radio.hci import HciSpec
+from shell.chunks import ChunkQueue
+from shell.transport import BaseTransport, TransportError
 
 __all__ = ["BleTransport"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
+_CLOSED = "BLE link closed"
 
 
 class BleTransport(BaseTransport):
@@ -39,18 +41,19 @@ class BleTransport(BaseTransport):
     Use ``await BleTransport.connect(...)``; the constructor is internal.
 
     Attributes:
+        name: always ``"ble"``.
+        peer: the car's BD address.
         info: the car's decoded info characteristic.
-        transport_name: always ``"ble"``.
     """
 
-    transport_name = "ble"
-    name = "ble"  # phone_bridge.transports.BaseTransport's name
+    name = "ble"
 
     def __init__(self, client: BleakClient, owned_radio: BumbleRadio | None) -> None:
         self._client = client
         self._owned_radio = owned_radio
-        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._chunks = ChunkQueue(on_overflow=self._on_overflow, closed_message=_CLOSED)
         self._closed = False
+        self.peer = str(client.address)
         self.info: CarInfo | None = None
 
     @classmethod
@@ -76,7 +79,7 @@ class BleTransport(BaseTransport):
             The connected transport.
 
         Raises:
-            ConnectionError: the car could not be reached or is not a CarHub car.
+            TransportError: the car could not be reached or is not a CarHub car.
             protocol.errors.MessageError: the car's info value is malformed.
         """
         owned = (
@@ -110,33 +113,27 @@ class BleTransport(BaseTransport):
         """Write ``data`` to the car, cut to the MTU.
 
         Raises:
-            ConnectionError: the link is gone.
+            TransportError: the link is gone.
         """
         for chunk in segment(data, self.mtu):
             if self._closed or not self._client.is_connected:
-                raise ConnectionError("BLE link closed")
+                raise TransportError(_CLOSED)
             try:
                 await self._client.write_gatt_char(CHANNEL_IN_UUID, chunk, response=False)
-            except BleakError as exc:
-                raise ConnectionError(f"BLE write failed: {exc}") from exc
+            except (BleakError, OSError) as exc:
+                raise TransportError(f"BLE write failed: {exc}") from exc
 
     async def recv(self) -> bytes:
         """Return the next chunk the car notified.
 
         Raises:
-            ConnectionError: the link is gone and every chunk was read.
+            TransportError: the link is gone and every chunk was read.
         """
-        chunk = await self._chunks.get()
-        if chunk is None:
-            self._chunks.put_nowait(None)  # later calls raise too
-            raise ConnectionError("BLE link closed")
-        return chunk
+        return await self._chunks.get()
 
     async def close(self) -> None:
         """Disconnect and release an emulated radio this transport opened (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._chunks.put_nowait(None)
+        self._mark_closed()
         with contextlib.suppress(Exception):  # already disconnected is fine
             await self._client.disconnect()
         if self._owned_radio is not None:
@@ -148,21 +145,31 @@ class BleTransport(BaseTransport):
             await self._client.connect()
             services = self._client.services
             if services.get_characteristic(CHANNEL_OUT_UUID) is None:
-                raise ConnectionError("not a CarHub car: no CarHub GATT service")
+                raise TransportError("not a CarHub car: no CarHub GATT service")
             self.info = decode_info(bytes(await self._client.read_gatt_char(INFO_UUID)))
             await self._client.start_notify(CHANNEL_OUT_UUID, self._on_notification)
+        except TransportError:
+            raise
         except (BleakError, TimeoutError, OSError) as exc:
-            if isinstance(exc, ConnectionError):
-                raise
-            raise ConnectionError(f"BLE connect failed: {exc}") from exc
+            raise TransportError(f"BLE connect failed: {exc}") from exc
 
     def _on_notification(self, _sender: Any, data: bytearray) -> None:
         """Queue a notified chunk."""
-        if not self._closed:
-            self._chunks.put_nowait(bytes(data))
+        self._chunks.put_nowait(bytes(data))
 
     def _on_disconnected(self) -> None:
         """End recv() when the car or the radio drops the link."""
+        self._mark_closed()
+
+    def _on_overflow(self, queued: int) -> None:
+        """Drop a car that overflowed the receive queue: recv() ends, send() fails."""
+        log.warning(
+            "BLE car %s overflowed the receive queue (%d bytes); dropping", self.peer, queued
+        )
+        self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        """End recv() (after the chunks already queued) and fail later sends."""
         if not self._closed:
             self._closed = True
-            self._chunks.put_nowait(None)
+            self._chunks.close()

@@ -219,7 +219,7 @@ async def test_writes_before_subscribe_are_dropped(air: LocalRadio, car: EchoCar
             await client.write_gatt_char(CHANNEL_IN_UUID, b"early" * 40, response=False)
         await asyncio.sleep(0.1)
         [link] = car.server.links
-        assert link._chunks.qsize() == 0 and link._queued == 0  # nothing piled up
+        assert link._chunks.qsize() == 0 and link._chunks.queued_bytes == 0  # nothing piled up
         assert car.links == []  # no link handed to the app yet
         echoed = bytearray()
         await client.start_notify(CHANNEL_OUT_UUID, lambda _c, data: echoed.extend(data))
@@ -265,7 +265,7 @@ async def test_receive_queue_overflow_disconnects_phone(air: LocalRadio) -> None
         link = silent.links[0]
         await transport.send(b"x" * 5_000)  # under the bound: kept for the app
         await asyncio.sleep(0.1)
-        assert not link.closed and link._queued <= 10_000
+        assert not link.closed and link._chunks.queued_bytes <= 10_000
         with pytest.raises(ConnectionError):
             for _ in range(20):  # the car disconnects mid-flood
                 await transport.send(b"y" * 2_000)

@@ -2,21 +2,21 @@
 
 Theory of operation: the car advertises the CarHub service UUID with 6 bytes of service
 data (version, flags, short id; ``protocol.gatt``) and its name in the scan response,
-every 20-30 ms so phones find it in well under a second. Its GATT service has:
+every 20-30 ms so phones find it in well under a second (``carhub.ble.advertising``). Its
+GATT service has:
 
     info         READ                     JSON {id, name, model, version, lan}
     channel_in   WRITE WITHOUT RESPONSE   phone -> car stream chunks
     channel_out  NOTIFY                   car -> phone stream chunks
 
-Each connected phone gets its own ``BleLink``; ``on_link`` is called once the phone has
-subscribed to ``channel_out`` (before that the car could not answer). The link only
-moves bytes: the protocol layer feeds ``recv()`` chunks into a ``FrameDecoder``.
+Each connected phone gets its own ``BleLink`` (``carhub.ble.link``); ``on_link`` is called
+once the phone has subscribed to ``channel_out`` (before that the car could not answer).
+The link only moves bytes: the protocol layer feeds ``recv()`` chunks into a
+``FrameDecoder``.
 
-Any nearby device can connect and write, so a link holds bounded state only: writes to
-``channel_in`` before the subscription are dropped (nothing would read them: PROTOCOL.md
-§1.3 starts a link only after it), a connection that has not subscribed within
-``subscribe_timeout`` is disconnected (the controller has few LE connection slots), and a
-peer that fills its receive queue past ``max_queued_bytes`` is disconnected.
+Any nearby device can connect and write, so a connection holds bounded state only (see
+``BleLink``), and a connection that has not subscribed within ``subscribe_timeout`` is
+disconnected (the controller has few LE connection slots).
 
 Bumble's GATT server does not enforce attribute permissions, and a read of an attribute
 without a read callback never answers (the client waits 30 s). So every value has both
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,33 +34,27 @@ from typing import Any
 
 from bumble import hci
 from bumble.att import ATT_Error, ErrorCode
-from bumble.core import UUID, AdvertisingData
 from bumble.device import AdvertisingType, Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
-from protocol.framing import segment
-from protocol.gatt import (
-    CHANNEL_IN_UUID,
-    CHANNEL_OUT_UUID,
-    FLAG_PAIRING_OPEN,
-    INFO_UUID,
-    SERVICE_UUID,
-    encode_info,
-    encode_service_data,
+from carhub.ble.advertising import (
+    ADV_INTERVAL_MAX_MS,
+    ADV_INTERVAL_MIN_MS,
+    advertising_data,
+    plain_address,
+    scan_response_data,
+    static_address,
 )
+from carhub.ble.link import BleLink
+from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID, SERVICE_UUID, encode_info
 from radio.hci import HciSpec, open_hci
+from shell.chunks import MAX_QUEUED_BYTES
+from shell.errors import TransportError
 
-__all__ = ["BleCarServer", "BleLink"]
+__all__ = ["MAX_QUEUED_BYTES", "SUBSCRIBE_TIMEOUT_S", "BleCarServer", "LinkHandler"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("carhub.ble")
 
-# 20-30 ms: fast discovery (Bumble's default of 1 s makes every scan slow); real head
-# units use this "fast advertising" range while a pairing window is open.
-ADV_INTERVAL_MIN_MS = 20
-ADV_INTERVAL_MAX_MS = 30
-_AD_FLAGS = bytes([0x06])  # LE General Discoverable, BR/EDR not supported
-_MAX_AD = 31  # legacy advertising / scan response payload
-_REMOTE_USER_TERMINATED = hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR
 # Reopening a lost HCI transport (the radio process restarted, a dongle re-plugged):
 # back off from 0.5 s to 5 s so a dead radio costs little CPU but a restart is seen quickly.
 _REOPEN_MIN_S = 0.5
@@ -69,135 +62,8 @@ _REOPEN_MAX_S = 5.0
 # A real phone subscribes within a second of connecting (MTU exchange, discovery, CCCD
 # write); 10 s leaves room for a slow one and frees a squatted connection slot quickly.
 SUBSCRIBE_TIMEOUT_S = 10.0
-# The protocol layer reads every chunk promptly, so only a misbehaving peer queues this
-# much (2 MiB is ~20 s of a fast link's traffic).
-MAX_QUEUED_BYTES = 2 * 1024 * 1024
-# Each queued chunk costs its Python object and queue slot too: counting it keeps a flood
-# of 1-byte (or empty) writes under the same bound.
-_CHUNK_OVERHEAD = 64
 
-LinkHandler = Callable[["BleLink"], Awaitable[None]]
-
-
-class BleLink:
-    """One phone's byte pipe over GATT (car side).
-
-    Attributes:
-        peer_address: the phone's BD address.
-        transport_name: always ``"ble"``.
-    """
-
-    transport_name = "ble"
-
-    def __init__(self, server: BleCarServer, connection: Connection) -> None:
-        self._server = server
-        self._connection = connection
-        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._queued = 0  # bytes (plus per-chunk overhead) in _chunks, see _on_write
-        self._subscribed = asyncio.Event()
-        self._closed = False
-        self._early_write_logged = False
-        self.peer_address = str(connection.peer_address)
-        self.peer = self.peer_address  # the name carhub.links.Link uses
-
-    @property
-    def mtu(self) -> int:
-        """The ATT MTU negotiated on this connection."""
-        return int(self._connection.att_mtu)
-
-    @property
-    def closed(self) -> bool:
-        """Whether the link is gone (disconnected or closed)."""
-        return self._closed
-
-    async def send(self, data: bytes) -> None:
-        """Notify ``data`` to the phone, cut to the link's MTU.
-
-        Raises:
-            ConnectionError: the link is gone.
-        """
-        await self._wait_subscribed()
-        for chunk in segment(data, self.mtu):
-            if self._closed:
-                raise ConnectionError("BLE link closed")
-            await self._server.notify(self._connection, chunk)
-
-    async def recv(self) -> bytes:
-        """Return the next chunk the phone wrote.
-
-        Raises:
-            ConnectionError: the link is gone and every chunk was read.
-        """
-        chunk = await self._chunks.get()
-        if chunk is None:
-            self._chunks.put_nowait(None)  # later calls raise too
-            raise ConnectionError("BLE link closed")
-        self._queued -= len(chunk) + _CHUNK_OVERHEAD
-        return chunk
-
-    async def close(self) -> None:
-        """Disconnect the phone (idempotent)."""
-        if self._closed:
-            return
-        self._mark_closed()
-        await self._disconnect()
-
-    async def _disconnect(self) -> None:
-        """Drop the ACL connection (the link is already marked closed)."""
-        with contextlib.suppress(Exception):  # already gone is fine
-            await self._connection.disconnect(_REMOTE_USER_TERMINATED)
-
-    async def _wait_subscribed(self) -> None:
-        """Wait until the phone subscribed to channel_out, or the link closed."""
-        if self._closed:
-            raise ConnectionError("BLE link closed")
-        if not self._subscribed.is_set():
-            await self._subscribed.wait()
-            if self._closed:
-                raise ConnectionError("BLE link closed")
-
-    def _on_write(self, data: bytes) -> None:
-        """Queue a chunk written by the phone.
-
-        Writes after close, and writes before the phone subscribed to channel_out (no link
-        runs yet to read them), are dropped. A write that would take the queue past the
-        server's ``max_queued_bytes`` disconnects the phone.
-        """
-        if self._closed:
-            return
-        if not self._subscribed.is_set():
-            if not self._early_write_logged:
-                self._early_write_logged = True
-                log.debug("BLE phone %s wrote before subscribing; dropped", self.peer_address)
-            return
-        cost = len(data) + _CHUNK_OVERHEAD
-        if self._queued + cost > self._server.max_queued_bytes:
-            log.warning(
-                "BLE phone %s overflowed its receive queue (%d bytes); disconnecting",
-                self.peer_address,
-                self._queued,
-            )
-            # Closed now, not when the disconnect task runs: writes already in flight
-            # must not queue again meanwhile.
-            self._drop_queued()
-            self._mark_closed()
-            self._server._spawn(self._disconnect())
-            return
-        self._queued += cost
-        self._chunks.put_nowait(bytes(data))
-
-    def _drop_queued(self) -> None:
-        """Free the queued chunks now (a flooding peer's data is not worth reading)."""
-        while not self._chunks.empty():
-            self._chunks.get_nowait()
-        self._queued = 0
-
-    def _mark_closed(self) -> None:
-        """End recv() and wake a waiting send()."""
-        if not self._closed:
-            self._closed = True
-            self._chunks.put_nowait(None)
-            self._subscribed.set()
+LinkHandler = Callable[[BleLink], Awaitable[None]]
 
 
 class BleCarServer:
@@ -214,7 +80,7 @@ class BleCarServer:
         subscribe_timeout: seconds a connection may take to subscribe to channel_out
             before the car disconnects it.
         max_queued_bytes: the most a phone's unread writes may hold (counting
-            ``_CHUNK_OVERHEAD`` per chunk) before the car disconnects it.
+            ``shell.chunks.CHUNK_OVERHEAD`` per chunk) before the car disconnects it.
     """
 
     def __init__(
@@ -246,7 +112,7 @@ class BleCarServer:
         self._device: Device | None = None
         self._running = False
         self.address = ""
-        self._out = Characteristic(
+        self._out: Characteristic[bytes] = Characteristic(
             CHANNEL_OUT_UUID,
             Characteristic.Properties.NOTIFY,
             Characteristic.READABLE,
@@ -279,7 +145,7 @@ class BleCarServer:
         # address per connection), so a phone's remembered address stays valid.
         device = Device.with_hci(
             self._name,
-            _static_address(self._device_id),
+            static_address(self._device_id),
             self._transport.source,
             self._transport.sink,
         )
@@ -288,7 +154,7 @@ class BleCarServer:
         self._device = device
         await device.power_on()
         self._own_type = hci.OwnAddressType.RANDOM
-        self.address = _plain(device.random_address)
+        self.address = plain_address(device.random_address)
         await self._advertise()
 
     async def _watch_transport(self) -> None:
@@ -303,7 +169,7 @@ class BleCarServer:
                 return
             log.warning("BLE: HCI transport %s lost; reopening", self._hci)
             for link in list(self._links.values()):
-                link._mark_closed()
+                link.mark_closed()
             self._links.clear()
             self._device = None
             with contextlib.suppress(Exception):
@@ -361,36 +227,24 @@ class BleCarServer:
         return list(self._links.values())
 
     async def notify(self, connection: Connection, chunk: bytes) -> None:
-        """Send one notification on channel_out to ``connection``."""
-        assert self._device is not None
+        """Send one notification on channel_out to ``connection``.
+
+        Raises:
+            TransportError: the radio is gone (its HCI transport is being reopened).
+        """
+        if self._device is None:
+            raise TransportError("BLE radio gone")
         await self._device.notify_subscriber(connection, self._out, chunk)
 
     def advertising_data(self) -> bytes:
         """Return the advertising payload: flags and the CarHub service data."""
-        flags = FLAG_PAIRING_OPEN if self._pairing_open else 0
-        service_data = encode_service_data(self._version, flags, self._device_id)
-        return bytes(
-            AdvertisingData(
-                [
-                    (AdvertisingData.FLAGS, _AD_FLAGS),
-                    (
-                        AdvertisingData.SERVICE_DATA_128_BIT_UUID,
-                        UUID(SERVICE_UUID).to_bytes() + service_data,
-                    ),
-                ]
-            )
-        )
+        return advertising_data(self._version, self._device_id, pairing_open=self._pairing_open)
 
     def scan_response_data(self) -> bytes:
         """Return the scan response: the name, shortened if it does not fit."""
-        raw = self._name.encode()
-        kind = AdvertisingData.COMPLETE_LOCAL_NAME
-        if len(raw) > _MAX_AD - 2:
-            raw = raw[: _MAX_AD - 2].decode(errors="ignore").encode()
-            kind = AdvertisingData.SHORTENED_LOCAL_NAME
-        return bytes(AdvertisingData([(kind, raw)]))
+        return scan_response_data(self._name)
 
-    def _info_char(self) -> Characteristic:
+    def _info_char(self) -> Characteristic[bytes]:
         """The READ-only info characteristic."""
         return Characteristic(
             INFO_UUID,
@@ -399,7 +253,7 @@ class BleCarServer:
             CharacteristicValue(read=lambda _conn: self._info, write=_deny_write),
         )
 
-    def _in_char(self) -> Characteristic:
+    def _in_char(self) -> Characteristic[bytes]:
         """The WRITE WITHOUT RESPONSE channel_in characteristic."""
         return Characteristic(
             CHANNEL_IN_UUID,
@@ -412,13 +266,18 @@ class BleCarServer:
         """Route a phone's write to its link (dropped if the link is gone)."""
         link = self._links.get(connection.handle)
         if link is not None:
-            link._on_write(value)
+            link.on_write(value)
 
     def _on_connection(self, connection: Connection) -> None:
         """Create a link for a new phone and keep advertising for the next one."""
         if connection.role != hci.Role.PERIPHERAL:
             return
-        link = BleLink(self, connection)
+        link = BleLink(
+            connection,
+            notify=self.notify,
+            spawn=self._spawn,
+            max_queued_bytes=self.max_queued_bytes,
+        )
         self._links[connection.handle] = link
         connection.on(connection.EVENT_DISCONNECTION, lambda _r: self._on_gone(connection))
         log.info("BLE phone %s connected", link.peer_address)
@@ -428,10 +287,8 @@ class BleCarServer:
 
     async def _subscribe_deadline(self, link: BleLink) -> None:
         """Disconnect ``link`` if it has not subscribed within ``subscribe_timeout``."""
-        # _subscribed is also set when the link closes, so this task never outlives it.
-        try:
-            await asyncio.wait_for(link._subscribed.wait(), self.subscribe_timeout)
-        except TimeoutError:
+        # A link counts as subscribed once closed too, so this task never outlives it.
+        if not await link.wait_subscribed(self.subscribe_timeout):
             log.warning(
                 "BLE phone %s did not subscribe within %.1f s; disconnecting",
                 link.peer_address,
@@ -442,9 +299,9 @@ class BleCarServer:
     def _on_subscription(self, connection: Connection, notify: bool, _indicate: bool) -> None:
         """Hand the link to the app once the phone listens on channel_out."""
         link = self._links.get(connection.handle)
-        if link is None or not notify or link._subscribed.is_set():
+        if link is None or not notify or link.subscribed:
             return
-        link._subscribed.set()
+        link.mark_subscribed()
         self._spawn(self._run_link(link))
 
     def _on_gone(self, connection: Connection) -> None:
@@ -452,7 +309,7 @@ class BleCarServer:
         link = self._links.pop(connection.handle, None)
         if link is not None:
             log.info("BLE phone %s disconnected", link.peer_address)
-            link._mark_closed()
+            link.mark_closed()
 
     async def _run_link(self, link: BleLink) -> None:
         """Run the app's link handler; a crash is logged, and ends that link only."""
@@ -491,16 +348,3 @@ def _deny_read(_connection: Connection) -> bytes:
 def _deny_write(_connection: Connection, _value: bytes) -> None:
     """Refuse a write the characteristic does not allow."""
     raise ATT_Error(ErrorCode.WRITE_NOT_PERMITTED)
-
-
-def _static_address(device_id: str) -> hci.Address:
-    """Return a static random address (top two bits 11) derived from ``device_id``."""
-    raw = bytearray(hashlib.sha256(device_id.encode()).digest()[:6])
-    raw[0] |= 0xC0
-    text = ":".join(f"{b:02X}" for b in raw)
-    return hci.Address(text, hci.Address.RANDOM_DEVICE_ADDRESS)
-
-
-def _plain(address: hci.Address) -> str:
-    """Return ``AA:BB:CC:DD:EE:FF`` without Bumble's ``/P`` type suffix."""
-    return str(address).split("/")[0]
