@@ -23,6 +23,7 @@ from carhub.store import StoreError
 from protocol.errors import ProtocolError
 from shell.keys import KeyFileError
 from shell.logs import setup_logging
+from shell.radio import is_emulated
 
 __all__ = ["app", "main"]
 
@@ -34,10 +35,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 log = logging.getLogger("carhub")
-
-# --auto-confirm is allowed only on the emulated radio (an allowlist: Bumble has many
-# transports that reach real controllers: usb, pyusb, hci-socket, serial, vhci, ...).
-EMULATED_RADIO_PREFIXES = ("tcp-client:",)
 
 # Where the name and model go, and what bounds them: the mDNS TXT record (each "key=value"
 # string at most 255 bytes, so name= leaves 250; zeroconf raises ValueError beyond), the BLE
@@ -134,7 +131,7 @@ def run(
     except (ValueError, typer.BadParameter) as exc:
         _fail(str(exc))
     hci_spec = None if no_ble else hci
-    if auto_confirm and hci_spec and not hci_spec.startswith(EMULATED_RADIO_PREFIXES):
+    if auto_confirm and hci_spec and not is_emulated(hci_spec):
         _fail(f"--auto-confirm is for emulation only: refused with --hci {hci_spec}")
     if auto_confirm:
         log.warning("AUTO-CONFIRM IS ON: every pairing request is accepted (emulation only)")
