@@ -1,6 +1,11 @@
-"""shell.radio: only the virtual radio counts as emulated, so --auto-confirm stays off real radios."""
+"""shell.radio: only the virtual radio is emulated, so --auto-confirm stays off real radios."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +35,33 @@ def test_the_virtual_radio_is_emulated(spec: str) -> None:
 )
 def test_everything_else_is_a_real_radio(spec: str) -> None:
     assert not is_emulated(spec)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", f"from {module} import main; main()", *args],
+        capture_output=True, text=True, timeout=60, cwd=cwd, env=env,
+    )  # fmt: skip
+
+
+def test_both_clis_refuse_auto_confirm_on_a_real_radio(tmp_path: Path) -> None:
+    car = _cli("carhub.cli", "run", "--auto-confirm", "--hci", "usb:0",
+               "--state-dir", str(tmp_path / "car"), cwd=tmp_path)  # fmt: skip
+    phone = _cli("phone_bridge.cli", "--state-dir", str(tmp_path / "phone"), "pair", "X",
+                 "--auto-confirm", "--radio", "hci-socket:0", cwd=tmp_path)  # fmt: skip
+    for proc, flag in ((car, "--hci usb:0"), (phone, "--radio hci-socket:0")):
+        assert proc.returncode == 2, proc.stderr
+        assert f"--auto-confirm is for emulation only: refused with {flag}" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_the_phone_accepts_auto_confirm_on_the_virtual_radio(tmp_path: Path) -> None:
+    # Nothing listens on port 1, so the phone fails later, reaching the radio, not the guard.
+    proc = _cli("phone_bridge.cli", "--state-dir", str(tmp_path), "pair", "X", "--auto-confirm",
+                "--radio", "tcp-client:127.0.0.1:1", cwd=tmp_path)  # fmt: skip
+    assert "AUTO-CONFIRM IS ON" in proc.stderr
+    assert "emulation only: refused" not in proc.stderr
