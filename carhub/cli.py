@@ -28,6 +28,7 @@ from carhub.store import StoreError
 from protocol.errors import ProtocolError
 from shell.errors import KeyFileError, TransportError
 from shell.logs import setup_logging
+from shell.radio import is_emulated
 
 __all__ = ["ERRORS", "app", "carhub_error", "errors_reported", "main"]
 
@@ -39,10 +40,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 log = logging.getLogger("carhub")
-
-# --auto-confirm is allowed only on the emulated radio (an allowlist: Bumble has many
-# transports that reach real controllers: usb, pyusb, hci-socket, serial, vhci, ...).
-EMULATED_RADIO_PREFIXES = ("tcp-client:",)
 
 # Where the name and model go, and what bounds them: the mDNS TXT record (each "key=value"
 # string at most 255 bytes, so name= leaves 250; zeroconf raises ValueError beyond), the BLE
@@ -244,7 +241,7 @@ def _check(config: CarConfig, options: RunOptions) -> None:
     except (ValueError, typer.BadParameter) as exc:
         raise UsageError(str(exc)) from exc
     hci = options.hci
-    if config.auto_confirm and hci and not hci.startswith(EMULATED_RADIO_PREFIXES):
+    if config.auto_confirm and hci and not is_emulated(hci):
         raise UsageError(f"--auto-confirm is for emulation only: refused with --hci {hci}")
     if config.auto_confirm:
         log.warning("AUTO-CONFIRM IS ON: every pairing request is accepted (emulation only)")

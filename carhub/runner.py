@@ -17,8 +17,9 @@ import uvicorn
 
 from carhub.app import LOOPBACK_HOSTS, create_app
 from carhub.engine import CarConfig, Engine
-from carhub.mdns import CarAdvertiser, txt_record
+from carhub.mdns import CarAdvertiser
 from carhub.store import Store
+from protocol.dnssd import TxtRecord
 from shell.keys import load_or_create_identity
 from shell.websocket import start_websocket_server
 
@@ -161,9 +162,9 @@ class CarRunner:
         self.engine.on_pairing_change(self._ble.set_pairing_open)
         log.info("BLE advertising as %s via %s", self.engine.ble_address, self.options.hci)
 
-    def _txt(self) -> dict[str, str]:
-        return txt_record(
-            device_id=self.engine.identity.device_id,
+    def _txt(self) -> TxtRecord:
+        return TxtRecord(
+            id=self.engine.identity.device_id,
             name=self.config.name,
             model=self.config.model,
             pairing_open=self.engine.pairing_open,

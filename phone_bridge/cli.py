@@ -50,6 +50,7 @@ from protocol.identity import PairingUri, PairingUriError
 from protocol.media import Artwork
 from protocol.messages import Unpair
 from shell.logs import setup_logging
+from shell.radio import is_emulated
 
 __all__ = ["app", "main"]
 
@@ -361,7 +362,7 @@ def _check_auto_confirm(
     auto: bool, transport: TransportChoice, radio: str | None, as_json: bool
 ) -> TransportChoice:
     """Refuse auto-confirm on real Bluetooth; without --radio, keep auto on the LAN."""
-    emulated = radio is not None and radio.startswith("tcp-client:")
+    emulated = radio is not None and is_emulated(radio)
     if auto and radio is not None and not emulated:
         raise _fail(
             BridgeError(

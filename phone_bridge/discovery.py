@@ -1,7 +1,8 @@
 """Finding cars: mDNS (``_carhub._tcp.local.``) and BLE adverts, merged into one list.
 
-A car seen both ways is listed once: mDNS gives the full 16-hex id, BLE service data the
-first 4 bytes of it, and the TXT key ``ble`` the car's BLE address, so either match merges.
+The TXT record's schema, and what makes one malformed, is ``protocol.dnssd``. A car seen
+both ways is listed once: mDNS gives the full 16-hex id, BLE service data the first 4 bytes
+of it, and the TXT key ``ble`` the car's BLE address, so either match merges.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from dataclasses import dataclass, field
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from protocol.dnssd import SERVICE_TYPE, decode_txt
+from protocol.errors import MessageError
+
 __all__ = ["SERVICE_TYPE", "CarSighting", "discover", "discover_mdns", "merge"]
 
-SERVICE_TYPE = "_carhub._tcp.local."
 log = logging.getLogger("phone_bridge.discovery")
 
-# Any host on the LAN can announce a service; only a full device id is trusted, because
-# ids are matched by prefix and a short one would capture every query.
-_FULL_ID_RE = re.compile(r"[0-9a-f]{16}")
 SHORT_ID_RE = re.compile(r"[0-9a-f]{8}")  # the BLE advert's id prefix
 
 
@@ -112,32 +112,22 @@ async def discover_mdns(
 def _from_info(info: AsyncServiceInfo) -> CarSighting | None:
     """Turn a resolved service into a sighting, or None (logged at debug) if malformed."""
     try:
-        props = {
-            k.decode(): (v.decode() if v is not None else "") for k, v in info.properties.items()
-        }
-    except UnicodeDecodeError:
-        log.debug("mDNS: skipping %r: TXT record is not UTF-8", info.name)
+        record = decode_txt(info.properties, default_name=info.name.split(".")[0])
+    except MessageError as exc:
+        log.debug("mDNS: skipping %r: %s", info.name, exc.detail)
         return None
     addrs = info.parsed_addresses(IPVersion.V4Only)
     if not addrs:
         log.debug("mDNS: skipping %r: no IPv4 address", info.name)
         return None
-    car_id = props.get("id", "")
-    if not _FULL_ID_RE.fullmatch(car_id):
-        log.debug("mDNS: skipping %r: id %r is not 16 lower-case hex digits", info.name, car_id)
-        return None
-    v = props.get("v", "") or "0"
-    if not (v.isascii() and v.isdigit()):
-        log.debug("mDNS: skipping %r: version %r is not a number", info.name, v)
-        return None
     return CarSighting(
-        id=car_id,
-        name=props.get("name", info.name.split(".")[0]),
-        model=props.get("model", ""),
-        version=int(v),
-        pairing_open=props.get("pair") == "1",
+        id=record.id,
+        name=record.name,
+        model=record.model,
+        version=record.version,
+        pairing_open=record.pairing_open,
         endpoint=f"{addrs[0]}:{info.port}",
-        ble_address=props.get("ble", ""),
+        ble_address=record.ble_address,
         via=["mdns"],
     )
 

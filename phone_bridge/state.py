@@ -146,9 +146,10 @@ class PhoneState:
         try:
             if base_path.exists():
                 data = base_path.read_bytes()
-                generation = _header(data, _BASE_MAGIC)
-                if generation is None:
+                header = _header(data, _BASE_MAGIC)
+                if header is None:
                     return None
+                generation = header
                 base = msgspec.msgpack.decode(
                     data[len(_BASE_MAGIC) + _GEN_SIZE :], type=SyncSnapshot
                 )

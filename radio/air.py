@@ -48,7 +48,7 @@ def address_for(index: int) -> str:
     return ":".join(f"{b:02X}" for b in (*_ADDRESS_PREFIX, *tail))
 
 
-class AirController(Controller):  # type: ignore[misc]
+class AirController(Controller):
     """A Bumble virtual controller whose scan responses carry the real scan response."""
 
     def on_advertising_pdu(self, pdu: Any) -> None:
@@ -146,7 +146,7 @@ class AirController(Controller):  # type: ignore[misc]
         self.send_hci_packet(_LegacyReport([report]))
 
 
-class AirLink(LocalLink):  # type: ignore[misc]
+class AirLink(LocalLink):
     """A ``LocalLink`` that sources LE data from the connection's own address."""
 
     def send_acl_data(
@@ -178,7 +178,8 @@ class LocalRadio:
     """
 
     def __init__(self) -> None:
-        self.link = AirLink()
+        # LocalLink.__init__ has no annotations in Bumble, so mypy cannot see it is typed.
+        self.link = AirLink()  # type: ignore[no-untyped-call]
         self._counter = itertools.count(1)
 
     def controller(self, name: str = "") -> AirController:

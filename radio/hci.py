@@ -33,7 +33,7 @@ class RadioUnavailableError(ConnectionError):
     """The HCI transport could not be opened (no radio process, no adapter)."""
 
 
-class _LocalTransport(Transport):  # type: ignore[misc]
+class _LocalTransport(Transport):
     """A controller on a ``LocalRadio``, used directly as HCI source and sink."""
 
     def __init__(self, radio: LocalRadio, controller: AirController) -> None:
