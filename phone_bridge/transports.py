@@ -12,13 +12,11 @@ import asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from shell.errors import TransportError
+
 __all__ = ["BaseTransport", "TransportError", "WebSocketTransport"]
 
 CONNECT_TIMEOUT = 5.0
-
-
-class TransportError(ConnectionError):
-    """The car cannot be reached, or the link to it was lost."""
 
 
 class BaseTransport(abc.ABC):
