@@ -84,12 +84,13 @@ class Bridge:
             try:
                 await self._connect_and_serve()
                 attempt = 0
+            # LinkClosed and CarNotFound are BridgeErrors too: this clause comes first.
+            except (TransportError, LinkClosed, TimeoutError, CarNotFound, ProtocolError) as exc:
+                log.warning("connection lost: %s", explain(exc))
             except BridgeError as exc:
                 if exc.code in (EXIT_PAIRING, EXIT_NOT_PAIRED) and not self.opts.auto_confirm:
                     raise
                 log.warning("%s", exc)
-            except (TransportError, LinkClosed, TimeoutError, CarNotFound, ProtocolError) as exc:
-                log.warning("connection lost: %s", explain(exc))
             delay = delays[min(attempt, len(delays) - 1)]
             attempt += 1
             log.info("reconnecting in %.1f s", delay)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import TypeVar
 
+from phone_bridge.errors import LinkClosed
 from protocol.connection import (
     Closed,
     ConnectionEvent,
@@ -47,10 +48,6 @@ __all__ = ["CarLink", "LinkClosed", "pair", "sync_contacts"]
 log = logging.getLogger("phone_bridge")
 E = TypeVar("E")
 _SYNC_REPLIES = (ContactsState, Manifest, ContactsAck)
-
-
-class LinkClosed(Exception):
-    """The car ended the session (``Bye``) or the transport dropped."""
 
 
 class CarLink:

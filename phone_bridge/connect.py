@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phone_bridge.discovery import SHORT_ID_RE, CarSighting, discover, is_hostport
+from phone_bridge.errors import CarNotFound
 from phone_bridge.state import PairedCar, PhoneState
 from shell.transport import BaseTransport, TransportError
 from shell.websocket import WebSocketTransport
@@ -19,10 +20,6 @@ from shell.websocket import WebSocketTransport
 __all__ = ["CarNotFound", "ConnectOptions", "Target", "open_transport", "resolve"]
 
 log = logging.getLogger("phone_bridge")
-
-
-class CarNotFound(Exception):
-    """No car matches what the user named."""
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The phone's flows: open a session, pair, sync once, or stay connected (``run``).
 
 Every decision about bytes lives in ``protocol/``; this module sequences flows, keeps the
-state directory up to date, and translates failures into ``BridgeError`` with a one-line
-message and an exit code the CLI returns.
+state directory up to date, and raises ``phone_bridge.errors`` with a one-line message and
+the exit code the CLI returns (``BridgeError``, ``explain`` and the ``EXIT_*`` codes are
+re-exported from there).
 """
 
 from __future__ import annotations
@@ -14,17 +15,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phone_bridge.client import CarLink, LinkClosed, pair, sync_contacts
-from phone_bridge.connect import CarNotFound, ConnectOptions, Target, open_transport
-from phone_bridge.state import PairedCar, PhoneState, StateError
+from phone_bridge.client import CarLink, pair, sync_contacts
+from phone_bridge.connect import ConnectOptions, Target, open_transport
+from phone_bridge.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_NOT_PAIRED,
+    EXIT_PAIRING,
+    BridgeError,
+    explain,
+)
+from phone_bridge.state import PairedCar, PhoneState
 from protocol.connection import PairingComplete, PhoneConnection, SessionEstablished
 from protocol.contacts import Contact, Photo
-from protocol.errors import PairingError, ProtocolError, Reason, SessionError, VCardError
+from protocol.errors import PairingError, Reason, VCardError
 from protocol.identity import PairingUri
 from protocol.messages import Message
 from protocol.sync import ContactsState, DigestCache, SyncSnapshot, SyncSummary
 from protocol.vcard import import_vcards, looks_like_vcard
-from shell.errors import TransportError
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -44,39 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("phone_bridge")
-
-EXIT_ERROR = 1
-EXIT_BAD_INPUT = 2
-EXIT_NOT_FOUND = 3
-EXIT_PAIRING = 4
-EXIT_NOT_PAIRED = 5
-
-_PAIRING_MESSAGES = {
-    Reason.REJECTED: "pairing was rejected",
-    Reason.PAIRING_CLOSED: "the car's pairing window is closed; open it on the car and retry",
-    Reason.COMMITMENT_MISMATCH: "pairing aborted: the car's nonce did not match its commitment "
-    "(possible man in the middle)",
-    Reason.CODE_MISMATCH: "the codes did not match; pairing aborted",
-    Reason.CONFIRMATION_FAILED: "key confirmation failed (codes differ: possible man in the "
-    "middle); pairing aborted",
-    Reason.TIMEOUT: "pairing timed out",
-    Reason.RATE_LIMITED: "too many pairing attempts; wait a minute and retry",
-    Reason.OOB_MISMATCH: "the car's key does not match the scanned code; pairing aborted "
-    "(a different car, or a tampered code)",
-}
-# The car refused the scanned secret: it says oob-mismatch too, but the key was not at fault.
-_CAR_REFUSED_OOB = (
-    "the car refused the scanned code (already used, replaced, expired, or no code is "
-    "showing); show a new code on the car and scan it again"
-)
-
-
-class BridgeError(Exception):
-    """A user-facing failure: one line and an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -102,34 +78,6 @@ def load_contacts(path: Path) -> Contacts:
         raise BridgeError(f"{path} is not a vCard file; nothing was synced", EXIT_BAD_INPUT)
     result = import_vcards(data)
     return Contacts(list(result.contacts), dict(result.photos), list(result.errors))
-
-
-def explain(exc: BaseException) -> BridgeError:
-    """Translate any failure of a flow into a ``BridgeError``."""
-    if isinstance(exc, BridgeError):
-        return exc
-    if isinstance(exc, PairingError) and exc.reason is Reason.OOB_MISMATCH and exc.from_peer:
-        return BridgeError(_CAR_REFUSED_OOB, EXIT_PAIRING)
-    if isinstance(exc, PairingError):
-        return BridgeError(_PAIRING_MESSAGES.get(exc.reason, str(exc)), EXIT_PAIRING)
-    if isinstance(exc, SessionError) and exc.reason is Reason.UNKNOWN_PEER:
-        return BridgeError(
-            "the car does not know this phone (unpaired on the car?); run 'pair' again",
-            EXIT_NOT_PAIRED,
-        )
-    if isinstance(exc, ProtocolError):
-        return BridgeError(f"protocol error: {exc}")
-    if isinstance(exc, CarNotFound):
-        return BridgeError(str(exc), EXIT_NOT_FOUND)
-    if isinstance(exc, TransportError):
-        return BridgeError(str(exc), EXIT_NOT_FOUND)
-    if isinstance(exc, LinkClosed):
-        return BridgeError(str(exc))
-    if isinstance(exc, TimeoutError):
-        return BridgeError("the car stopped answering (timed out)")
-    if isinstance(exc, StateError):
-        return BridgeError(str(exc))
-    return BridgeError(f"{type(exc).__name__}: {exc}")
 
 
 async def open_session(

@@ -25,6 +25,7 @@ from mutagen.flac import Picture
 from mutagen.id3 import ID3
 from mutagen.mp4 import MP4Cover
 
+from phone_bridge.errors import MediaSourceError
 from protocol.media import Artwork, Track
 
 __all__ = [
@@ -43,30 +44,6 @@ PLAYLIST_SUFFIXES = frozenset({".m3u", ".m3u8"})
 _FRONT_COVER = 3  # ID3/FLAC picture type "Cover (front)"; preferred over other pictures
 # protocol.media.Artwork must fit one frame; a bigger cover could never be sent, so drop it.
 MAX_ARTWORK_BYTES = 1_000_000
-
-
-class MediaSourceError(ValueError):
-    """Nothing playable was found at a media path.
-
-    It is about the user's files, not a peer, so like ``VCardError`` it is not a
-    ``ProtocolError``.
-
-    Args:
-        path: the folder or playlist that was given.
-        reason: a one-line explanation.
-        skipped: each file that was tried and skipped, with why.
-    """
-
-    def __init__(
-        self, path: Path, reason: str, skipped: list[tuple[Path, str]] | None = None
-    ) -> None:
-        self.path = path
-        self.reason = reason
-        self.skipped = list(skipped or [])
-        names = ", ".join(p.name for p, _ in self.skipped[:5])
-        more = f" (+{len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
-        tail = f"; skipped: {names}{more}" if names else ""
-        super().__init__(f"{path}: {reason}{tail}")
 
 
 def load_tracks(path: Path) -> tuple[list[Track], dict[bytes, Artwork]]:

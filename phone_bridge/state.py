@@ -34,15 +34,12 @@ from typing import Any
 
 import msgspec
 
+from phone_bridge.errors import StateError
 from protocol.identity import Identity, fingerprint
 from protocol.sync import JournalBase, SnapshotEdit, SyncSnapshot, replay_journal
 from shell.keys import load_or_create_identity
 
 __all__ = ["PairedCar", "PhoneState", "StateError", "default_state_dir"]
-
-
-class StateError(Exception):
-    """The state directory cannot be read or written, or a file in it is malformed."""
 
 
 _BASE_MAGIC = b"CHB1"

@@ -1,0 +1,24 @@
+"""``phone-bridge``, the phone's command line: one module per command on one typer app.
+
+    app        the typer app, the root options (--state-dir, -v), failure reporting
+    options    the options the commands share, declared once; ``CarOptions``
+    session    ``connect_car``: resolve, open the transport and session, close
+    inputs     the user's vCard file and media, read before connecting
+    discover, pair, sync, run, unpair, status: the commands
+
+The commands are registered here, in the order ``phone-bridge --help`` lists them.
+"""
+
+from __future__ import annotations
+
+from phone_bridge.cli import discover, pair, run, status, sync, unpair
+from phone_bridge.cli.app import app, main
+
+__all__ = ["app", "main"]
+
+app.command("discover")(discover.discover_cmd)
+app.command("pair")(pair.pair_cmd)
+app.command("sync")(sync.sync_cmd)
+app.command("run")(run.run_cmd)
+app.command("unpair")(unpair.unpair_cmd)
+app.command("status")(status.status_cmd)

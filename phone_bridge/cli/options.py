@@ -1,0 +1,147 @@
+"""The options the commands share, declared once.
+
+Each option is a typer ``Annotated`` alias (typer has no option groups, so a command lists
+the aliases it takes, in the order its ``--help`` shows them); a command then builds one
+``CarOptions`` from them and hands that on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phone_bridge.cli.app import fail
+from phone_bridge.connect import ConnectOptions
+from phone_bridge.errors import BadInput
+from shell.radio import is_emulated
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Btsnoop",
+    "CarOptions",
+    "Json",
+    "MdnsInterface",
+    "Name",
+    "Radio",
+    "Timeout",
+    "Transport",
+    "TransportChoice",
+    "check_auto_confirm",
+]
+
+log = logging.getLogger("phone_bridge")
+# Seconds of discovery when --timeout is not given (--help shows it as the default).
+DEFAULT_TIMEOUT = 3.0
+
+
+class TransportChoice(StrEnum):
+    auto = "auto"
+    lan = "lan"
+    ble = "ble"
+
+
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Transport = Annotated[
+    TransportChoice,
+    typer.Option("--transport", help="auto prefers the LAN and falls back to BLE."),
+]
+Radio = Annotated[
+    str | None,
+    typer.Option(
+        "--radio",
+        help="Run bleak on the emulated Bumble radio at this transport "
+        "(e.g. tcp-client:127.0.0.1:7000). Without it, bleak uses this machine's Bluetooth.",
+    ),
+]
+MdnsInterface = Annotated[
+    str | None, typer.Option("--mdns-interface", help="IP address to browse mDNS on.")
+]
+Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to spend discovering.")]
+Btsnoop = Annotated[
+    Path | None,
+    typer.Option(
+        "--btsnoop", help="Write a btsnoop capture (Wireshark) of the BLE link (with --radio)."
+    ),
+]
+Name = Annotated[
+    str | None,
+    typer.Option(
+        "--name", help="This phone's name as the car shows it (default: from the hostname)."
+    ),
+]
+
+
+@dataclass(frozen=True)
+class CarOptions:
+    """How to find and reach the car, and how to report: what the commands share.
+
+    Args:
+        transport: which link to use (``auto`` prefers the LAN, falls back to BLE).
+        radio: the emulated Bumble radio's transport, or ``None`` for real Bluetooth.
+        mdns_interface: the IP address to browse mDNS on.
+        timeout: seconds to spend discovering.
+        btsnoop: where to write a btsnoop capture of the BLE link.
+        name: this phone's name as the car shows it (``None``: from the hostname).
+        as_json: machine-readable results on stdout.
+    """
+
+    transport: TransportChoice = TransportChoice.auto
+    radio: str | None = None
+    mdns_interface: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    btsnoop: Path | None = None
+    name: str | None = None
+    as_json: bool = False
+
+    @property
+    def connect(self) -> ConnectOptions:
+        """These options as ``phone_bridge.connect`` takes them."""
+        return ConnectOptions(
+            transport=self.transport.value,
+            radio=self.radio,
+            mdns_interface=self.mdns_interface,
+            discover_timeout=self.timeout,
+            btsnoop=str(self.btsnoop) if self.btsnoop else None,
+        )
+
+    @property
+    def phone_name(self) -> str:
+        """This phone's name as the car shows it."""
+        return self.name or f"phone-bridge on {socket.gethostname()}"
+
+
+def check_auto_confirm(auto: bool, opts: CarOptions) -> CarOptions:
+    """Refuse auto-confirm on real Bluetooth; without --radio, keep auto on the LAN.
+
+    Returns:
+        ``opts``, with ``--transport auto`` narrowed to the LAN when auto-confirming
+        without an emulated radio.
+
+    Raises:
+        typer.Exit: auto-confirm on a real radio (exit 2).
+    """
+    radio = opts.radio
+    emulated = radio is not None and is_emulated(radio)
+    if auto and radio is not None and not emulated:
+        msg = f"--auto-confirm is for emulation only: refused with --radio {radio}"
+        raise fail(BadInput(msg), opts.as_json)
+    if auto and radio is None and opts.transport is TransportChoice.ble:
+        msg = (
+            "--auto-confirm is for emulation only and is refused on real Bluetooth "
+            "(use --radio with the emulated radio)"
+        )
+        raise fail(BadInput(msg), opts.as_json)
+    if not auto:
+        return opts
+    log.warning("AUTO-CONFIRM IS ON: pairing codes are accepted without a human (emulation only)")
+    if radio is None and opts.transport is TransportChoice.auto:
+        # Never fall back to a real radio unattended.
+        return dataclasses.replace(opts, transport=TransportChoice.lan)
+    return opts

@@ -1,0 +1,106 @@
+"""``phone-bridge run``: stay connected to a car until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from phone_bridge.bridge import Bridge, BridgeOptions
+from phone_bridge.cli.app import open_state, run_flow
+from phone_bridge.cli.inputs import read_contacts, read_media
+from phone_bridge.cli.options import (
+    DEFAULT_TIMEOUT,
+    Btsnoop,
+    CarOptions,
+    Json,
+    MdnsInterface,
+    Name,
+    Radio,
+    Timeout,
+    Transport,
+    TransportChoice,
+    check_auto_confirm,
+)
+from phone_bridge.state import PhoneState
+
+if TYPE_CHECKING:
+    from phone_bridge.player import Player
+
+__all__ = ["run_cmd"]
+
+
+def run_cmd(
+    car: Annotated[
+        str | None,
+        typer.Argument(
+            help="Car id (or prefix), name, or HOST:PORT; omitted: the first car found."
+        ),
+    ] = None,
+    *,
+    contacts: Annotated[
+        Path, typer.Option("--contacts", help="A vCard file; re-synced on change.")
+    ],
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", help="A folder of audio files or an M3U playlist for the player."),
+    ] = None,
+    auto_confirm: Annotated[
+        bool,
+        typer.Option(
+            "--auto-confirm",
+            help="EMULATION ONLY: pair with the car if needed, accepting the code without asking.",
+        ),
+    ] = False,
+    name: Name = None,
+    transport: Transport = TransportChoice.auto,
+    radio: Radio = None,
+    mdns_interface: MdnsInterface = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    btsnoop: Btsnoop = None,
+    as_json: Json = False,
+) -> None:
+    """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
+    opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
+    opts = check_auto_confirm(auto_confirm, opts)
+    state = open_state(as_json)
+    read_contacts(contacts, as_json)
+    player = read_media(media, as_json) if media else None
+
+    def emit(event: dict[str, Any]) -> None:
+        if as_json:
+            print(json.dumps(event), flush=True)
+
+    options = BridgeOptions(
+        car=car,
+        contacts=contacts,
+        media=media,
+        name=opts.phone_name,
+        auto_confirm=auto_confirm,
+        connect=opts.connect,
+    )
+    run_flow(_serve(state, options, player, emit), as_json)
+
+
+async def _serve(
+    state: PhoneState,
+    options: BridgeOptions,
+    player: Player | None,
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """Run the bridge (and the player) until one of them stops; then stop the other."""
+    bridge = Bridge(state, options, player, emit)
+    tasks = [asyncio.create_task(bridge.run())]
+    if player is not None:
+        tasks.append(asyncio.create_task(player.run()))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            t.result()
+    finally:
+        for t in tasks:
+            t.cancel()

@@ -1,0 +1,139 @@
+"""``phone-bridge sync``: sync contacts (and now-playing) once, then exit."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from phone_bridge.cli.app import open_state, run_flow
+from phone_bridge.cli.inputs import read_contacts, read_media
+from phone_bridge.cli.options import (
+    DEFAULT_TIMEOUT,
+    Btsnoop,
+    CarOptions,
+    Json,
+    MdnsInterface,
+    Name,
+    Radio,
+    Timeout,
+    Transport,
+    TransportChoice,
+)
+from phone_bridge.cli.session import CarSession, connect_car
+from phone_bridge.connect import resolve
+from phone_bridge.engine import Contacts, sync_once
+from phone_bridge.errors import EXIT_PARTIAL
+from phone_bridge.state import PhoneState
+from protocol.media import Artwork
+from protocol.sync import SyncSummary
+
+if TYPE_CHECKING:
+    from phone_bridge.player import Player
+
+__all__ = ["sync_cmd"]
+
+err_console = Console(stderr=True)
+
+
+def sync_cmd(
+    car: Annotated[str, typer.Argument(help="Car id (or prefix), name, or HOST:PORT.")],
+    contacts: Annotated[Path, typer.Option("--contacts", help="A vCard file (2.1, 3.0 or 4.0).")],
+    media: Annotated[
+        Path | None,
+        typer.Option(
+            "--media", help="A folder of audio files or an M3U playlist: push now-playing."
+        ),
+    ] = None,
+    name: Name = None,
+    transport: Transport = TransportChoice.auto,
+    radio: Radio = None,
+    mdns_interface: MdnsInterface = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    btsnoop: Btsnoop = None,
+    as_json: Json = False,
+) -> None:
+    """Sync contacts (and optionally now-playing) once, with a progress bar and a summary."""
+    opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
+    state = open_state(as_json)
+    book = read_contacts(contacts, as_json)
+    player = read_media(media, as_json) if media else None
+    r = run_flow(_sync(state, car, opts, book, player), as_json)
+    if as_json:
+        print(json.dumps(r))
+    else:
+        typer.echo(
+            f"synced with {r['car']} over {r['transport']}: {r['added']} added, "
+            f"{r['changed']} changed, {r['deleted']} deleted, {r['unchanged']} unchanged, "
+            f"{len(r['skipped'])} skipped; {r['bytes']:,} bytes in {r['seconds']:.2f} s"
+        )
+        for s in r["skipped"]:
+            typer.echo(f"  skipped card at line {s['line']}: {s['reason']}", err=True)
+    if r["skipped"]:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+async def _sync(
+    state: PhoneState, car: str, opts: CarOptions, book: Contacts, player: Player | None
+) -> dict[str, Any]:
+    """Sync once over a fresh session; push now-playing (and its artwork) if a player."""
+    progress = _progress(opts.as_json)
+    task = progress.add_task("sync", total=None)
+
+    def on_progress(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    target = await resolve(car, state, opts.connect)
+    start = time.perf_counter()
+    async with connect_car(state, target, opts, closing="sync done") as s:
+        with progress:
+            summary = await sync_once(state, s.link, s.car, book, on_progress)
+        await _push_now_playing(s, player)
+        wire = s.link.bytes_sent
+    return _synced_json(s, summary, book, wire, time.perf_counter() - start)
+
+
+def _progress(as_json: bool) -> Progress:
+    """A progress bar on stderr, only on a terminal and never with --json."""
+    return Progress(
+        TextColumn("syncing contacts"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=as_json or not err_console.is_terminal,
+        transient=True,
+    )
+
+
+async def _push_now_playing(s: CarSession, player: Player | None) -> None:
+    if player is None:
+        return
+    np = player.now_playing()
+    await s.link.send(np)
+    art: Artwork | None = player.artwork.get(np.artwork)
+    if art is not None:
+        await s.link.send(art)
+
+
+def _synced_json(
+    s: CarSession, summary: SyncSummary, book: Contacts, wire: int, seconds: float
+) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "car": s.car.id,
+        "transport": s.link.transport.name,
+        "added": summary.added,
+        "changed": summary.changed,
+        "deleted": summary.deleted,
+        "unchanged": summary.unchanged,
+        "photos": summary.photos_sent,
+        "skipped": [{"line": e.line, "reason": e.reason} for e in book.errors],
+        "bytes": wire,
+        "seconds": round(seconds, 3),
+    }
