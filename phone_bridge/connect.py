@@ -77,7 +77,9 @@ async def resolve(query: str | None, state: PhoneState, opts: ConnectOptions) ->
     if query and is_hostport(query):
         paired = next((c for c in cars.values() if c.endpoint == query), None)
         return Target(query, endpoint=query, paired=paired)
-    paired = next((c for c in cars.values() if query and _match(query, c.id, c.name)), None)
+    matches = [c for c in cars.values() if query and _match(query, c.id, c.name)]
+    _refuse_ambiguous(query, [(c.id, c.name) for c in matches])
+    paired = matches[0] if matches else None
     seen = await discover(
         opts.discover_timeout,
         interface=opts.mdns_interface,
@@ -92,7 +94,10 @@ async def resolve(query: str | None, state: PhoneState, opts: ConnectOptions) ->
         sighting = seen[0] if seen else None
     else:
         want = paired.id if paired else query
-        sighting = next((s for s in seen if _match(want, s.id, s.name)), None)
+        found = [s for s in seen if _match(want, s.id, s.name)]
+        if paired is None:
+            _refuse_ambiguous(query, [(s.id, s.name) for s in found])
+        sighting = found[0] if found else None
     if sighting is not None and paired is None:
         paired = next((c for c in cars.values() if c.id.startswith(sighting.id)), None)
     if sighting is None and paired is None:
@@ -109,6 +114,21 @@ async def resolve(query: str | None, state: PhoneState, opts: ConnectOptions) ->
         paired=paired,
         sighting=sighting,
     )
+
+
+def _refuse_ambiguous(query: str | None, matches: list[tuple[str, str]]) -> None:
+    """Refuse a ``CAR`` that names more than one car: picking one would be a guess.
+
+    One car seen by its full id and by its 8-hex BLE short id (a prefix of it) is one car.
+    """
+    ids = sorted({car_id for car_id, _ in matches}, key=len, reverse=True)
+    distinct = [i for n, i in enumerate(ids) if not any(o.startswith(i) for o in ids[:n])]
+    if len(distinct) > 1:
+        names = {car_id: name for car_id, name in matches}
+        listed = ", ".join(f"{names[i]!r} ({i})" for i in sorted(distinct))
+        raise CarNotFound(
+            f"car {query!r} is ambiguous: it matches {listed}; give more of the car's id"
+        )
 
 
 async def open_transport(target: Target, opts: ConnectOptions) -> BaseTransport:

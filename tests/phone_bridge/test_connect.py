@@ -184,11 +184,25 @@ async def test_auto_with_a_radio_merges_both_sources(
     assert [source for source, _ in without_radio.calls] == ["mdns"]  # never a real radio
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG phone_bridge/connect.py resolve(): a prefix that matches two cars silently "
-    "picks the first (cars.json order, or the first sighting) instead of refusing",
-)
 async def test_an_ambiguous_prefix_is_refused(air: FakeAir, state: PhoneState) -> None:
-    with pytest.raises(CarNotFound):
+    with pytest.raises(CarNotFound, match=r"ambiguous.*'Golf' \(0123456789abcdef\).*'Polo'"):
         await resolve("0123", state, LAN)
+
+
+async def test_two_paired_cars_under_one_prefix_are_refused_before_discovery(
+    air: FakeAir, state: PhoneState
+) -> None:
+    state.save_car(PairedCar(id=GOLF, name="Golf", public_key=KEY, endpoint="10.0.0.9:7800"))
+    state.save_car(PairedCar(id=POLO, name="Polo", public_key=KEY, endpoint="10.0.0.8:7800"))
+    with pytest.raises(CarNotFound, match="ambiguous"):
+        await resolve("0123", state, LAN)
+    assert air.calls == []
+
+
+async def test_one_car_seen_by_full_and_short_id_is_not_ambiguous(
+    monkeypatch: pytest.MonkeyPatch, state: PhoneState
+) -> None:
+    short = dataclasses.replace(_mdns(GOLF[:8], "Golf", ""), via=["ble"])
+    FakeAir([_mdns(GOLF, "Golf", "10.0.0.1:7800"), short]).install(monkeypatch)
+    target = await resolve("golf", state, LAN)
+    assert target.sighting is not None and target.sighting.id == GOLF
