@@ -71,6 +71,7 @@ class Bridge:
         self.player = player
         self.emit = emit
         self._link: CarLink | None = None
+        self._connected = False  # the current attempt got a session (resets the backoff)
         self._sends: set[asyncio.Task[None]] = set()
         self._digests = DigestCache()
         if player is not None:
@@ -81,9 +82,9 @@ class Bridge:
         delays = backoff_delays()
         attempt = 0
         while True:
+            self._connected = False
             try:
                 await self._connect_and_serve()
-                attempt = 0
             # LinkClosed and CarNotFound are BridgeErrors too: this clause comes first.
             except (TransportError, LinkClosed, TimeoutError, CarNotFound, ProtocolError) as exc:
                 log.warning("connection lost: %s", explain(exc))
@@ -91,6 +92,8 @@ class Bridge:
                 if exc.code in (EXIT_PAIRING, EXIT_NOT_PAIRED) and not self.opts.auto_confirm:
                     raise
                 log.warning("%s", exc)
+            # A link that came up resets the backoff: the next outage starts short again.
+            attempt = 0 if self._connected else attempt
             delay = delays[min(attempt, len(delays) - 1)]
             attempt += 1
             log.info("reconnecting in %.1f s", delay)
@@ -118,7 +121,7 @@ class Bridge:
                     # The car forgot us (unpaired on the car): pair again in the lab.
                     self.state.forget_car(car.id)
                 raise err from exc
-        self._link = link
+        self._link, self._connected = link, True
         log.info("connected to %r over %s", car.name, link.transport.name)
         self.emit({"event": "connected", "car": car.id, "transport": link.transport.name})
         try:

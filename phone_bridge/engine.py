@@ -225,7 +225,7 @@ def _opening(snapshot: SyncSnapshot | None, link: CarLink) -> ContactsState:
 
 
 def backoff_delays(base: float = 0.5, cap: float = 15.0) -> list[float]:
-    """Reconnect delays: exponential with jitter, capped (iterate forever by cycling)."""
+    """Reconnect delays: exponential with jitter, capped; a caller stays on the last one."""
     delays, d = [], base
     while d < cap:
         delays.append(d * random.uniform(0.8, 1.2))

@@ -170,12 +170,6 @@ async def test_pairs_syncs_follows_the_file_and_resumes_after_the_car_restarts(
     assert [e["event"] for e in console.seen].count("paired") == 1  # never paired again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG phone_bridge/bridge.py Bridge.run(): the backoff never resets after a "
-    "connection that worked (_connect_and_serve only returns by raising), so each later "
-    "outage waits longer than the first",
-)
 async def test_every_outage_starts_again_from_the_shortest_delay(tmp_path: Path) -> None:
     vcf = tmp_path / "contacts.vcf"
     _vcf(vcf, {"u1": "Ann"})
