@@ -5,8 +5,8 @@ transaction together with its new anchor, so a crash or a full disk leaves the m
 the previous anchor and the phone's resume logic re-sends the batch. Unpairing deletes a
 phone's row and, through ``ON DELETE CASCADE``, everything stored for it.
 
-Contacts are stored as their msgpack encoding (the same bytes the protocol uses) plus a
-lower-cased ``search`` column for the dashboard's filter.
+Contacts are stored as their msgpack encoding (the very bytes the phone sent, see
+``apply_synced``) plus a lower-cased ``search`` column for the dashboard's filter.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import msgspec
 
 from protocol.contacts import Contact, Photo
-from protocol.sync import MirrorState
+from protocol.sync import ApplyBatch, MirrorState
 
 __all__ = ["PhoneRecord", "Store", "StoreError"]
 
@@ -222,6 +222,34 @@ class Store:
             (phone_id, c.uid, digest, c.fn.casefold(), _search_text(c), _enc.encode(c))
             for c, digest in upserts
         ]
+        self._apply(phone_id, rows, deletes, photos, anchor, now)
+
+    def apply_synced(self, phone_id: str, batch: ApplyBatch, *, now: float) -> None:
+        """Apply one batch as ``ContactsReceiver`` handed it over, atomically with its anchor.
+
+        Each contact is kept as the msgpack bytes the phone sent (``batch.encoded``), under
+        the digest the receiver made of those same bytes: nothing is encoded again.
+
+        Raises:
+            StoreError: nothing was applied (for example the disk is full).
+        """
+        encoded = batch.encoded or [_enc.encode(c) for c in batch.upserts]
+        rows = [
+            (phone_id, c.uid, digest, c.fn.casefold(), _search_text(c), raw)
+            for c, (_, digest), raw in zip(batch.upserts, batch.digests, encoded, strict=True)
+        ]
+        self._apply(phone_id, rows, batch.deletes, batch.photos, batch.new_anchor, now)
+
+    def _apply(
+        self,
+        phone_id: str,
+        rows: list[tuple[str, str, bytes, str, str, bytes]],
+        deletes: list[str],
+        photos: list[Photo],
+        anchor: bytes,
+        now: float,
+    ) -> None:
+        """Write contact rows, deletes, photos and the new anchor in one transaction."""
         with self._tx() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO contacts (phone_id, uid, digest, name, search, data)"
