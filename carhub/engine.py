@@ -1,9 +1,10 @@
 """The car's core: pairing window, pending requests, connected phones, media, live events.
 
 The engine owns the state that the REST API, the dashboard and the transports share. It
-makes no protocol decisions itself: each connected phone is a ``PhoneSession``
-(``carhub.phone_session``) that pumps bytes through ``protocol.connection`` and the sync
-and media machines; the engine only keeps the car-level bookkeeping they report into.
+makes no protocol decisions itself: who may pair is ``protocol.admission``'s (the engine
+holds the one ``PairingAdmission`` and announces its changes), and each connected phone is
+a ``PhoneSession`` (``carhub.phone_session``) carrying out what its ``CarConnection``
+decides; the engine only keeps the car-level bookkeeping they report into.
 """
 
 from __future__ import annotations
@@ -368,7 +369,9 @@ class Engine:
         if pid is None:
             raise NoPhoneError("no phone is connected")
         try:
-            await self.connected[pid].send(MediaCommand(action=action, position_ms=position_ms))
+            # app.py validated ``action`` against the same Literal.
+            cmd = MediaCommand(action=action, position_ms=position_ms)  # type: ignore[arg-type]
+            await self.connected[pid].send(cmd)
         except ProtocolError as exc:  # the session is closing or being replaced
             raise NoPhoneError(f"the phone's session is closing ({exc.reason.value})") from exc
         return pid

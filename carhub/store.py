@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -130,7 +131,8 @@ class Store:
                     self._db.execute("ROLLBACK")
                 raise StoreError(str(exc)) from exc
 
-    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        # SQLite rows are untyped; each caller converts its columns.
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
@@ -153,7 +155,7 @@ class Store:
     def pinned_key(self, phone_id: str) -> bytes | None:
         """Return the pinned public key of a paired phone."""
         rows = self._query("SELECT public_key FROM phones WHERE id = ?", (phone_id,))
-        return bytes(rows[0][0]) if rows else None  # type: ignore[arg-type]
+        return bytes(rows[0][0]) if rows else None
 
     def phones(self) -> list[PhoneRecord]:
         """Return every paired phone with its contact count."""
@@ -162,7 +164,7 @@ class Store:
             " (SELECT COUNT(*) FROM contacts c WHERE c.phone_id = p.id)"
             " FROM phones p ORDER BY p.paired_at"
         )
-        return [PhoneRecord(*r) for r in rows]  # type: ignore[arg-type]
+        return [PhoneRecord(*r) for r in rows]
 
     def phone(self, phone_id: str) -> PhoneRecord | None:
         """Return one paired phone."""
@@ -282,7 +284,7 @@ class Store:
             f"SELECT data FROM contacts WHERE {where} ORDER BY name LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
-        return int(total), [_contact_dec.decode(r[0]) for r in rows]  # type: ignore[call-overload]
+        return int(total), [_contact_dec.decode(r[0]) for r in rows]
 
     def photo(self, phone_id: str, photo_hash: bytes) -> Photo | None:
         """Return a stored contact photo."""
@@ -292,7 +294,7 @@ class Store:
         if not rows:
             return None
         mime, data = rows[0]
-        return Photo(hash=photo_hash, mime=str(mime), data=bytes(data))  # type: ignore[arg-type]
+        return Photo(hash=photo_hash, mime=str(mime), data=bytes(data))
 
     # -- media -------------------------------------------------------------------------
     def set_media(self, phone_id: str, data: bytes, received_at_ms: int) -> None:
@@ -308,12 +310,12 @@ class Store:
         rows = self._query(
             "SELECT phone_id, data, received_at_ms FROM media ORDER BY received_at_ms"
         )
-        return [(str(p), bytes(d), int(t)) for p, d, t in rows]  # type: ignore[call-overload,arg-type]
+        return [(str(p), bytes(d), int(t)) for p, d, t in rows]
 
     def media(self, phone_id: str) -> tuple[bytes, int] | None:
         """Return the phone's latest now-playing message and when it arrived."""
         rows = self._query("SELECT data, received_at_ms FROM media WHERE phone_id = ?", (phone_id,))
-        return (bytes(rows[0][0]), int(rows[0][1])) if rows else None  # type: ignore[arg-type,call-overload]
+        return (bytes(rows[0][0]), int(rows[0][1])) if rows else None
 
     def put_artwork(self, phone_id: str, art_hash: bytes, mime: str, data: bytes) -> None:
         """Keep one artwork image, by hash."""
@@ -328,7 +330,7 @@ class Store:
         rows = self._query(
             "SELECT mime, data FROM artwork WHERE phone_id = ? AND hash = ?", (phone_id, art_hash)
         )
-        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None  # type: ignore[arg-type]
+        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     def has_artwork(self, phone_id: str, art_hash: bytes) -> bool:
         """Tell whether an artwork image is already stored."""

@@ -102,6 +102,14 @@ class CarLink:
         """
         await self._driver.flush()
 
+    async def process(self) -> None:
+        """Queue the events a direct call on ``conn`` made, then write what it produced.
+
+        Raises:
+            TransportError: the link is gone.
+        """
+        await self._driver.process()
+
     async def send(self, msg: Message) -> None:
         """Send one application message over the session."""
         self.conn.send(msg)
@@ -166,7 +174,7 @@ async def pair(
     code_ev = await link.wait_for(PairingCode, timeout)
     accepted = await decide(code_ev.code)
     link.conn.confirm_pairing(accepted, time.time())
-    await link.flush()
+    await link.process()
     # After a "no" the connection fails with a typed error, raised from here.
     done = await link.wait_for(PairingComplete, timeout)
     await link.wait_for(SessionEstablished, 10.0)
@@ -201,12 +209,13 @@ async def sync_contacts(
     # The connection feeds the car's replies to the sender and holds the answers until
     # the journal is recorded (write-ahead): here we only record, report and wait.
     link.conn.start_sync(sender, opening)
+    await link.process()
     while True:
         ev = await link.next_event(timeout)
         if isinstance(ev, SyncJournal):
             record(ev.edits)
             link.conn.journal_recorded()
-            await link.flush()
+            await link.process()
         elif isinstance(ev, SyncProgress):
             on_progress(ev.done, ev.total)
         elif isinstance(ev, SyncCompleted):
