@@ -1,45 +1,48 @@
 """The car's core: pairing window, pending requests, connected phones, media, live events.
 
 The engine owns the state that the REST API, the dashboard and the transports share. It
-makes no protocol decisions itself: each connected phone is a ``PhoneSession``
-(``carhub.phone_session``) that pumps bytes through ``protocol.connection`` and the sync
-and media machines; the engine only keeps the car-level bookkeeping they report into.
+makes no protocol decisions itself: who may pair is ``protocol.admission``'s (the engine
+holds the one ``PairingAdmission`` and announces its changes), and each connected phone is
+a ``PhoneSession`` (``carhub.phone_session``) carrying out what its ``CarConnection``
+decides; the engine only keeps the car-level bookkeeping they report into.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
 from carhub import views
 from carhub.errors import CarhubError
 from carhub.events import EventHub
+from carhub.phone_session import PhoneSession
 from carhub.store import Store, StoreError
-from protocol.errors import PairingError, ProtocolError, Reason
+from protocol.admission import OOB_LIFETIME, PairingAdmission
+from protocol.connection import PairingCode
+from protocol.errors import ProtocolError
 from protocol.identity import Identity, PairingUri
 from protocol.media import MediaCommand, NowPlaying, position_at
-from protocol.messages import PROTOCOL_VERSION, decode, encode
-from protocol.pairing import PairingRateLimiter
+from protocol.messages import PROTOCOL_VERSION, Message, decode, encode
+from shell.transport import BaseTransport
 
-if TYPE_CHECKING:
-    from carhub.phone_session import PhoneSession
-    from shell.transport import BaseTransport as Link
-
-__all__ = ["OOB_LIFETIME", "CarConfig", "Engine", "NoPhoneError", "PendingPairing"]
+__all__ = [
+    "OOB_LIFETIME",
+    "CarConfig",
+    "Engine",
+    "NoPhoneError",
+    "PendingPairing",
+    "SessionHandle",
+]
 
 log = logging.getLogger("carhub")
-
-# Seconds a pairing QR code stays valid when the pairing window has no end of its own.
-OOB_LIFETIME = 120.0
 
 
 @dataclass
@@ -65,7 +68,7 @@ class PendingPairing:
     phone_fingerprint: str
     code: str
     expires_at: float
-    session: PhoneSession = field(repr=False)
+    session: SessionHandle = field(repr=False)
 
     def to_json(self) -> views.PairingRequest:
         """Return the request as the API shows it (without its session)."""
@@ -77,6 +80,16 @@ class PendingPairing:
             code=self.code,
             expires_at=self.expires_at,
         )
+
+
+class SessionHandle(Protocol):
+    """What the engine needs of a connected phone's session (``carhub.phone_session``)."""
+
+    transport_name: str
+
+    def confirm_pairing(self, accepted: bool) -> None: ...
+    async def send(self, msg: Message) -> None: ...
+    def close(self, reason: str) -> None: ...
 
 
 class NoPhoneError(CarhubError):
@@ -98,21 +111,14 @@ class Engine:
         self.store = store
         self.hub = EventHub()
         self.pending: dict[str, PendingPairing] = {}
-        self.connected: dict[str, PhoneSession] = {}
+        self.connected: dict[str, SessionHandle] = {}
         self.ble_address: str | None = None
-        self._pairing_open = config.pairing_open
-        # --pairing open opens the usual window too; a window of 0 stays open (the lab).
-        self._pairing_closes_at: float | None = (
-            time.time() + config.pairing_window
-            if config.pairing_open and config.pairing_window > 0
-            else None
-        )
-        self._pairing_session: PhoneSession | None = None  # one pairing at a time
-        # The pairing URI (QR code) on show and when it expires; one-time, see pairing_uri.
-        self._oob: tuple[PairingUri, float] | None = None
-        # Per phone id, and a looser global bucket against id-rotating attackers.
-        self._limiter = PairingRateLimiter(max_attempts=5, window=60.0, lockout=30.0)
-        self._global_limiter = PairingRateLimiter(max_attempts=20, window=60.0, lockout=30.0)
+        # Who may pair, and when: every pairing rule is there, none here.
+        self._admission = PairingAdmission()
+        if config.pairing_open:
+            # --pairing open opens the usual window too; a window of 0 stays open (the lab).
+            self._admission.open(time.time(), config.pairing_window)
+        self._announced: tuple[bool, PairingUri | None] = (config.pairing_open, None)
         self._media: dict[str, tuple[NowPlaying, int]] = {}
         self._active_media_phone: str | None = None
         self._restore_media()
@@ -122,11 +128,21 @@ class Engine:
 
     # -- pairing window ----------------------------------------------------------------
     @property
+    def admission(self) -> PairingAdmission:
+        """The car's pairing policy (``protocol.admission``), shared by every connection."""
+        return self._admission
+
+    @property
     def pairing_open(self) -> bool:
         """Whether new phones may pair now (closes itself after the window)."""
-        if self._pairing_closes_at is not None and time.time() >= self._pairing_closes_at:
-            self._set_pairing(False, None)
-        return self._pairing_open
+        open_ = self._admission.is_open(time.time())
+        self._announce()
+        return open_
+
+    @property
+    def _oob(self) -> tuple[PairingUri, float] | None:
+        """The pairing URI on show and its expiry (read by ``status``)."""
+        return self._admission.shown_uri(time.time())
 
     def on_pairing_change(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(open)`` whenever the pairing state changes (mDNS, BLE adverts)."""
@@ -135,24 +151,31 @@ class Engine:
     def open_pairing(self, window: float | None = None) -> None:
         """Open the pairing window for ``window`` seconds (the configured default if None)."""
         seconds = self.config.pairing_window if window is None else window
-        self._set_pairing(True, time.time() + seconds if seconds > 0 else None)
+        self._admission.open(time.time(), seconds)
+        self._announce()
 
     def close_pairing(self) -> None:
         """Close the pairing window; pending requests are rejected."""
-        self._set_pairing(False, None)
+        self._admission.close()
+        self._announce()
         for req in list(self.pending.values()):
             self.decide(req.id, accepted=False)
 
-    def _set_pairing(self, open_: bool, closes_at: float | None) -> None:
-        changed = open_ != self._pairing_open
-        self._pairing_open, self._pairing_closes_at = open_, closes_at
-        if not open_:
-            self._oob = None  # a QR code never outlives the window it was shown in
-        if changed:
+    def _announce(self) -> None:
+        """Tell listeners and the dashboard when the window or the QR code changed."""
+        now = time.time()
+        open_ = self._admission.is_open(now)
+        shown = self._admission.shown_uri(now)
+        state = (open_, shown[0] if shown is not None else None)
+        was_open, was_shown = self._announced
+        if state[0] == was_open and state[1] is was_shown:
+            return
+        self._announced = state
+        if open_ != was_open:
             log.info("pairing window %s", "open" if open_ else "closed")
             for listener in self._pairing_listeners:
                 listener(open_)
-            self.hub.publish("status", self.status())
+        self.hub.publish("status", self.status())
 
     # -- pairing by QR code (OOB) ---------------------------------------------------------
     def new_pairing_uri(self) -> tuple[PairingUri, float]:
@@ -167,84 +190,31 @@ class Engine:
             The URI and when it expires (``time.time()`` clock).
         """
         now = time.time()
-        was_open = self.pairing_open
-        if was_open:
-            closes = self._pairing_closes_at
-        else:
-            seconds = self.config.pairing_window
-            closes = now + seconds if seconds > 0 else None
-        expires_at = closes if closes is not None else now + OOB_LIFETIME
         uri = PairingUri.create(self.identity, host=self.config.lan_endpoint or "")
-        # Set before the window opens, so its one status event already carries the code.
-        self._oob = (uri, expires_at)
+        expires_at = self._admission.show_uri(uri, now, self.config.pairing_window)
         log.info("pairing QR code shown (valid %.0f s)", expires_at - now)
-        if was_open:
-            self.hub.publish("status", self.status())
-        else:
-            self._set_pairing(True, closes)
+        self._announce()  # one status event, already carrying the code
         return uri, expires_at
 
     def pairing_uri(self) -> tuple[PairingUri, float] | None:
         """Return the pairing URI on show and its expiry, or None (none, used or expired)."""
-        if self._oob is not None and (not self.pairing_open or time.time() >= self._oob[1]):
-            self._oob = None
-            self.hub.publish("status", self.status())
-        return self._oob
+        shown = self._admission.shown_uri(time.time())
+        self._announce()
+        return shown
 
-    def oob_secret(self) -> bytes | None:
-        """The secret of the pairing URI on show, for a new connection's ``CarConnection``."""
-        current = self.pairing_uri()
-        return current[0].secret if current is not None else None
-
-    def consume_oob_secret(self, secret: bytes | None) -> bool:
-        """Use up the on-show secret after an OOB pairing; False if it is no longer valid.
-
-        A connection copied the secret when it began, so a second phone holding the same
-        copy (or one made before a newer code replaced it) is caught here.
-        """
-        current = self.oob_secret()
-        if current is None or secret is None or not hmac.compare_digest(current, secret):
-            return False
-        self._oob = None
-        self.hub.publish("status", self.status())
-        return True
-
-    def pairing_gate(
-        self, phone_id: str, now: float, *, peer: str = "", session: PhoneSession | None = None
-    ) -> None:
-        """Raise ``PairingError`` if ``phone_id`` (from ``peer``) may not start pairing now.
-
-        One pairing at a time, as in Bluetooth: a second request while one is shown would
-        let an attacker put a look-alike request beside the real one.
-        """
-        if not self.pairing_open:
-            raise PairingError(Reason.PAIRING_CLOSED, "the car's pairing window is closed")
-        self._limiter.check(phone_id, now)
-        if peer:
-            self._limiter.check(f"peer:{peer}", now)
-        self._global_limiter.check("*", now)
-        busy = self._pairing_session
-        if busy is not None and busy is not session:
-            raise PairingError(Reason.PAIRING_BUSY, "another phone is pairing; retry shortly")
-        self._pairing_session = session
-
-    def pairing_ended(self, session: PhoneSession) -> None:
-        """Free the pairing slot held by ``session`` (paired, failed or gone)."""
-        if self._pairing_session is session:
-            self._pairing_session = None
-
-    def pairing_failed(self, phone_id: str, now: float, *, peer: str = "") -> None:
-        """Count a failed, rejected or abandoned attempt against the rate limits."""
-        self._limiter.record_failure(phone_id, now)
-        if peer:
-            self._limiter.record_failure(f"peer:{peer}", now)
-        self._global_limiter.record_failure("*", now)
-
-    def pairing_succeeded(self, phone_id: str, *, peer: str = "") -> None:
-        """Clear this phone's failure count after it paired."""
-        self._limiter.record_success(phone_id)
-        if peer:
-            self._limiter.record_success(f"peer:{peer}")
+    def pairing_requested(self, session: SessionHandle, phone_id: str, ev: PairingCode) -> None:
+        """Show a session's pairing code on the dashboard (see ``add_pending``)."""
+        self.add_pending(
+            PendingPairing(
+                id=self.new_request_id(),
+                phone_id=phone_id,
+                phone_name=ev.peer_name,
+                phone_fingerprint=ev.peer_fingerprint,
+                code=ev.code,
+                expires_at=ev.expires_at,
+                session=session,
+            )
+        )
 
     def add_pending(self, req: PendingPairing) -> None:
         """Show a request on the dashboard (or accept it at once in auto-confirm mode)."""
@@ -261,7 +231,7 @@ class Engine:
             )
             self.decide(req.id, accepted=True)
 
-    def drop_pending(self, session: PhoneSession) -> None:
+    def drop_pending(self, session: SessionHandle) -> None:
         """Forget requests of a session that ended."""
         for rid in [r.id for r in self.pending.values() if r.session is session]:
             del self.pending[rid]
@@ -309,14 +279,14 @@ class Engine:
             )
         return out
 
-    def phone_connected(self, phone_id: str, session: PhoneSession) -> None:
+    def phone_connected(self, phone_id: str, session: SessionHandle) -> None:
         old = self.connected.get(phone_id)
         self.connected[phone_id] = session
         if old is not None and old is not session:
             old.close("replaced by a new connection")
         self.hub.publish("phones", self.phones())
 
-    def phone_disconnected(self, phone_id: str, session: PhoneSession) -> None:
+    def phone_disconnected(self, phone_id: str, session: SessionHandle) -> None:
         if self.connected.get(phone_id) is session:
             del self.connected[phone_id]
             self.hub.publish("phones", self.phones())
@@ -402,7 +372,9 @@ class Engine:
         if pid is None:
             raise NoPhoneError("no phone is connected")
         try:
-            await self.connected[pid].send(MediaCommand(action=action, position_ms=position_ms))
+            # app.py validated ``action`` against the same Literal.
+            cmd = MediaCommand(action=action, position_ms=position_ms)  # type: ignore[arg-type]
+            await self.connected[pid].send(cmd)
         except ProtocolError as exc:  # the session is closing or being replaced
             raise NoPhoneError(f"the phone's session is closing ({exc.reason.value})") from exc
         return pid
@@ -423,10 +395,8 @@ class Engine:
         )
 
     # -- transports --------------------------------------------------------------------
-    async def serve_link(self, link: Link) -> None:
+    async def serve_link(self, link: BaseTransport) -> None:
         """Run one phone connection until it ends (any transport)."""
-        from carhub.phone_session import PhoneSession
-
         task = asyncio.current_task()
         if task is not None:
             self._sessions.add(task)

@@ -1,118 +1,137 @@
-"""One connected phone on the car: a thin pump between a ``Link`` and the protocol.
+"""One connected phone on the car: carry out what ``CarConnection`` decides, nothing more.
 
-Like aioesphomeapi's frame helpers: read bytes, feed ``protocol.connection.CarConnection``,
-write what it returns, and hand each event to the store or the engine. Contacts batches go
-to ``protocol.sync.ContactsReceiver``; every batch is committed to SQLite before its
-acknowledgement is sent, so an ack always means "durable".
+``shell.driver.ConnectionDriver`` pumps the bytes; this module handles the events: pin a
+key in the store when asked (``PinRequested``), show a code on the dashboard, commit a
+contacts batch to SQLite before its ack is released (``ApplyBatch`` → ``batch_stored``, so
+an ack always means "durable"), keep now-playing state and artwork. Every pairing rule
+(window, rate limits, one at a time, the QR secret) lives in ``protocol.admission``.
+
+The car it serves is any object with the ``CarSide`` shape (the ``Engine``); this module
+does not import the engine.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-from carhub.store import StoreError
+from carhub.events import EventHub
+from carhub.store import Store, StoreError
+from protocol.admission import PairingAdmission
 from protocol.connection import (
+    ApplyBatch,
+    ArtworkReceived,
     CarConnection,
     Closed,
     ConnectionEvent,
     ConnectionFailed,
+    ContactsSynced,
+    MessageIgnored,
     MessageReceived,
+    NowPlayingChanged,
     PairingCode,
-    PairingComplete,
     PeerHello,
+    PinRequested,
     SessionEstablished,
 )
-from protocol.errors import PairingError, ProtocolError, Reason
-from protocol.identity import device_id, fingerprint
-from protocol.media import Artwork, ArtworkRequest, NowPlaying
+from protocol.errors import ProtocolError, Reason
+from protocol.identity import Identity, fingerprint
 from protocol.messages import Message, Unpair
-from protocol.sync import (
-    ApplyBatch,
-    ContactsBatch,
-    ContactsDone,
-    ContactsReceiver,
-    ContactsSynced,
-    ManifestRequest,
-)
+from shell.driver import ConnectionDriver
+from shell.transport import BaseTransport
 
-if TYPE_CHECKING:
-    from carhub.engine import Engine
-    from shell.transport import BaseTransport as Link
-
-__all__ = ["PhoneSession"]
+__all__ = ["CarSide", "PhoneSession", "peer_key"]
 
 log = logging.getLogger("carhub.session")
 
-_SYNC_MESSAGES = (ContactsBatch, ContactsDone, ManifestRequest)
-TICK_SECONDS = 1.0
+# A 100k sync is 200 batches; the dashboard needs a few contact-count updates a second.
+PUBLISH_INTERVAL = 0.25
+
+
+class CarNames(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+
+
+class CarSide(Protocol):
+    """What a session needs of the car (the ``Engine`` provides it)."""
+
+    @property
+    def identity(self) -> Identity: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def hub(self) -> EventHub: ...
+    @property
+    def admission(self) -> PairingAdmission: ...
+    @property
+    def config(self) -> CarNames: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+    def pairing_requested(self, session: PhoneSession, phone_id: str, ev: PairingCode) -> None: ...
+    def drop_pending(self, session: PhoneSession) -> None: ...
+    def phone_connected(self, phone_id: str, session: PhoneSession) -> None: ...
+    def phone_disconnected(self, phone_id: str, session: PhoneSession) -> None: ...
+    def now_playing(self, phone_id: str, np: Any, received_at_ms: int) -> None: ...
+    def unpair(self, phone_id: str) -> bool: ...
+    def phones(self) -> Any: ...
+    def media(self) -> Any: ...
+
+
+def peer_key(link: BaseTransport) -> str:
+    """Where a phone connects from, for the rate limits: the LAN host, or the BLE address.
+
+    A device id in a Hello is only a claim until pairing, so the limits key on this too.
+    """
+    peer = str(getattr(link, "peer", "?"))
+    return peer if _transport_name(link) == "ble" else peer.rsplit(":", 1)[0]
+
+
+def _transport_name(link: object) -> str:
+    # Car links gain BaseTransport's ``name``; ``transport_name`` is their older spelling.
+    return str(getattr(link, "name", "") or getattr(link, "transport_name", "?"))
 
 
 class PhoneSession:
     """Serves one phone over one link."""
 
-    def __init__(self, engine: Engine, link: Link) -> None:
-        self.engine = engine
+    def __init__(self, car: CarSide, link: BaseTransport) -> None:
+        self.car = car
         self.link = link
-        self.transport_name = link.transport_name
+        self.transport_name = _transport_name(link)
         self.phone_id = ""
-        # Copied now: the connection refuses an "oob" PairRequest without it. Whether it is
-        # still the one on show (one-time, replaceable) is checked again when pairing ends.
-        self._oob_secret = engine.oob_secret()
-        self._code_shown = False  # a numeric code was shown; no code means OOB (QR) pairing
         self._conn = CarConnection(
-            engine.identity,
-            engine.config.name,
-            lookup_peer=engine.store.pinned_key,
-            pairing_gate=lambda phone_id, now: engine.pairing_gate(
-                phone_id, now, peer=self._peer_host, session=self
-            ),
-            oob_secret=self._oob_secret,
-            model=engine.config.model,
+            car.identity,
+            car.config.name,
+            lookup_peer=car.store.pinned_key,
+            admission=car.admission,
+            peer=peer_key(link),
+            load_mirror=car.store.mirror_state,
+            model=car.config.model,
             now=time.time(),
         )
-        self._receiver: ContactsReceiver | None = None
-        # The rate limit also keys on where the phone connects from (the LAN host, or the
-        # BLE address), since a device id in a Hello is only a claim until pairing.
-        self._peer_host = str(getattr(link, "peer", "?")).rsplit(":", 1)[0]
-        if link.transport_name == "ble":
-            self._peer_host = str(getattr(link, "peer", "?"))
-        self._pairing = False  # a pairing is in progress on this session
-        self._send_lock = asyncio.Lock()
-        self._established = False
-        self._closing = False
+        self._driver = ConnectionDriver(link, self._conn, self._handle)
         self._last_publish = 0.0
-        self._requested_art: set[bytes] = set()
+
+    @property
+    def _closing(self) -> bool:
+        return self._driver.closing
 
     async def run(self) -> None:
         """Pump until the link or the protocol ends."""
         log.info("%s: connection from %s", self.transport_name, self.link.peer)
-        ticker = asyncio.create_task(self._tick())
         try:
-            while not self._closing:
-                try:
-                    data = await self.link.recv()
-                except ConnectionError:
-                    break
-                if self._closing:
-                    break
-                try:
-                    self._conn.receive_data(data, time.time())
-                except ProtocolError:
-                    break  # already failed and reported; the peer kept talking
-                await self._process()
+            await self._driver.pump()
         finally:
-            ticker.cancel()
-            if self._pairing:  # walked away mid-pairing: counts as a failed attempt
-                self.engine.pairing_failed(self.phone_id, time.time(), peer=self._peer_host)
-            self.engine.pairing_ended(self)
-            self.engine.drop_pending(self)
+            self._conn.close()  # mid-pairing, this counts as a failed attempt
+            self.car.drop_pending(self)
             if self.phone_id:
-                self.engine.phone_disconnected(self.phone_id, self)
-            await self._flush()
-            await self.link.close()
+                self.car.phone_disconnected(self.phone_id, self)
+            await self._driver.aclose()
             log.info("%s: %s disconnected", self.transport_name, self.phone_id or self.link.peer)
 
     # -- called by the engine --------------------------------------------------------------
@@ -123,202 +142,111 @@ class PhoneSession:
         except ProtocolError as exc:
             log.info("pairing decision ignored: %s", exc)
             return
-        self.engine.spawn(self._process())
+        self.car.spawn(self._process())
 
     async def send(self, msg: Message) -> None:
-        """Send an application message (a media command)."""
+        """Send an application message (a media command).
+
+        Raises:
+            ProtocolError: the session is not established (closing, or replaced).
+        """
         self._conn.send(msg)
-        await self._flush()
+        await self._process()
 
     def close(self, reason: str) -> None:
         """End this session (unpaired, replaced, shutting down)."""
-        self._closing = True
+        self._driver.closing = True
         self._conn.close(reason)
-        self.engine.spawn(self._close_soon())
-
-    async def _close_soon(self) -> None:
-        await self._flush()
-        await self.link.close()
+        self.car.spawn(self._driver.aclose())
 
     # -- internals ---------------------------------------------------------------------
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_SECONDS)
-            self._conn.tick(time.time())
-            await self._process()
-
-    async def _flush(self) -> None:
-        data = self._conn.data_to_send()
-        if not data:
-            return
-        async with self._send_lock:
-            try:
-                await self.link.send(data)
-            except ConnectionError:
-                self._closing = True
-
     async def _process(self) -> None:
-        """Handle every pending connection event, then write what they produced."""
-        while (ev := self._conn.next_event()) is not None:
-            if self._closing and not isinstance(ev, ConnectionFailed | Closed):
-                continue  # queued behind a close (Bye, Unpair, failure): void now
-            self._handle(ev)
-        await self._flush()
+        try:
+            await self._driver.process()
+        except ConnectionError:
+            pass  # the link is gone; the reader ends the session
 
     def _handle(self, ev: ConnectionEvent) -> None:
+        if self._closing and not isinstance(ev, ConnectionFailed | Closed):
+            return  # queued behind a close (Bye, Unpair, failure): void now
         if isinstance(ev, PeerHello):
             self.phone_id = ev.device_id
-            self._pairing = ev.intent == "pair"
             log.info("hello from %r (%s), intent %s", ev.name, ev.device_id, ev.intent)
         elif isinstance(ev, PairingCode):
-            self._pairing_code(ev)
-        elif isinstance(ev, PairingComplete):
-            self._paired(ev)
+            log.info("pairing request from %r: code %s", ev.peer_name, ev.code)
+            self.car.pairing_requested(self, self.phone_id, ev)
+        elif isinstance(ev, PinRequested):
+            self._pin(ev)
         elif isinstance(ev, SessionEstablished):
-            self._established = True
-            self.engine.store.rename_phone(self.phone_id, self._conn.peer_name)
-            self.engine.phone_connected(self.phone_id, self)
-            self._receiver = ContactsReceiver(self.engine.store.mirror_state(self.phone_id))
-            self._send_all(self._receiver.hello())
-        elif isinstance(ev, MessageReceived):
-            self._message(ev.message)
+            self.car.store.rename_phone(self.phone_id, self._conn.peer_name)
+            self.car.phone_connected(self.phone_id, self)
+        elif isinstance(ev, ApplyBatch):
+            self._apply(ev)
+        elif isinstance(ev, ContactsSynced):
+            log.info("%s: contacts synced, %d on the car", self.phone_id, ev.total)
+            self._publish_contacts(force=True)
+        else:
+            self._handle_other(ev)
+
+    def _handle_other(self, ev: ConnectionEvent) -> None:
+        if isinstance(ev, NowPlayingChanged):
+            np = ev.now_playing
+            self.car.now_playing(self.phone_id, np, int(time.time() * 1000))
+            if np.artwork and not self.car.store.has_artwork(self.phone_id, np.artwork):
+                self._conn.request_artwork(np.artwork)
+        elif isinstance(ev, ArtworkReceived):
+            art = ev.artwork
+            self.car.store.put_artwork(self.phone_id, art.hash, art.mime, art.data)
+            self.car.hub.publish("media", self.car.media())
+        elif isinstance(ev, MessageReceived) and isinstance(ev.message, Unpair):
+            log.info("%s asked to be unpaired", self.phone_id)
+            self.car.unpair(self.phone_id)
+        elif isinstance(ev, MessageReceived | MessageIgnored):
+            why = ev.why if isinstance(ev, MessageIgnored) else "not for the car"
+            log.info("%s: ignoring %s (%s)", self.phone_id, type(ev.message).__name__, why)
         elif isinstance(ev, ConnectionFailed):
             self._failed(ev.error)
         elif isinstance(ev, Closed):
-            self._closing = True
+            self._driver.closing = True
 
-    def _paired(self, ev: PairingComplete) -> None:
-        refused = self._refuse_pairing(ev)
-        if refused is not None:
-            # Drop the queued PairResult(true) and handshake so the phone pins nothing.
-            self._conn.data_to_send()
-            self._conn.abort(*refused)
-            log.warning("%s: pairing refused: %s", ev.peer_device_id, refused[1])
-            return  # the ConnectionFailed that follows counts the failed attempt
-        self._pairing = False
-        self.engine.pairing_ended(self)
+    def _pin(self, ev: PinRequested) -> None:
+        """Pin the phone's key; only a stored pin lets ``PairResult(true)`` out."""
+        key = ev.peer_public_key
         try:
-            self.engine.store.add_phone(
-                ev.peer_device_id,
-                ev.peer_name,
-                ev.peer_public_key,
-                fingerprint(ev.peer_public_key),
-                time.time(),
+            self.car.store.add_phone(
+                ev.peer_device_id, ev.peer_name, key, fingerprint(key), time.time()
             )
         except StoreError as exc:
-            # Not pinned here, so the phone must not pin us either: drop the queued
-            # PairResult(true) and handshake, and tell it why instead.
-            self._conn.data_to_send()
-            self._conn.abort(Reason.PEER_ERROR, f"car storage: {exc}"[:200])
+            # Not pinned here, so the phone must not pin us either: it is told why instead.
             log.error("%s: could not store the pairing: %s", ev.peer_device_id, exc)
+            self._conn.pin_failed(f"car storage: {exc}")
             return
-        self.engine.pairing_succeeded(ev.peer_device_id, peer=self._peer_host)
+        self._conn.pin_stored(time.time())
         log.info("paired with %r (%s)", ev.peer_name, ev.peer_device_id)
-        self.engine.hub.publish("phones", self.engine.phones())
-
-    def _refuse_pairing(self, ev: PairingComplete) -> tuple[Reason, str] | None:
-        """Return why a completed pairing must not be pinned after all, or None."""
-        # In OOB mode the protocol emits no code, and with it skips its id-vs-key check:
-        # without this a QR pairing could claim a paired phone's id and replace its key.
-        if device_id(ev.peer_public_key) != ev.peer_device_id:
-            return Reason.ID_MISMATCH, "the phone's device id is not its key's id"
-        if not self._code_shown and not self.engine.consume_oob_secret(self._oob_secret):
-            return Reason.OOB_MISMATCH, "the pairing QR code was already used, replaced or expired"
-        return None
-
-    def _pairing_code(self, ev: PairingCode) -> None:
-        self._code_shown = True
-        log.info("pairing request from %r: code %s", ev.peer_name, ev.code)
-        from carhub.engine import PendingPairing
-
-        self.engine.add_pending(
-            PendingPairing(
-                id=self.engine.new_request_id(),
-                phone_id=self.phone_id,
-                phone_name=ev.peer_name,
-                phone_fingerprint=ev.peer_fingerprint,
-                code=ev.code,
-                expires_at=ev.expires_at,
-                session=self,
-            )
-        )
+        self.car.hub.publish("phones", self.car.phones())
 
     def _failed(self, error: ProtocolError) -> None:
-        self._closing = True
-        if self._pairing or isinstance(error, PairingError):
-            self._pairing = False
-            self.engine.pairing_failed(self.phone_id or "?", time.time(), peer=self._peer_host)
-        log.warning(
-            "%s %s: connection closed: %s", self.transport_name, self.phone_id or "?", error
-        )
-
-    def _send_all(self, msgs: list[Message]) -> None:
-        for m in msgs:
-            self._conn.send(m)
-
-    def _message(self, msg: Message) -> None:
-        if isinstance(msg, _SYNC_MESSAGES):
-            assert self._receiver is not None
-            try:
-                self._send_all(self._receiver.receive(msg))
-                self._drain_sync()
-            except ProtocolError as exc:
-                log.warning("%s: sync refused: %s", self.phone_id, exc)
-                self._conn.abort(exc.reason, exc.detail[:200])
-        elif isinstance(msg, NowPlaying):
-            self.engine.now_playing(self.phone_id, msg, int(time.time() * 1000))
-            if msg.artwork and not self.engine.store.has_artwork(self.phone_id, msg.artwork):
-                self._requested_art.add(msg.artwork)
-                self._conn.send(ArtworkRequest(hash=msg.artwork))
-        elif isinstance(msg, Unpair):
-            log.info("%s asked to be unpaired", self.phone_id)
-            self.engine.unpair(self.phone_id)
-        elif isinstance(msg, Artwork):
-            # Only images we asked for: a phone cannot fill the disk or plant other types.
-            if msg.hash not in self._requested_art or not msg.mime.startswith("image/"):
-                log.warning("%s: unrequested or non-image artwork dropped", self.phone_id)
-                return
-            self._requested_art.discard(msg.hash)
-            self.engine.store.put_artwork(self.phone_id, msg.hash, msg.mime, msg.data)
-            self.engine.hub.publish("media", self.engine.media())
-        else:
-            log.info("%s: ignoring %s", self.phone_id, type(msg).__name__)
-
-    def _drain_sync(self) -> None:
-        assert self._receiver is not None
-        while (ev := self._receiver.next_event()) is not None:
-            if isinstance(ev, ApplyBatch):
-                self._apply(ev)
-            elif isinstance(ev, ContactsSynced):
-                log.info("%s: contacts synced, %d on the car", self.phone_id, ev.total)
-                self._publish_contacts(force=True)
+        self._driver.closing = True
+        who = self.phone_id or "?"
+        log.warning("%s %s: connection closed: %s", self.transport_name, who, error)
 
     def _apply(self, ev: ApplyBatch) -> None:
-        digests = dict(ev.digests)
+        """Commit one batch, then release its ack: an ack always means durable."""
         try:
-            self.engine.store.apply_batch(
-                self.phone_id,
-                upserts=[(c, digests[c.uid]) for c in ev.upserts],
-                deletes=ev.deletes,
-                photos=ev.photos,
-                anchor=ev.new_anchor,
-                now=time.time(),
-            )
+            self.car.store.apply_synced(self.phone_id, ev, now=time.time())
         except StoreError as exc:
             # Nothing was applied; the phone keeps the batch and resumes later.
             log.error("%s: could not store batch %d: %s", self.phone_id, ev.seq, exc)
             self._conn.abort(Reason.PEER_ERROR, f"car storage: {exc}"[:200])
             return
-        assert self._receiver is not None
-        self._send_all(self._receiver.applied(ev))
+        self._conn.batch_stored(ev)
         self._publish_contacts()
 
     def _publish_contacts(self, force: bool = False) -> None:
-        # Throttled: a 100k sync is 200 batches; the dashboard needs a few updates a second.
         now = time.monotonic()
-        if not force and now - self._last_publish < 0.25:
+        if not force and now - self._last_publish < PUBLISH_INTERVAL:
             return
         self._last_publish = now
-        total, _ = self.engine.store.contacts(self.phone_id, limit=0)
-        self.engine.hub.publish("contacts", {"phone_id": self.phone_id, "total": total})
-        self.engine.hub.publish("phones", self.engine.phones())
+        total, _ = self.car.store.contacts(self.phone_id, limit=0)
+        self.car.hub.publish("contacts", {"phone_id": self.phone_id, "total": total})
+        self.car.hub.publish("phones", self.car.phones())

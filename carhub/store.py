@@ -5,8 +5,8 @@ transaction together with its new anchor, so a crash or a full disk leaves the m
 the previous anchor and the phone's resume logic re-sends the batch. Unpairing deletes a
 phone's row and, through ``ON DELETE CASCADE``, everything stored for it.
 
-Contacts are stored as their msgpack encoding (the same bytes the protocol uses) plus a
-lower-cased ``search`` column for the dashboard's filter.
+Contacts are stored as their msgpack encoding (the very bytes the phone sent, see
+``apply_synced``) plus a lower-cased ``search`` column for the dashboard's filter.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from carhub.errors import CarhubError
 from protocol.contacts import Contact, Photo
-from protocol.sync import MirrorState
+from protocol.sync import ApplyBatch, MirrorState
 
 __all__ = ["PhoneRecord", "Store", "StoreError"]
 
@@ -131,7 +132,8 @@ class Store:
                     self._db.execute("ROLLBACK")
                 raise StoreError(str(exc)) from exc
 
-    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        # SQLite rows are untyped; each caller converts its columns.
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
@@ -154,7 +156,7 @@ class Store:
     def pinned_key(self, phone_id: str) -> bytes | None:
         """Return the pinned public key of a paired phone."""
         rows = self._query("SELECT public_key FROM phones WHERE id = ?", (phone_id,))
-        return bytes(rows[0][0]) if rows else None  # type: ignore[arg-type]
+        return bytes(rows[0][0]) if rows else None
 
     def phones(self) -> list[PhoneRecord]:
         """Return every paired phone with its contact count."""
@@ -163,7 +165,7 @@ class Store:
             " (SELECT COUNT(*) FROM contacts c WHERE c.phone_id = p.id)"
             " FROM phones p ORDER BY p.paired_at"
         )
-        return [PhoneRecord(*r) for r in rows]  # type: ignore[arg-type]
+        return [PhoneRecord(*r) for r in rows]
 
     def phone(self, phone_id: str) -> PhoneRecord | None:
         """Return one paired phone."""
@@ -223,6 +225,34 @@ class Store:
             (phone_id, c.uid, digest, c.fn.casefold(), _search_text(c), _enc.encode(c))
             for c, digest in upserts
         ]
+        self._apply(phone_id, rows, deletes, photos, anchor, now)
+
+    def apply_synced(self, phone_id: str, batch: ApplyBatch, *, now: float) -> None:
+        """Apply one batch as ``ContactsReceiver`` handed it over, atomically with its anchor.
+
+        Each contact is kept as the msgpack bytes the phone sent (``batch.encoded``), under
+        the digest the receiver made of those same bytes: nothing is encoded again.
+
+        Raises:
+            StoreError: nothing was applied (for example the disk is full).
+        """
+        encoded = batch.encoded or [_enc.encode(c) for c in batch.upserts]
+        rows = [
+            (phone_id, c.uid, digest, c.fn.casefold(), _search_text(c), raw)
+            for c, (_, digest), raw in zip(batch.upserts, batch.digests, encoded, strict=True)
+        ]
+        self._apply(phone_id, rows, batch.deletes, batch.photos, batch.new_anchor, now)
+
+    def _apply(
+        self,
+        phone_id: str,
+        rows: list[tuple[str, str, bytes, str, str, bytes]],
+        deletes: list[str],
+        photos: list[Photo],
+        anchor: bytes,
+        now: float,
+    ) -> None:
+        """Write contact rows, deletes, photos and the new anchor in one transaction."""
         with self._tx() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO contacts (phone_id, uid, digest, name, search, data)"
@@ -255,7 +285,7 @@ class Store:
             f"SELECT data FROM contacts WHERE {where} ORDER BY name LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
-        return int(total), [_contact_dec.decode(r[0]) for r in rows]  # type: ignore[call-overload]
+        return int(total), [_contact_dec.decode(r[0]) for r in rows]
 
     def photo(self, phone_id: str, photo_hash: bytes) -> Photo | None:
         """Return a stored contact photo."""
@@ -265,7 +295,7 @@ class Store:
         if not rows:
             return None
         mime, data = rows[0]
-        return Photo(hash=photo_hash, mime=str(mime), data=bytes(data))  # type: ignore[arg-type]
+        return Photo(hash=photo_hash, mime=str(mime), data=bytes(data))
 
     # -- media -------------------------------------------------------------------------
     def set_media(self, phone_id: str, data: bytes, received_at_ms: int) -> None:
@@ -281,12 +311,12 @@ class Store:
         rows = self._query(
             "SELECT phone_id, data, received_at_ms FROM media ORDER BY received_at_ms"
         )
-        return [(str(p), bytes(d), int(t)) for p, d, t in rows]  # type: ignore[call-overload,arg-type]
+        return [(str(p), bytes(d), int(t)) for p, d, t in rows]
 
     def media(self, phone_id: str) -> tuple[bytes, int] | None:
         """Return the phone's latest now-playing message and when it arrived."""
         rows = self._query("SELECT data, received_at_ms FROM media WHERE phone_id = ?", (phone_id,))
-        return (bytes(rows[0][0]), int(rows[0][1])) if rows else None  # type: ignore[arg-type,call-overload]
+        return (bytes(rows[0][0]), int(rows[0][1])) if rows else None
 
     def put_artwork(self, phone_id: str, art_hash: bytes, mime: str, data: bytes) -> None:
         """Keep one artwork image, by hash."""
@@ -301,7 +331,7 @@ class Store:
         rows = self._query(
             "SELECT mime, data FROM artwork WHERE phone_id = ? AND hash = ?", (phone_id, art_hash)
         )
-        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None  # type: ignore[arg-type]
+        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     def has_artwork(self, phone_id: str, art_hash: bytes) -> bool:
         """Tell whether an artwork image is already stored."""

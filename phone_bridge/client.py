@@ -1,8 +1,9 @@
 """Running the protocol to one car over one transport: pair, sync contacts, media.
 
-``CarLink`` is the thin pump (aioesphomeapi style): a reader task feeds the transport's
-bytes into ``protocol.connection.PhoneConnection`` and queues its events; the flows below
-consume those events and call into ``protocol.sync`` / ``protocol.media``.
+``CarLink`` is the thin pump (aioesphomeapi style): ``shell.driver.ConnectionDriver`` feeds
+the transport's bytes into ``protocol.connection.PhoneConnection`` and queues its events;
+the flows below consume them. The connection runs the contacts sync itself; a flow only
+records the journal it is handed and reports progress.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from typing import TypeVar
 
 from phone_bridge.errors import LinkClosed
@@ -25,51 +25,61 @@ from protocol.connection import (
     PeerHello,
     PhoneConnection,
     SessionEstablished,
+    SyncCompleted,
+    SyncFailed,
+    SyncJournal,
+    SyncProgress,
 )
 from protocol.contacts import Contact, Photo
 from protocol.errors import ProtocolError
 from protocol.messages import Message
 from protocol.sync import (
-    ContactsAck,
     ContactsSender,
     ContactsState,
     DigestCache,
-    Manifest,
     SnapshotEdit,
-    SyncCompleted,
-    SyncProgress,
     SyncSnapshot,
     SyncSummary,
 )
-from shell.transport import BaseTransport, TransportError
+from shell.driver import ConnectionDriver
+from shell.transport import BaseTransport
 
 __all__ = ["CarLink", "LinkClosed", "pair", "sync_contacts"]
 
 log = logging.getLogger("phone_bridge")
 E = TypeVar("E")
-_SYNC_REPLIES = (ContactsState, Manifest, ContactsAck)
 
 
 class CarLink:
-    """One connection to a car. Use ``async with``."""
+    """One connection to a car. Use ``async with``.
+
+    ``shell.driver.ConnectionDriver`` pumps the transport; every event lands in ``events``
+    for the flows below to consume.
+    """
 
     def __init__(self, transport: BaseTransport, conn: PhoneConnection) -> None:
         self.transport = transport
         self.conn = conn
         self.events: asyncio.Queue[ConnectionEvent | BaseException] = asyncio.Queue()
+        self._driver = ConnectionDriver(transport, conn, self.events.put_nowait)
         self._reader: asyncio.Task[None] | None = None
-        self._ticker: asyncio.Task[None] | None = None
-        self._send_lock = asyncio.Lock()
         self.car_name = ""
         self.car_id = ""
         self.mirror = (bytes(16), 0)  # the car's anchor and count after the last sync here
-        self.bytes_sent = 0
-        self.bytes_received = 0
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes written to the transport so far."""
+        return self._driver.bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes read from the transport so far."""
+        return self._driver.bytes_received
 
     async def __aenter__(self) -> CarLink:
-        self._reader = asyncio.create_task(self._read())
-        self._ticker = asyncio.create_task(self._tick())
         await self.flush()  # the Hello
+        self._reader = asyncio.create_task(self._read())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -77,22 +87,25 @@ class CarLink:
 
     async def aclose(self, reason: str = "") -> None:
         """Say goodbye if the session is up, then close the transport."""
-        for task in (self._reader, self._ticker):
-            if task is not None:
-                task.cancel()
-        with suppress(Exception):
-            self.conn.close(reason)
-            await self.flush()
-        with suppress(Exception):
-            await self.transport.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        await self._driver.aclose(reason)
 
     async def flush(self) -> None:
-        """Write whatever the connection produced."""
-        data = self.conn.data_to_send()
-        if data:
-            async with self._send_lock:
-                await self.transport.send(data)
-            self.bytes_sent += len(data)
+        """Write whatever the connection produced.
+
+        Raises:
+            TransportError: the link is gone.
+        """
+        await self._driver.flush()
+
+    async def process(self) -> None:
+        """Queue the events a direct call on ``conn`` made, then write what it produced.
+
+        Raises:
+            TransportError: the link is gone.
+        """
+        await self._driver.process()
 
     async def send(self, msg: Message) -> None:
         """Send one application message over the session."""
@@ -103,14 +116,14 @@ class CarLink:
         """Return the next connection event.
 
         Raises:
-            ProtocolError: the connection failed (typed reason).
+            ProtocolError: the connection failed (typed reason), or a sync failed.
             LinkClosed: the car said goodbye or the transport dropped.
             TimeoutError: nothing arrived within ``timeout``.
         """
         item = await asyncio.wait_for(self.events.get(), timeout)
         if isinstance(item, BaseException):
             raise item
-        if isinstance(item, ConnectionFailed):
+        if isinstance(item, ConnectionFailed | SyncFailed):
             raise item.error
         if isinstance(item, Closed):
             raise LinkClosed(f"the car closed the session: {item.reason or 'bye'}")
@@ -132,28 +145,14 @@ class CarLink:
 
     async def _read(self) -> None:
         try:
-            while True:
-                data = await self.transport.recv()
-                self.bytes_received += len(data)
-                self.conn.receive_data(data, time.time())
-                while (ev := self.conn.next_event()) is not None:
-                    self.events.put_nowait(ev)
-                await self.flush()
-        except ConnectionError as exc:  # TransportError, or a BLE backend's own
-            self.events.put_nowait(LinkClosed(str(exc) or "the link to the car was lost"))
-        except ProtocolError as exc:
-            self.events.put_nowait(exc)
+            ended = await self._driver.pump()
         except Exception as exc:  # never leave a waiter hanging on a dead reader
             self.events.put_nowait(exc)
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            self.conn.tick(time.time())
-            while (ev := self.conn.next_event()) is not None:
-                self.events.put_nowait(ev)
-            with suppress(TransportError):
-                await self.flush()
+            return
+        if isinstance(ended, ProtocolError):
+            self.events.put_nowait(ended)
+        else:  # TransportError, or a BLE backend's own ConnectionError
+            self.events.put_nowait(LinkClosed(str(ended or "") or "the link to the car was lost"))
 
 
 async def pair(
@@ -172,7 +171,7 @@ async def pair(
     code_ev = await link.wait_for(PairingCode, timeout)
     accepted = await decide(code_ev.code)
     link.conn.confirm_pairing(accepted, time.time())
-    await link.flush()
+    await link.process()
     # After a "no" the connection fails with a typed error, raised from here.
     done = await link.wait_for(PairingComplete, timeout)
     await link.wait_for(SessionEstablished, 10.0)
@@ -204,25 +203,22 @@ async def sync_contacts(
         SyncError, ProtocolError, LinkClosed, TimeoutError.
     """
     sender = ContactsSender(contacts, photos, snapshot, cache=cache)
-    pending: list[Message] = [opening] if opening is not None else []
+    # The connection feeds the car's replies to the sender and holds the answers until
+    # the journal is recorded (write-ahead): here we only record, report and wait.
+    link.conn.start_sync(sender, opening)
+    await link.process()
     while True:
-        if pending:
-            msg = pending.pop()
+        ev = await link.next_event(timeout)
+        if isinstance(ev, SyncJournal):
+            record(ev.edits)
+            link.conn.journal_recorded()
+            await link.process()
+        elif isinstance(ev, SyncProgress):
+            on_progress(ev.done, ev.total)
+        elif isinstance(ev, SyncCompleted):
+            link.mirror = (ev.anchor, len(contacts))
+            return ev.summary
+        elif isinstance(ev, MessageReceived) and other is not None:
+            await other(ev.message)
         else:
-            ev = await link.wait_for(MessageReceived, timeout)
-            msg = ev.message
-        if not isinstance(msg, _SYNC_REPLIES):
-            if other is not None:
-                await other(msg)
-            continue
-        replies = sender.receive(msg)
-        record(sender.journal())  # write-ahead: persist before replying
-        for msg in replies:
-            link.conn.send(msg)
-        await link.flush()
-        while (sev := sender.next_event()) is not None:
-            if isinstance(sev, SyncProgress):
-                on_progress(sev.done, sev.total)
-            elif isinstance(sev, SyncCompleted):
-                link.mirror = (sev.anchor, len(contacts))
-                return sev.summary
+            link._unhandled(ev)

@@ -7,8 +7,14 @@
         ├── MessageError              undecodable or schema-invalid message
         ├── VersionError              no common version, or a downgrade attempt
         ├── PairingError              rejected, commitment/code/MAC mismatch, timeout, rate limit
+        │   ├── PairingUriError       a scanned pairing URI does not parse (also a ValueError)
+        │   └── InvalidPeerKeyError   a malformed or low-order peer key (also a SessionError)
         ├── SessionError              unknown key, replay, reorder, tamper, bad handshake
+        │   └── InvalidPeerKeyError   (the same class: either machine's callers catch it)
         └── SyncError                 anchor mismatch, batch out of order, bad change set
+
+A refusal by the car's pairing policy (``protocol.admission``) is not an exception: it is a
+``Refusal`` value carrying a ``Reason``, which the connection turns into a ``PairingError``.
 
 ``VCardError`` is separate: it is about a user's file, not a peer, and carries a line
 number. Importers collect them instead of raising, so one bad card never stops a batch.
@@ -20,9 +26,11 @@ import enum
 
 __all__ = [
     "FramingError",
+    "InvalidPeerKeyError",
     "LocalProtocolError",
     "MessageError",
     "PairingError",
+    "PairingUriError",
     "ProtocolError",
     "Reason",
     "RemoteProtocolError",
@@ -110,6 +118,18 @@ class PairingError(RemoteProtocolError):
 
 class SessionError(RemoteProtocolError):
     """The secure session failed or was attacked; ``reason`` says how."""
+
+
+class PairingUriError(PairingError, ValueError):
+    """A pairing URI could not be parsed (also a ``ValueError``)."""
+
+
+class InvalidPeerKeyError(PairingError, SessionError):
+    """A peer's public key is malformed or of low order (no usable shared secret).
+
+    It is both a ``PairingError`` and a ``SessionError`` so either state machine's callers
+    catch it; the machines themselves translate it into their own reason.
+    """
 
 
 class SyncError(RemoteProtocolError):

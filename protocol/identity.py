@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from protocol.errors import PairingError, Reason, SessionError
+from protocol.errors import InvalidPeerKeyError, PairingUriError, Reason
 
 __all__ = [
     "KEY_SIZE",
@@ -48,18 +48,6 @@ URI_VERSION = "1"
 _ID_LABEL = b"carhub-id"
 _DEVICE_ID_RE = re.compile(r"[0-9a-f]{16}")
 _MAX_HOST = 255
-
-
-class PairingUriError(PairingError, ValueError):
-    """A pairing URI could not be parsed (also a ``ValueError``)."""
-
-
-class InvalidPeerKeyError(PairingError, SessionError):
-    """A peer's public key is malformed or of low order (no usable shared secret).
-
-    It is both a ``PairingError`` and a ``SessionError`` so either state machine's callers
-    catch it; the machines themselves translate it into their own reason.
-    """
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,6 +39,7 @@ __all__ = [
     "Ping",
     "Pong",
     "Unpair",
+    "app_body",
     "decode",
     "decode_app",
     "encode",
@@ -175,6 +176,15 @@ def decode_app(data: bytes) -> Message:
     Raises:
         MessageError: unknown codec, a bad or oversized zstd frame, or a bad message.
     """
+    return decode(app_body(data))
+
+
+def app_body(data: bytes) -> bytes:
+    """Return the message bytes of a session plaintext (decompressed when zstd).
+
+    Raises:
+        MessageError: empty, an unknown codec, or a bad or oversized zstd frame.
+    """
     if not data:
         raise MessageError(Reason.MALFORMED, "empty application payload")
     codec, body = data[0], data[1:]
@@ -183,12 +193,12 @@ def decode_app(data: bytes) -> Message:
             params = zstandard.get_frame_parameters(body)
             if not 0 < params.content_size <= MAX_DECOMPRESSED:
                 raise MessageError(Reason.MALFORMED, "zstd frame without a sane content size")
-            body = _zd.decompress(body, max_output_size=MAX_DECOMPRESSED)
+            return _zd.decompress(body, max_output_size=MAX_DECOMPRESSED)
         except zstandard.ZstdError as exc:
             raise MessageError(Reason.MALFORMED, f"bad zstd frame: {exc}") from exc
-    elif codec != CODEC_RAW:
+    if codec != CODEC_RAW:
         raise MessageError(Reason.MALFORMED, f"unknown payload codec {codec}")
-    return decode(body)
+    return body
 
 
 def _union(types: tuple[type[Message], ...]) -> Any:

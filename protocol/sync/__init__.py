@@ -66,6 +66,7 @@ from protocol.sync.wire import (
     SyncSummary,
     batch_digest,
     next_anchor,
+    raw_upserts,
 )
 
 __all__ = [
@@ -101,5 +102,6 @@ __all__ = [
     "SyncSummary",
     "batch_digest",
     "next_anchor",
+    "raw_upserts",
     "replay_journal",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from protocol.contacts import contact_digest
+import hashlib
+
+import msgspec
+
 from protocol.errors import LocalProtocolError, Reason, SyncError
 from protocol.messages import Message
 from protocol.sync.wire import (
@@ -23,6 +26,13 @@ from protocol.sync.wire import (
 )
 
 __all__ = ["ContactsReceiver"]
+
+_enc = msgspec.msgpack.Encoder()
+
+
+def _digest(raw: bytes) -> bytes:
+    """``contact_digest`` of a contact given as its msgpack bytes."""
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 class ContactsReceiver:
@@ -52,11 +62,13 @@ class ContactsReceiver:
         self._started = True
         return [ContactsState(self._head, len(self._digests))]
 
-    def receive(self, msg: Message) -> list[Message]:
+    def receive(self, msg: Message, raw: list[bytes] | None = None) -> list[Message]:
         """Feed one message from the phone.
 
         Args:
             msg: a ``ManifestRequest``, ``ContactsBatch`` or ``ContactsDone``.
+            raw: a batch's upserts as the msgpack bytes they arrived as
+                (``protocol.sync.raw_upserts``); without it each is encoded once here.
 
         Returns:
             Messages to send to the phone (a batch yields an ``ApplyBatch`` event instead).
@@ -71,7 +83,7 @@ class ContactsReceiver:
             self._resync = False
             return self._manifest()
         if isinstance(msg, ContactsBatch):
-            return [] if self._resync else self._on_batch(msg)
+            return [] if self._resync else self._on_batch(msg, raw)
         if isinstance(msg, ContactsDone) and not self._resync:
             return self._on_done(msg)
         raise SyncError(Reason.UNEXPECTED_MESSAGE, type(msg).__name__)
@@ -106,10 +118,14 @@ class ContactsReceiver:
             for i in range(n)
         ]
 
-    def _on_batch(self, b: ContactsBatch) -> list[Message]:
+    def _on_batch(self, b: ContactsBatch, raw: list[bytes] | None) -> list[Message]:
         """Validate a batch; apply it, ack a re-delivery, or ask the phone to resync."""
         _check_batch(b)
-        entries = [(c.uid, contact_digest(c)) for c in b.upserts]
+        if raw is None or len(raw) != len(b.upserts):
+            raw = [_enc.encode(c) for c in b.upserts]
+        # The digest is over the contact's msgpack bytes (PROTOCOL.md section 7): the ones
+        # the phone sent, which the store keeps as they are.
+        entries = [(c.uid, _digest(r)) for c, r in zip(b.upserts, raw, strict=True)]
         new = next_anchor(
             b.base_anchor, batch_digest(entries, b.deletes, [p.hash for p in b.photos])
         )
@@ -127,7 +143,7 @@ class ContactsReceiver:
             self._digests.pop(uid, None)
         self._photos.update(p.hash for p in b.photos)
         self._head = new
-        event = ApplyBatch(b.seq, b.upserts, b.deletes, b.photos, new, entries, added)
+        event = ApplyBatch(b.seq, b.upserts, b.deletes, b.photos, new, entries, added, raw)
         self._pending.append(event)
         self._events.append(event)
         return []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import msgspec
@@ -39,6 +39,7 @@ __all__ = [
     "SyncSummary",
     "batch_digest",
     "next_anchor",
+    "raw_upserts",
 ]
 
 ANCHOR_SIZE = 16
@@ -107,6 +108,26 @@ class ContactsDone(Message, tag=35):
 register(ContactsState, ManifestRequest, Manifest, ContactsBatch, ContactsAck, ContactsDone)
 
 
+class _RawBatch(msgspec.Struct, array_like=True, tag=33):
+    """``ContactsBatch`` with each upsert left as the bytes that crossed the wire."""
+
+    seq: int
+    base_anchor: bytes
+    upserts: list[msgspec.Raw]
+
+
+_raw_batch = msgspec.msgpack.Decoder(_RawBatch)
+
+
+def raw_upserts(body: bytes) -> list[bytes]:
+    """Return each upsert of an encoded ``ContactsBatch`` as the msgpack bytes it was sent as.
+
+    The car digests and stores these bytes instead of encoding the decoded contact again.
+    Call it only on a body that already decoded as a ``ContactsBatch``.
+    """
+    return [bytes(r) for r in _raw_batch.decode(body).upserts]
+
+
 class InFlight(msgspec.Struct, array_like=True):
     """A batch the phone sent but has not seen acked: what it changes and where it leads."""
 
@@ -166,7 +187,9 @@ class ApplyBatch:
     """Car: commit this batch atomically, then call ``ContactsReceiver.applied``.
 
     ``added`` lists the uids among ``upserts`` that are new to the mirror (the rest are
-    changes); ``digests`` gives each upsert's digest so the store need not recompute it.
+    changes); ``digests`` gives each upsert's digest and ``encoded`` its msgpack bytes (as
+    the phone sent them, when known), in ``upserts`` order, so the store keeps those bytes
+    and neither is computed again.
     """
 
     seq: int
@@ -176,6 +199,7 @@ class ApplyBatch:
     new_anchor: bytes
     digests: list[tuple[str, bytes]]
     added: frozenset[str]
+    encoded: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

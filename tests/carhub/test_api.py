@@ -28,7 +28,7 @@ from protocol.connection import (
     SessionEstablished,
 )
 from protocol.contacts import Contact, Phone, contact_digest
-from protocol.errors import ProtocolError, Reason
+from protocol.errors import Reason
 from protocol.identity import Identity
 from protocol.media import Artwork, ArtworkRequest, MediaCommand, NowPlaying, artwork_of
 
@@ -101,18 +101,10 @@ class FakePhone:
         self.conn.send(msg)  # type: ignore[arg-type]
         await self.link.send(self.conn.data_to_send())
 
-    async def stop(self, *, strict: bool = True) -> None:
-        """Close the phone's end and wait for the car's session task to end.
-
-        ``strict=False`` tolerates the session task dying with a ProtocolError: the known
-        bug pinned by ``test_car_session_ends_quietly_after_a_rejection``.
-        """
+    async def stop(self) -> None:
+        """Close the phone's end and wait for the car's session task to end cleanly."""
         await self.link.close()
-        try:
-            await asyncio.wait_for(self.task, 5)
-        except ProtocolError:
-            if strict:
-                raise
+        await asyncio.wait_for(self.task, 5)
 
 
 @pytest.fixture
@@ -320,7 +312,7 @@ async def test_rejected_on_the_car(client: httpx.AsyncClient, engine: Engine) ->
     assert failed.error.reason is Reason.REJECTED  # type: ignore[union-attr]
     assert (await client.get("/api/phones")).json() == []
     assert (await client.get("/api/pairing/requests")).json() == []
-    await phone.stop(strict=False)
+    await phone.stop()
 
 
 async def test_pairing_refused_when_window_closed(

@@ -1,4 +1,8 @@
-"""The car engine: pairing window, gate and rate limits, pending requests, media, unpair."""
+"""The car engine: pairing window, pending requests, media, unpair.
+
+Who may pair (gate, rate limits, one at a time, the QR secret) is ``protocol.admission``'s,
+tested in ``tests/protocol/test_admission.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ import pytest
 from carhub.engine import CarConfig, Engine, NoPhoneError, PendingPairing
 from carhub.events import Subscription
 from carhub.store import Store
-from protocol.errors import PairingError, Reason
 from protocol.identity import Identity
 from protocol.media import MediaCommand, NowPlaying
 from protocol.messages import Message
@@ -102,35 +105,6 @@ def test_window_of_zero_stays_open_until_closed(engine: Engine) -> None:
     assert engine.pairing_open is True
     engine.close_pairing()
     assert engine.pairing_open is False
-
-
-def test_gate_refuses_when_closed(engine: Engine) -> None:
-    with pytest.raises(PairingError) as err:
-        engine.pairing_gate("p1", time.time())
-    assert err.value.reason is Reason.PAIRING_CLOSED
-
-
-def test_gate_rate_limits_one_phone_then_lets_it_back(engine: Engine) -> None:
-    engine.open_pairing(0)
-    now = 1000.0
-    for i in range(5):
-        engine.pairing_gate("p1", now + i)
-        engine.pairing_failed("p1", now + i)
-    with pytest.raises(PairingError) as err:
-        engine.pairing_gate("p1", now + 5)
-    assert err.value.reason is Reason.RATE_LIMITED
-    engine.pairing_gate("p2", now + 5)  # another phone is not punished
-    engine.pairing_gate("p1", now + 4 + 31)  # the 30 s lockout is over
-
-
-def test_gate_global_bucket_stops_id_rotation(engine: Engine) -> None:
-    engine.open_pairing(0)
-    now = 1000.0
-    for i in range(20):  # each id fails only once, far below the per-phone limit
-        engine.pairing_failed(f"rotating-{i}", now)
-    with pytest.raises(PairingError) as err:
-        engine.pairing_gate("brand-new", now + 1)
-    assert err.value.reason is Reason.RATE_LIMITED
 
 
 def test_pending_request_accept_reject_and_unknown(engine: Engine) -> None:
@@ -248,26 +222,6 @@ def test_a_request_arriving_after_the_window_closed_is_rejected(engine: Engine) 
     s = FakeSession()
     request(engine, s)  # the window is closed
     assert s.decisions == [False] and engine.pairing_requests() == []
-
-
-def test_one_pairing_at_a_time(engine: Engine) -> None:
-    engine.open_pairing(0)
-    a, b = FakeSession(), FakeSession()
-    engine.pairing_gate("pa", 1.0, peer="10.0.0.2", session=a)  # type: ignore[arg-type]
-    with pytest.raises(PairingError) as err:
-        engine.pairing_gate("pb", 1.0, peer="10.0.0.3", session=b)  # type: ignore[arg-type]
-    assert err.value.reason is Reason.PAIRING_BUSY
-    engine.pairing_ended(a)  # type: ignore[arg-type]
-    engine.pairing_gate("pb", 2.0, peer="10.0.0.3", session=b)  # type: ignore[arg-type]
-
-
-def test_rate_limit_also_keys_on_the_peer_address(engine: Engine) -> None:
-    engine.open_pairing(0)
-    for i in range(5):  # a fresh claimed id each time, from one host
-        engine.pairing_failed(f"id-{i}", 1.0, peer="10.0.0.9")
-    with pytest.raises(PairingError) as err:
-        engine.pairing_gate("id-new", 2.0, peer="10.0.0.9")
-    assert err.value.reason is Reason.RATE_LIMITED
 
 
 def test_a_restarted_car_shows_the_last_track_paused(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ async def test_second_use_of_the_same_secret_fails(
     assert await late.failure() is Reason.OOB_MISMATCH
     assert await phone_ids(client) == [first.id]
     for p in (first, early, late):
-        await p.stop(strict=False)
+        await p.stop()
 
 
 async def test_a_replaced_uri_no_longer_pairs(client: httpx.AsyncClient, engine: Engine) -> None:
@@ -140,7 +140,7 @@ async def test_a_replaced_uri_no_longer_pairs(client: httpx.AsyncClient, engine:
     # The two ends mix different secrets into the confirmation key: the MACs differ.
     assert await phone.failure() is Reason.CONFIRMATION_FAILED
     assert await phone_ids(client) == []
-    await phone.stop(strict=False)
+    await phone.stop()
 
 
 async def test_wrong_fingerprint_in_the_uri_fails(
@@ -154,7 +154,7 @@ async def test_wrong_fingerprint_in_the_uri_fails(
     ):
         phone = QrPhone(engine, forged)
         assert await phone.failure() is Reason.OOB_MISMATCH
-        await phone.stop(strict=False)
+        await phone.stop()
     assert await phone_ids(client) == []
     # The real code was not spent by the forged attempts.
     good = QrPhone(engine, uri)
@@ -169,7 +169,7 @@ async def test_no_qr_on_show_refuses_oob(client: httpx.AsyncClient, engine: Engi
     phone = QrPhone(engine, guessed)
     assert await phone.failure() is Reason.OOB_MISMATCH
     assert await phone_ids(client) == []
-    await phone.stop(strict=False)
+    await phone.stop()
 
 
 async def test_closing_the_window_drops_the_uri(client: httpx.AsyncClient, engine: Engine) -> None:
@@ -179,7 +179,7 @@ async def test_closing_the_window_drops_the_uri(client: httpx.AsyncClient, engin
     assert (await client.get("/api/status")).json()["pairing_uri_expires_at"] is None
     phone = QrPhone(engine, uri)
     assert await phone.failure() is Reason.PAIRING_CLOSED
-    await phone.stop(strict=False)
+    await phone.stop()
 
 
 async def test_uri_expires_with_a_short_window(client: httpx.AsyncClient) -> None:

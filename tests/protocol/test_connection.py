@@ -6,17 +6,20 @@ import os
 
 import pytest
 
+from protocol.admission import PairingAdmission
 from protocol.connection import (
+    ArtworkReceived,
     CarConnection,
     ConnectionFailed,
     MessageReceived,
     PairingCode,
     PairingComplete,
     PhoneConnection,
+    PinRequested,
     SessionEstablished,
     State,
 )
-from protocol.errors import PairingError, ProtocolError, Reason
+from protocol.errors import ProtocolError, Reason
 from protocol.identity import Identity
 from protocol.media import artwork_of
 from protocol.messages import Ping
@@ -47,17 +50,16 @@ class Link:
         for side, conn in (("phone", self.phone), ("car", self.car)):
             while (ev := conn.next_event()) is not None:
                 self.events[side].append(ev)
+                if isinstance(ev, PinRequested):  # the car's shell stores the key at once
+                    self.car.pin_stored(1.0)
 
     def of(self, side: str, cls: type) -> list:
         return [e for e in self.events[side] if isinstance(e, cls)]
 
 
 def make_car(pinned: dict[str, bytes], open_: bool = True) -> CarConnection:
-    def gate(device_id: str, now: float) -> None:
-        if not open_:
-            raise PairingError(Reason.PAIRING_CLOSED, "closed")
-
-    return CarConnection(CAR_ID, "Car", lookup_peer=pinned.get, pairing_gate=gate)
+    admission = PairingAdmission(open_=open_)
+    return CarConnection(CAR_ID, "Car", lookup_peer=pinned.get, admission=admission)
 
 
 CAR_ID = Identity.generate()
@@ -184,10 +186,12 @@ def test_big_frames_are_fine_once_established() -> None:
     assert link.car.state is State.ESTABLISHED
     # 200 KB of incompressible bytes in one message: over the pre-session limit, fine now.
     art = artwork_of(os.urandom(200_000), "image/png")
+    link.car.request_artwork(art.hash)  # the car takes only images it asked for
+    link.pump()
     link.phone.send(art)
     link.pump()
-    got = link.of("car", MessageReceived)
-    assert got and got[-1].message == art
+    got = link.of("car", ArtworkReceived)
+    assert got and got[-1].artwork == art
 
 
 def test_oob_pairing_under_another_phones_id_is_refused() -> None:
@@ -196,13 +200,9 @@ def test_oob_pairing_under_another_phones_id_is_refused() -> None:
     uri = PairingUri.create(CAR_ID)
     impostor = Impostor.generate()
     Impostor.claimed = PHONE_ID.device_id
-    car = CarConnection(
-        CAR_ID,
-        "Car",
-        lookup_peer={}.get,
-        pairing_gate=lambda device_id, now: None,
-        oob_secret=uri.secret,
-    )
+    admission = PairingAdmission()
+    admission.show_uri(uri, 0.0, 0)
+    car = CarConnection(CAR_ID, "Car", lookup_peer={}.get, admission=admission)
     link = Link(PhoneConnection(impostor, "Evil", oob=uri), car)
     link.pump()
     assert not link.of("car", PairingComplete)

@@ -17,7 +17,6 @@ from protocol.pairing import (
     PairConfirm,
     Paired,
     PairingFailed,
-    PairingRateLimiter,
     PairNonce,
     PairRequest,
     PairResult,
@@ -235,35 +234,6 @@ def test_late_message_counts_as_timeout() -> None:
     assert pair.car.next_event() == PairingFailed(Reason.TIMEOUT, "pairing took too long")
 
 
-def test_rate_limiter_locks_out_then_forgives() -> None:
-    limiter = PairingRateLimiter(max_attempts=3, window=60.0, lockout=30.0)
-    for t in (0.0, 1.0):
-        limiter.check("phone-a", t)
-        limiter.record_failure("phone-a", t)
-    limiter.check("phone-a", 2.0)
-    limiter.record_failure("phone-a", 2.0)
-    with pytest.raises(PairingError) as info:
-        limiter.check("phone-a", 3.0)
-    assert info.value.reason is Reason.RATE_LIMITED
-    limiter.check("phone-b", 3.0)  # other peers are unaffected
-    limiter.check("phone-a", 32.0)  # lockout over
-
-
-def test_rate_limiter_window_forgets_old_failures() -> None:
-    limiter = PairingRateLimiter(max_attempts=2, window=10.0, lockout=30.0)
-    limiter.record_failure("k", 0.0)
-    limiter.record_failure("k", 20.0)  # the first one is out of the window
-    limiter.check("k", 21.0)
-
-
-def test_rate_limiter_table_is_bounded() -> None:
-    limiter = PairingRateLimiter(max_keys=10)
-    for i in range(1000):
-        limiter.record_failure(f"peer-{i}", float(i))
-    assert len(limiter._failures) == 10
-
-
-# -- OOB ----------------------------------------------------------------------------------
 def test_oob_pairs_with_no_user_step() -> None:
     pair = PairingPair(oob=True)
     pair.start()

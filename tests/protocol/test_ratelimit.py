@@ -47,3 +47,10 @@ def test_a_flood_of_fresh_keys_cannot_lift_a_lockout() -> None:
         rl.record_failure(f"spoofed-{i}", 1.0)
     with pytest.raises(PairingError):
         rl.check("attacker", 2.0)
+
+
+def test_the_table_is_bounded() -> None:
+    rl = PairingRateLimiter(max_keys=10)
+    for i in range(1000):
+        rl.record_failure(f"peer-{i}", float(i))
+    assert len(rl._failures) == 10

@@ -1,0 +1,255 @@
+"""The car's side of a connection: it answers a Hello, asks its policy, and owns the sync.
+
+Pairing. A ``pair`` Hello is admitted by the car's ``PairingAdmission`` (window, one at a
+time, rate limits) before any pairing message is read. When the pairing machine completes,
+its ``PairResult(true)`` is held back: the policy is asked ``may_pin`` (a QR secret is
+one-time), then the shell gets ``PinRequested`` and stores the key; only ``pin_stored``
+lets the verdict out and starts the session, so a storage failure never half-pairs.
+
+Session. The connection owns the phone's ``ContactsReceiver`` (loaded with
+``load_mirror``) and the artwork bookkeeping; the shell gets ``ApplyBatch`` (commit it,
+then ``batch_stored`` sends the ack: an ack always means durable), ``ContactsSynced``,
+``NowPlayingChanged`` (``request_artwork`` if the image is missing) and
+``ArtworkReceived``. A contact is digested from the bytes the phone sent, and those bytes
+are what the shell stores.
+"""
+
+from __future__ import annotations
+
+from protocol.admission import PairingAdmission
+from protocol.connection_base import PAIRING_TIMEOUT, BaseConnection
+from protocol.connection_events import (
+    ArtworkReceived,
+    MessageIgnored,
+    MessageReceived,
+    MirrorLoader,
+    NowPlayingChanged,
+    PeerHello,
+    PeerLookup,
+    PinRequested,
+    State,
+)
+from protocol.errors import LocalProtocolError, Reason, RemoteProtocolError, SessionError
+from protocol.framing import encode_frame
+from protocol.identity import Identity
+from protocol.media import Artwork, ArtworkRequest, NowPlaying
+from protocol.messages import (
+    SUPPORTED_VERSIONS,
+    Hello,
+    Message,
+    app_body,
+    decode,
+    encode,
+    negotiate_version,
+)
+from protocol.pairing import CarPairing, PairResult
+from protocol.sync import (
+    ApplyBatch,
+    ContactsBatch,
+    ContactsDone,
+    ContactsReceiver,
+    ManifestRequest,
+    MirrorState,
+)
+from protocol.sync.wire import raw_upserts
+
+__all__ = ["CarConnection"]
+
+_SYNC_MESSAGES = (ContactsBatch, ContactsDone, ManifestRequest)
+# Hashes asked for and not yet answered; a phone cannot make the car remember more.
+MAX_ARTWORK_REQUESTS = 64
+
+
+class CarConnection(BaseConnection):
+    """The car's side: it answers a phone's Hello.
+
+    Args:
+        identity: the car's static key pair.
+        name: the car's display name.
+        lookup_peer: returns a paired phone's pinned key by device id.
+        admission: the car's pairing policy, shared by all its connections.
+        peer: where the phone connects from ("" when unknown), for the rate limits.
+        load_mirror: returns the car's mirror of a paired phone, to open its sync.
+        model: the car's model string.
+        now: the current time in seconds.
+    """
+
+    role = "car"
+
+    def __init__(
+        self,
+        identity: Identity,
+        name: str,
+        *,
+        lookup_peer: PeerLookup,
+        admission: PairingAdmission,
+        peer: str = "",
+        load_mirror: MirrorLoader | None = None,
+        model: str = "carhub",
+        now: float = 0.0,
+    ) -> None:
+        super().__init__(identity, name, model, now)
+        self._lookup_peer = lookup_peer
+        self._admission = admission
+        self._peer = peer
+        self._load_mirror = load_mirror or (lambda _id: MirrorState())
+        self._oob_secret: bytes | None = None
+        self._attempt = False  # admitted to pair and not finished yet
+        self._verdict: list[Message] | None = None  # PairResult(true), held for the pin
+        self._receiver: ContactsReceiver | None = None
+        self._raw: list[bytes] | None = None  # the last batch's contacts as received
+        self._wanted_art: set[bytes] = set()
+
+    # -- answers from the shell -------------------------------------------------------
+    def pin_stored(self, now: float) -> None:
+        """The shell pinned the key of ``PinRequested``: send the verdict, start the session.
+
+        Raises:
+            LocalProtocolError: no pin was requested.
+        """
+        self._check_alive()
+        if self._verdict is None:
+            raise LocalProtocolError(Reason.STATE, "no pin was requested")
+        verdict, self._verdict = self._verdict, None
+        self._now = now
+        self._end_attempt(paired=True)
+        self._queue_plain(verdict)
+        assert self._pairing is not None and self._pairing.peer_public_key is not None
+        self._pinned(self._pairing.peer_public_key)
+
+    def pin_failed(self, detail: str) -> None:
+        """The shell could not pin the key: the phone gets an ``Error``, not the verdict."""
+        if self._verdict is not None:
+            self._verdict = None
+            self.abort(Reason.PEER_ERROR, detail[:200])
+
+    def batch_stored(self, batch: ApplyBatch) -> None:
+        """The shell committed ``batch``: queue its ack (and a state the phone is owed).
+
+        Raises:
+            LocalProtocolError: ``batch`` is not the oldest uncommitted one.
+        """
+        self._check_alive()
+        if self._receiver is None:
+            raise LocalProtocolError(Reason.STATE, "no sync is open")
+        self._send_all(self._receiver.applied(batch))
+
+    def request_artwork(self, art_hash: bytes) -> None:
+        """Ask the phone for an image the car lacks (the answer is ``ArtworkReceived``)."""
+        if art_hash in self._wanted_art or len(self._wanted_art) >= MAX_ARTWORK_REQUESTS:
+            return
+        self._wanted_art.add(art_hash)
+        self.send(ArtworkRequest(hash=art_hash))
+
+    # -- hooks ------------------------------------------------------------------------
+    def _handle_hello(self, msg: Hello, raw: bytes, now: float) -> None:
+        if msg.role != "phone" or msg.intent not in ("pair", "session"):
+            raise RemoteProtocolError(Reason.UNEXPECTED_MESSAGE, "bad hello")
+        selected = negotiate_version(SUPPORTED_VERSIONS, msg.versions)
+        self.version = selected
+        self.peer_device_id, self.peer_name = msg.device_id, msg.name
+        self._events.append(PeerHello(msg.device_id, msg.name, msg.model, msg.intent, selected))
+        if msg.intent == "session":
+            # Refuse unknown and revoked phones before any handshake or application data.
+            pinned = self._lookup_peer(msg.device_id)
+            if pinned is None:
+                raise SessionError(Reason.UNKNOWN_PEER, f"device {msg.device_id} is not paired")
+            self.peer_public_key = pinned
+        else:
+            self._attempt = True  # from here on, ending unpaired counts as a failure
+            refusal = self._admission.request(self, msg.device_id, self._peer, now)
+            if refusal is not None:
+                raise refusal.error()
+            self._oob_secret = self._admission.oob_secret(now)
+        reply = Hello(
+            versions=list(SUPPORTED_VERSIONS),
+            role="car",
+            device_id=self._identity.device_id,
+            name=self._name,
+            model=self._model,
+            intent=msg.intent,
+            selected=selected,
+        )
+        reply_raw = encode(reply)
+        self._transcript = raw + reply_raw  # both Hellos exactly as they crossed the wire
+        self._out += encode_frame(reply_raw)
+        if msg.intent == "session":
+            self._begin_session()
+            return
+        self._start_pairing(now)
+
+    def _start_pairing(self, now: float) -> None:
+        self.state = State.PAIRING
+        self._pairing_started = now
+        self._pairing = CarPairing(
+            self._identity,
+            transcript=self._transcript,
+            now=now,
+            timeout=PAIRING_TIMEOUT,
+            oob_secret=self._oob_secret,
+        )
+
+    def _pairing_out(self, msgs: list[Message]) -> None:
+        # The verdict waits for the policy and the shell's pin (see the module docstring).
+        held: list[Message] = [m for m in msgs if isinstance(m, PairResult) and m.accepted]
+        if held:
+            self._verdict = held
+        self._queue_plain([m for m in msgs if not (isinstance(m, PairResult) and m.accepted)])
+
+    def _paired(self, peer_public_key: bytes) -> None:
+        assert self._pairing is not None
+        secret = self._oob_secret if self._pairing.method == "oob" else None
+        refusal = self._admission.may_pin(self, secret, self._now)
+        if refusal is not None:
+            self._verdict = None
+            raise refusal.error()
+        self._events.append(PinRequested(self.peer_device_id, self.peer_name, peer_public_key))
+
+    def _tick_pairing(self, now: float) -> None:
+        # A shell that never answers PinRequested must not hold the pairing slot forever.
+        if self._verdict is not None and now >= self._pairing_started + PAIRING_TIMEOUT:
+            self._verdict = None
+            raise RemoteProtocolError(Reason.TIMEOUT, "the car did not store the pairing")
+
+    def _on_end(self) -> None:
+        self._end_attempt(paired=False)
+
+    def _end_attempt(self, *, paired: bool) -> None:
+        if self._attempt:
+            self._attempt = False
+            self._admission.finished(
+                self, self.peer_device_id or "?", self._peer, paired=paired, now=self._now
+            )
+
+    def _on_established(self) -> None:
+        self._receiver = ContactsReceiver(self._load_mirror(self.peer_device_id))
+        self._send_all(self._receiver.hello())
+
+    def _decode_app(self, plaintext: bytes) -> Message:
+        body = app_body(plaintext)
+        msg = decode(body)
+        self._raw = raw_upserts(body) if isinstance(msg, ContactsBatch) else None
+        return msg
+
+    def _route(self, msg: Message) -> None:
+        if isinstance(msg, _SYNC_MESSAGES):
+            self._sync(msg)
+        elif isinstance(msg, NowPlaying):
+            self._events.append(NowPlayingChanged(msg))
+        elif isinstance(msg, Artwork):
+            # Only images we asked for: a phone cannot fill the disk or plant other types.
+            if msg.hash not in self._wanted_art or not msg.mime.startswith("image/"):
+                self._events.append(MessageIgnored(msg, "unrequested or non-image artwork"))
+                return
+            self._wanted_art.discard(msg.hash)
+            self._events.append(ArtworkReceived(msg))
+        else:
+            self._events.append(MessageReceived(msg))
+
+    def _sync(self, msg: Message) -> None:
+        receiver = self._receiver
+        assert receiver is not None  # made when the session came up
+        raw, self._raw = self._raw, None
+        self._send_all(receiver.receive(msg, raw))  # a SyncError fails the connection
+        while (ev := receiver.next_event()) is not None:
+            self._events.append(ev)
