@@ -1,8 +1,8 @@
 """What both roles of a connection share: framing, the outbox, encryption, the error path.
 
 ``protocol.connection`` tells the whole story; this module is the common machine that
-``CarConnection`` (``protocol.connection_car``) and ``PhoneConnection``
-(``protocol.connection_phone``) extend through a few hooks: ``_handle_hello``, ``_paired``,
+``CarConnection`` (``protocol.connection.car``) and ``PhoneConnection``
+(``protocol.connection.phone``) extend through a few hooks: ``_handle_hello``, ``_paired``,
 ``_pairing_out``, ``_on_established``, ``_route`` and ``_on_end``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from protocol.connection_events import (
+from protocol.connection.events import (
     Closed,
     ConnectionEvent,
     ConnectionFailed,

@@ -17,8 +17,8 @@ are what the shell stores.
 from __future__ import annotations
 
 from protocol.admission import PairingAdmission
-from protocol.connection_base import PAIRING_TIMEOUT, BaseConnection
-from protocol.connection_events import (
+from protocol.connection.base import PAIRING_TIMEOUT, BaseConnection
+from protocol.connection.events import (
     ArtworkReceived,
     MessageIgnored,
     MessageReceived,

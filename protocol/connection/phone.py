@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from protocol.connection_base import PAIRING_TIMEOUT, BaseConnection
-from protocol.connection_events import (
+from protocol.connection.base import PAIRING_TIMEOUT, BaseConnection
+from protocol.connection.events import (
     MessageReceived,
     PeerHello,
     State,

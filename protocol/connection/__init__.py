@@ -28,16 +28,16 @@ error, and every later call raises the same error. The car decides nothing about
 peers before the handshake: a ``session`` Hello from a device id that has no pinned key is
 refused before any application message is read.
 
-Modules: ``connection_events`` (states and events), ``connection_base`` (what both roles
-share), ``connection_car`` and ``connection_phone`` (one role each). This module gathers
+Modules: ``events`` (states and events), ``base`` (what both roles
+share), ``car`` and ``phone`` (one role each). This package gathers
 their public names. Time is passed in as ``now`` (seconds); nothing here reads a clock.
 """
 
 from __future__ import annotations
 
-from protocol.connection_base import PAIRING_TIMEOUT, PRE_SESSION_MAX_FRAME, SETUP_TIMEOUT
-from protocol.connection_car import CarConnection
-from protocol.connection_events import (
+from protocol.connection.base import PAIRING_TIMEOUT, PRE_SESSION_MAX_FRAME, SETUP_TIMEOUT
+from protocol.connection.car import CarConnection
+from protocol.connection.events import (
     ApplyBatch,
     ArtworkReceived,
     Closed,
@@ -60,7 +60,7 @@ from protocol.connection_events import (
     SyncJournal,
     SyncProgress,
 )
-from protocol.connection_phone import PhoneConnection
+from protocol.connection.phone import PhoneConnection
 
 __all__ = [
     "PAIRING_TIMEOUT",
