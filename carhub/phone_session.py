@@ -87,13 +87,7 @@ def peer_key(link: BaseTransport) -> str:
 
     A device id in a Hello is only a claim until pairing, so the limits key on this too.
     """
-    peer = str(getattr(link, "peer", "?"))
-    return peer if _transport_name(link) == "ble" else peer.rsplit(":", 1)[0]
-
-
-def _transport_name(link: object) -> str:
-    # Car links gain BaseTransport's ``name``; ``transport_name`` is their older spelling.
-    return str(getattr(link, "name", "") or getattr(link, "transport_name", "?"))
+    return link.peer if link.name == "ble" else link.peer.rsplit(":", 1)[0]
 
 
 class PhoneSession:
@@ -102,7 +96,7 @@ class PhoneSession:
     def __init__(self, car: CarSide, link: BaseTransport) -> None:
         self.car = car
         self.link = link
-        self.transport_name = _transport_name(link)
+        self.transport_name = link.name  # as /api/phones shows it: lan or ble
         self.phone_id = ""
         self._conn = CarConnection(
             car.identity,

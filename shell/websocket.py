@@ -49,11 +49,6 @@ class WebSocketTransport(BaseTransport):
         addr = ws.remote_address
         self.peer = f"{addr[0]}:{addr[1]}" if addr else "?"
 
-    @property
-    def transport_name(self) -> str:
-        """The old name of ``name`` (the car's engine still reads it)."""
-        return self.name
-
     @classmethod
     async def connect(
         cls, endpoint: str, *, timeout: float = CONNECT_TIMEOUT

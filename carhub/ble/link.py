@@ -77,11 +77,6 @@ class BleLink(BaseTransport):
         self.peer = self.peer_address
 
     @property
-    def transport_name(self) -> str:
-        """The old name of ``name`` (the car's engine still reads it)."""
-        return self.name
-
-    @property
     def mtu(self) -> int:
         """The ATT MTU negotiated on this connection."""
         return int(self._connection.att_mtu)

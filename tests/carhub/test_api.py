@@ -36,7 +36,7 @@ from protocol.media import Artwork, ArtworkRequest, MediaCommand, NowPlaying, ar
 class FakeLink:
     """One end of an in-memory byte pipe; ``None`` in a queue means the peer closed."""
 
-    transport_name = "fake"
+    name = "fake"
 
     def __init__(self, inbox: asyncio.Queue[bytes | None], outbox: asyncio.Queue[bytes | None]):
         self._in, self._out = inbox, outbox

@@ -76,7 +76,7 @@ async def test_round_trip_and_names(car: Car) -> None:
         assert await asyncio.wait_for(phone.recv(), 5) == b"hello"
         [link] = car.links
         assert isinstance(link, BaseTransport)
-        assert link.name == "lan" and link.transport_name == "lan"
+        assert link.name == "lan"
         host, _, port = link.peer.rpartition(":")
         assert host == "127.0.0.1" and int(port) > 0
     finally:
