@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from carhub.app import LOOPBACK_HOSTS, create_app
+from carhub.api import LOOPBACK_HOSTS, create_app
 from carhub.engine import CarConfig, Engine
 from carhub.mdns import CarAdvertiser
 from carhub.store import Store
