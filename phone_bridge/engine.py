@@ -33,7 +33,7 @@ from protocol.errors import PairingError, Reason, VCardError
 from protocol.identity import PairingUri
 from protocol.messages import Message
 from protocol.sync import ContactsState, DigestCache, SyncSnapshot, SyncSummary
-from protocol.vcard import import_vcards, looks_like_vcard
+from protocol.vcard import import_vcards
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -74,9 +74,9 @@ def load_contacts(path: Path) -> Contacts:
         data = path.read_bytes()
     except OSError as exc:
         raise BridgeError(f"cannot read {path}: {exc.strerror}", EXIT_BAD_INPUT) from exc
-    if not looks_like_vcard(data):
+    result = import_vcards(data)  # sniffs the file once: is_vcard says what it found
+    if not result.is_vcard:
         raise BridgeError(f"{path} is not a vCard file; nothing was synced", EXIT_BAD_INPUT)
-    result = import_vcards(data)
     return Contacts(list(result.contacts), dict(result.photos), list(result.errors))
 
 

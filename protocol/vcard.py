@@ -83,6 +83,7 @@ class ImportResult(msgspec.Struct):
     photos: dict[bytes, Photo]
     errors: list[VCardError]
     cards_seen: int
+    is_vcard: bool = True  # False: not a vCard file at all (nothing in it may be synced)
 
 
 def import_vcards(data: bytes) -> ImportResult:
@@ -96,7 +97,7 @@ def import_vcards(data: bytes) -> ImportResult:
         contacts and a single error on line 1. Never raises.
     """
     if not looks_like_vcard(data):
-        return ImportResult([], {}, [VCardError(1, "not a vCard file")], 0)
+        return ImportResult([], {}, [VCardError(1, "not a vCard file")], 0, is_vcard=False)
     source = front_end(data)
     result = ImportResult([], {}, [], 0)
     uids: dict[str, int] = {}

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "[test] ruff" >&2
 .venv/bin/ruff check protocol shell carhub phone_bridge radio tests bench
-echo "[test] mypy --strict protocol/" >&2
+echo "[test] mypy --strict (protocol, shell, carhub, phone_bridge, radio)" >&2
 .venv/bin/mypy
 if [ "${CARHUB_SKIP_LAB:-0}" = 1 ]; then
     echo "[test] WARNING: CARHUB_SKIP_LAB=1: the docker-compose lab is NOT tested" >&2

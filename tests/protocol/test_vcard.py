@@ -368,3 +368,20 @@ def test_identical_photos_are_stored_once() -> None:
     result = import_vcards((card("A", extra=photo) + card("B", extra=photo)).encode())
     assert len(result.photos) == 1
     assert result.contacts[0].photo == result.contacts[1].photo != b""
+
+
+@pytest.mark.parametrize(
+    ("data", "is_vcard"),
+    [
+        (b"name,phone\nAnn,123\n", False),
+        (b"\x89PNG\r\n\x1a\n", False),
+        (b"", False),
+        (b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\nEND:VCARD\r\n", True),
+        (b"\xef\xbb\xbf\r\n  begin:vcard\r\nFN:Ann\r\nEND:VCARD\r\n", True),  # BOM, blanks, case
+    ],
+)
+def test_import_says_whether_the_file_was_a_vcard_file_at_all(data: bytes, is_vcard: bool) -> None:
+    result = import_vcards(data)
+    assert result.is_vcard is is_vcard
+    if not is_vcard:
+        assert (result.contacts, [e.line for e in result.errors]) == ([], [1])
