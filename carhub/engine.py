@@ -218,9 +218,6 @@ class Engine:
 
     def add_pending(self, req: PendingPairing) -> None:
         """Show a request on the dashboard (or accept it at once in auto-confirm mode)."""
-        if not self.pairing_open:  # the window closed while this phone was on its way
-            req.session.confirm_pairing(False)
-            return
         self.pending[req.id] = req
         self.hub.publish("pairing", self.pairing_requests())
         if self.config.auto_confirm:

@@ -20,8 +20,8 @@ connection object itself)::
     request()  --open, not limited, slot free-->  admitted (holds the slot)
                --otherwise-->                     Refusal(pairing-closed | rate-limited
                                                           | pairing-busy)
-    may_pin()  --numeric, or the OOB secret is the one on show-->  None (secret consumed)
-               --otherwise-->                     Refusal(oob-mismatch)
+    may_pin()  --window open, and numeric or the OOB secret on show-->  None (secret used)
+               --otherwise-->                     Refusal(pairing-closed | oob-mismatch)
     finished() frees the slot; ``paired=False`` counts one failure on all three limits
 
 Refusals are values, not exceptions: the connection turns one into a ``PairingError`` and
@@ -171,6 +171,8 @@ class PairingAdmission:
         """
         if self._holder is not None and self._holder is not holder:
             return Refusal(Reason.PAIRING_BUSY, "another phone holds the pairing slot")
+        if not self.is_open(now):  # closed by the car user, or at its deadline, meanwhile
+            return Refusal(Reason.PAIRING_CLOSED, "the car's pairing window closed")
         if oob_secret is None:
             return None
         current = self.oob_secret(now)

@@ -283,6 +283,7 @@ class BaseConnection:
             if isinstance(ev, CodeReady):
                 peer_key = self._pairing.peer_public_key or b""
                 self._check_id(peer_key)
+                self._code_ready(now)
                 self._events.append(
                     PairingCode(
                         ev.code,
@@ -297,6 +298,9 @@ class BaseConnection:
                 self._paired(ev.peer_public_key)
             elif isinstance(ev, PairingFailed):
                 raise PairingError(ev.reason, ev.detail)
+
+    def _code_ready(self, now: float) -> None:
+        """Hook: a code is about to be shown (the car's policy may still refuse)."""
 
     def _check_id(self, peer_key: bytes) -> None:
         # The id in the Hello must be the one this key derives: otherwise a newcomer could

@@ -29,7 +29,13 @@ from protocol.connection.events import (
     PinRequested,
     State,
 )
-from protocol.errors import LocalProtocolError, Reason, RemoteProtocolError, SessionError
+from protocol.errors import (
+    LocalProtocolError,
+    PairingError,
+    Reason,
+    RemoteProtocolError,
+    SessionError,
+)
 from protocol.framing import encode_frame
 from protocol.identity import Identity
 from protocol.media import Artwork, ArtworkRequest, NowPlaying
@@ -195,6 +201,11 @@ class CarConnection(BaseConnection):
         if held:
             self._verdict = held
         self._queue_plain([m for m in msgs if not (isinstance(m, PairResult) and m.accepted)])
+
+    def _code_ready(self, now: float) -> None:
+        # The window may have closed while this phone was on its way: show no code then.
+        if not self._admission.is_open(now):
+            raise PairingError(Reason.PAIRING_CLOSED, "the car's pairing window closed")
 
     def _paired(self, peer_public_key: bytes) -> None:
         assert self._pairing is not None

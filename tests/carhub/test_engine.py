@@ -218,12 +218,6 @@ def test_slow_dashboard_subscriber_keeps_the_newest_event_of_each_kind(engine: E
     assert len([e for e in events if e["type"] == "contacts"]) == 2  # one per phone
 
 
-def test_a_request_arriving_after_the_window_closed_is_rejected(engine: Engine) -> None:
-    s = FakeSession()
-    request(engine, s)  # the window is closed
-    assert s.decisions == [False] and engine.pairing_requests() == []
-
-
 def test_a_restarted_car_shows_the_last_track_paused(tmp_path: Path) -> None:
     first = make_engine(tmp_path)
     first.store.add_phone("p1", "Phone", b"k" * 32, "fp", 1.0)

@@ -187,11 +187,13 @@ def test_every_state_meets_every_input(state: str, inp: str) -> None:
     if inp == "request":
         assert reason(adm.request(A, "p", "h", 1.0)) is EXPECTED_REQUEST[state]
     elif inp == "may_pin":
-        want = Reason.PAIRING_BUSY if state == "busy" else None
+        want = {"busy": Reason.PAIRING_BUSY, "closed": Reason.PAIRING_CLOSED}.get(state)
         assert reason(adm.may_pin(A, None, 1.0)) is want
     elif inp == "may_pin_oob":
         got = reason(adm.may_pin(A, uri.secret, 1.0))
-        want = {"busy": Reason.PAIRING_BUSY, "qr": None}.get(state, Reason.OOB_MISMATCH)
+        want = {"busy": Reason.PAIRING_BUSY, "closed": Reason.PAIRING_CLOSED, "qr": None}.get(
+            state, Reason.OOB_MISMATCH
+        )
         assert got is want
     elif inp in ("finished_ok", "finished_fail"):
         adm.finished(A, "p", "h", paired=inp == "finished_ok", now=1.0)  # never raises

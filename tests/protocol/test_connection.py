@@ -115,6 +115,34 @@ def test_pairing_closed_is_reported_to_phone() -> None:
     assert link.of("phone", ConnectionFailed)[0].error.reason is Reason.PAIRING_CLOSED
 
 
+def test_a_window_that_closes_while_the_phone_is_on_its_way_shows_no_code() -> None:
+    admission = PairingAdmission(open_=True)
+    car = CarConnection(CAR_ID, "Car", lookup_peer={}.get, admission=admission)
+    phone = PhoneConnection(PHONE_ID, "Pixel")
+    car.receive_data(phone.data_to_send(), 1.0)  # the Hello is admitted...
+    admission.close()  # ...then the car user closes the window
+    link = Link(phone, car)
+    link.pump()
+    assert not link.of("car", PairingCode)  # nothing reaches the car's dashboard
+    assert link.of("car", ConnectionFailed)[0].error.reason is Reason.PAIRING_CLOSED
+    assert link.of("phone", ConnectionFailed)[0].error.reason is Reason.PAIRING_CLOSED
+
+
+def test_a_window_that_closes_before_the_pin_pins_nothing() -> None:
+    admission = PairingAdmission(open_=True)
+    car = CarConnection(CAR_ID, "Car", lookup_peer={}.get, admission=admission)
+    link = Link(PhoneConnection(PHONE_ID, "Pixel"), car)
+    link.pump()
+    assert link.of("car", PairingCode)
+    link.car.confirm_pairing(True, 2.0)
+    admission.close()  # closed after the car user accepted, before the phone confirmed
+    link.phone.confirm_pairing(True, 2.0)
+    link.pump()
+    assert not link.of("car", PinRequested)
+    assert not link.of("car", PairingComplete) and not link.of("phone", PairingComplete)
+    assert link.of("phone", ConnectionFailed)[0].error.reason is Reason.PAIRING_CLOSED
+
+
 def test_car_rejects_code() -> None:
     link = Link(PhoneConnection(PHONE_ID, "Pixel"), make_car({}))
     link.pump()
