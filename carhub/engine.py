@@ -60,26 +60,14 @@ class CarConfig:
 
 @dataclass
 class PendingPairing:
-    """A pairing request waiting for the car user's decision."""
+    """A pairing request waiting for the car user's decision: what the API shows, and who asks."""
 
-    id: str
-    phone_id: str
-    phone_name: str
-    phone_fingerprint: str
-    code: str
-    expires_at: float
+    request: views.PairingRequest
     session: SessionHandle = field(repr=False)
 
-    def to_json(self) -> views.PairingRequest:
-        """Return the request as the API shows it (without its session)."""
-        return views.PairingRequest(
-            id=self.id,
-            phone_id=self.phone_id,
-            phone_name=self.phone_name,
-            phone_fingerprint=self.phone_fingerprint,
-            code=self.code,
-            expires_at=self.expires_at,
-        )
+    @property
+    def id(self) -> str:
+        return self.request.id
 
 
 class SessionHandle(Protocol):
@@ -204,17 +192,15 @@ class Engine:
 
     def pairing_requested(self, session: SessionHandle, phone_id: str, ev: PairingCode) -> None:
         """Show a session's pairing code on the dashboard (see ``add_pending``)."""
-        self.add_pending(
-            PendingPairing(
-                id=self.new_request_id(),
-                phone_id=phone_id,
-                phone_name=ev.peer_name,
-                phone_fingerprint=ev.peer_fingerprint,
-                code=ev.code,
-                expires_at=ev.expires_at,
-                session=session,
-            )
+        request = views.PairingRequest(
+            id=self.new_request_id(),
+            phone_id=phone_id,
+            phone_name=ev.peer_name,
+            phone_fingerprint=ev.peer_fingerprint,
+            code=ev.code,
+            expires_at=ev.expires_at,
         )
+        self.add_pending(PendingPairing(request, session))
 
     def add_pending(self, req: PendingPairing) -> None:
         """Show a request on the dashboard (or accept it at once in auto-confirm mode)."""
@@ -223,8 +209,8 @@ class Engine:
         if self.config.auto_confirm:
             log.warning(
                 "AUTO-CONFIRM (emulation only): accepting pairing code %s from %r",
-                req.code,
-                req.phone_name,
+                req.request.code,
+                req.request.phone_name,
             )
             self.decide(req.id, accepted=True)
 
@@ -236,7 +222,7 @@ class Engine:
 
     def pairing_requests(self) -> list[views.PairingRequest]:
         """Return the pending requests as the API shows them."""
-        return [r.to_json() for r in self.pending.values()]
+        return [r.request for r in self.pending.values()]
 
     def decide(self, request_id: str, *, accepted: bool) -> bool:
         """Pass the car user's decision to the waiting session. Returns False if unknown."""

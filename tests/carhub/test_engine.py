@@ -14,6 +14,7 @@ import pytest
 from carhub.engine import CarConfig, Engine, NoPhoneError, PendingPairing
 from carhub.events import Subscription
 from carhub.store import Store
+from carhub.views import PairingRequest
 from protocol.identity import Identity
 from protocol.media import MediaCommand, NowPlaying
 from protocol.messages import Message
@@ -52,15 +53,15 @@ def engine(tmp_path: Path) -> Engine:
 
 
 def request(engine: Engine, session: FakeSession, phone_id: str = "p1") -> PendingPairing:
-    req = PendingPairing(
+    shown = PairingRequest(
         id=engine.new_request_id(),
         phone_id=phone_id,
         phone_name="Phone",
         phone_fingerprint="fp",
         code="123456",
         expires_at=time.time() + 60,
-        session=session,  # type: ignore[arg-type]
     )
+    req = PendingPairing(shown, session)  # type: ignore[arg-type]
     engine.add_pending(req)
     return req
 
