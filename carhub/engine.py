@@ -237,7 +237,12 @@ class Engine:
         """Run ``coro`` in the background, keeping a reference until it ends."""
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("background task failed: %r", exc, exc_info=exc)
 
     @staticmethod
     def new_request_id() -> str:

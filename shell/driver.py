@@ -9,6 +9,7 @@ Writes are serialised by one lock, since the reader, the ticker and the owner al
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -19,6 +20,8 @@ from protocol.errors import ProtocolError
 from shell.transport import BaseTransport
 
 __all__ = ["TICK_SECONDS", "ConnectionDriver", "SansIOConnection"]
+
+log = logging.getLogger("shell.driver")
 
 # Timeouts in protocol/ are seconds long (10 s setup, 60 s pairing): 1 s is precise enough.
 TICK_SECONDS = 1.0
@@ -96,9 +99,17 @@ class ConnectionDriver:
             self._ticker.cancel()
 
     def dispatch(self) -> None:
-        """Hand every pending event to ``on_event``."""
+        """Hand every pending event to ``on_event``, in order.
+
+        A ``ProtocolError`` from ``on_event`` (an answer to a connection that failed in the
+        meantime) is logged and the rest are still handed out: its ``ConnectionFailed`` is
+        among them, and the owner must see it.
+        """
         while (ev := self.conn.next_event()) is not None:
-            self._on_event(ev)
+            try:
+                self._on_event(ev)
+            except ProtocolError as exc:
+                log.warning("%s: %s while handling %s", self.transport.peer, exc, type(ev).__name__)
 
     async def process(self) -> None:
         """Dispatch pending events, then write what they produced.
@@ -142,6 +153,15 @@ class ConnectionDriver:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self._tick_seconds)
-            self.conn.tick(self._clock())
-            with suppress(ConnectionError):
+            try:
+                self.conn.tick(self._clock())
                 await self.process()
+            except ConnectionError:
+                continue  # the link is gone: the reader ends the pump
+            except Exception:
+                # A dead ticker would stop every timeout on this link: end the link instead.
+                log.exception("%s: connection ticker failed; closing the link", self.transport.peer)
+                self.closing = True
+                with suppress(Exception):
+                    await self.transport.close()
+                return

@@ -60,6 +60,8 @@ class BaseConnection:
     """What both roles share; use ``CarConnection`` or ``PhoneConnection``."""
 
     role = ""
+    # Events that ask the shell to act and answer (pin, commit): dropped once failed.
+    _OWED: tuple[type, ...] = ()
 
     def __init__(self, identity: Identity, name: str, model: str, now: float) -> None:
         self._identity = identity
@@ -223,6 +225,10 @@ class BaseConnection:
                 pass  # the session itself is broken; the transport close says enough
         ended = self.state is not State.CLOSED
         self.state = State.CLOSED
+        # Decisions the shell has not been handed yet are void: a key must not be pinned,
+        # nor a batch committed, for a connection that has failed (its verdict or ack can
+        # never go out, so the two sides would disagree).
+        self._events = deque(e for e in self._events if not isinstance(e, self._OWED))
         self._events.append(ConnectionFailed(exc))
         if ended:
             self._on_end()

@@ -81,6 +81,7 @@ class CarConnection(BaseConnection):
     """
 
     role = "car"
+    _OWED = (PinRequested, ApplyBatch)
 
     def __init__(
         self,
@@ -110,10 +111,13 @@ class CarConnection(BaseConnection):
     def pin_stored(self, now: float) -> None:
         """The shell pinned the key of ``PinRequested``: send the verdict, start the session.
 
+        Nothing happens on a connection that has failed meanwhile.
+
         Raises:
             LocalProtocolError: no pin was requested.
         """
-        self._check_alive()
+        if self._error is not None:
+            return  # failed meanwhile: the verdict is void, the shell sees ConnectionFailed
         if self._verdict is None:
             raise LocalProtocolError(Reason.STATE, "no pin was requested")
         verdict, self._verdict = self._verdict, None
@@ -132,10 +136,13 @@ class CarConnection(BaseConnection):
     def batch_stored(self, batch: ApplyBatch) -> None:
         """The shell committed ``batch``: queue its ack (and a state the phone is owed).
 
+        Nothing happens on a connection that has failed meanwhile.
+
         Raises:
             LocalProtocolError: ``batch`` is not the oldest uncommitted one.
         """
-        self._check_alive()
+        if self._error is not None:
+            return  # failed meanwhile: no ack may go out, the phone resumes from the last one
         if self._receiver is None:
             raise LocalProtocolError(Reason.STATE, "no sync is open")
         self._send_all(self._receiver.applied(batch))
