@@ -1,9 +1,10 @@
 """The phone's flows: open a session, pair, sync once, or stay connected (``run``).
 
-Every decision about bytes lives in ``protocol/``; this module sequences flows, keeps the
-state directory up to date, and raises ``phone_bridge.errors`` with a one-line message and
-the exit code the CLI returns (``BridgeError``, ``explain`` and the ``EXIT_*`` codes are
-re-exported from there).
+Every decision about bytes lives in ``protocol/``; this module sequences flows and keeps the
+state directory up to date. Its own refusals are ``phone_bridge.errors.BridgeError``; what
+the protocol or a transport raises (``ProtocolError``, ``TransportError``, ``TimeoutError``)
+passes through unchanged, and ``explain`` maps it onto the phone's tree and exit codes
+(``BridgeError``, ``explain`` and the ``EXIT_*`` codes are re-exported from there).
 """
 
 from __future__ import annotations
@@ -86,7 +87,10 @@ async def open_session(
     """Open an authenticated session with a paired car.
 
     Raises:
-        BridgeError: not paired, unreachable, or the handshake failed.
+        BridgeError: not paired here (``EXIT_NOT_PAIRED``).
+        TransportError: the car is unreachable.
+        ProtocolError: the handshake failed; ``SessionError(unknown-peer)`` when the car
+            no longer knows this phone.
     """
     if target.paired is None:
         raise BridgeError(f"not paired with {target.label}; run 'pair' first", EXIT_NOT_PAIRED)
@@ -117,7 +121,8 @@ async def do_pair(
     """Pair with a car and return it with the (already secure) link.
 
     Raises:
-        BridgeError: with ``EXIT_PAIRING`` for rejection, mismatch, closed or timeout.
+        TransportError: the car is unreachable.
+        PairingError: rejected, code mismatch, window closed, rate limited or timed out.
     """
     transport = await open_transport(target, opts)
     link = CarLink(transport, PhoneConnection(state.identity, name, now=time.time()))
@@ -144,8 +149,9 @@ async def do_pair_oob(
     fingerprint (``protocol.pairing`` checks it before sending anything of ours).
 
     Raises:
-        BridgeError: with ``EXIT_PAIRING`` when the key does not match the URI, or the car
-            refused the secret (used, replaced, expired), or closed, rate limited, timeout.
+        TransportError: the car is unreachable.
+        PairingError: the key does not match the URI, the car refused the secret (used,
+            replaced, expired), or the window closed, rate limited, timed out.
     """
     transport = await open_transport(target, opts)
     conn = PhoneConnection(state.identity, name, oob=uri, now=time.time())
