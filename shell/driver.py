@@ -141,7 +141,10 @@ class ConnectionDriver:
         """Stop, say goodbye when ``reason`` is given, write what is left, close the link."""
         self.closing = True
         if self._ticker is not None:
-            self._ticker.cancel()
+            # Under the write lock, so a tick is never cut off halfway through a write (a
+            # BLE write is several chunks, and half a frame would corrupt the peer's stream).
+            async with self._lock:
+                self._ticker.cancel()
         # Best effort: a closing link may fail in a backend's own way; nothing is left to do.
         with suppress(Exception):
             if reason is not None:
