@@ -6,7 +6,9 @@ lower-case words from a small vocabulary (``cell``, ``home``, ``work``, ``fax``,
 ``X-ABLabel``. Photos are not inline: ``photo`` is the SHA-256 of the image bytes, and the
 bytes travel once per hash (``protocol.sync``).
 
-Structs are ``array_like`` so a typical contact encodes to well under 120 bytes.
+Structs are ``array_like`` so a typical contact encodes to well under 120 bytes. They forbid
+extra trailing elements: the car digests and stores a contact as the bytes the phone sent,
+so those bytes must hold nothing but the contact.
 """
 
 from __future__ import annotations
@@ -27,19 +29,19 @@ __all__ = [
 ]
 
 
-class Phone(msgspec.Struct, array_like=True, frozen=True):
+class Phone(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     number: str
     type: str = ""
     label: str = ""
 
 
-class Email(msgspec.Struct, array_like=True, frozen=True):
+class Email(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     address: str
     type: str = ""
     label: str = ""
 
 
-class Address(msgspec.Struct, array_like=True, frozen=True):
+class Address(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """A postal address in vCard ADR order."""
 
     po_box: str = ""
@@ -53,7 +55,7 @@ class Address(msgspec.Struct, array_like=True, frozen=True):
     label: str = ""
 
 
-class Contact(msgspec.Struct, array_like=True, frozen=True):
+class Contact(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """One contact.
 
     ``uid`` is stable across exports: the vCard ``UID`` or ``X-BT-UID`` when present,
@@ -74,7 +76,7 @@ class Contact(msgspec.Struct, array_like=True, frozen=True):
     photo: bytes = b""  # SHA-256 of the photo bytes, empty when none
 
 
-class Photo(msgspec.Struct, array_like=True, frozen=True):
+class Photo(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """Photo bytes, addressed by their SHA-256."""
 
     hash: bytes

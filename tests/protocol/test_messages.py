@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol.contacts import Contact
 from protocol.errors import MessageError, VersionError
 from protocol.messages import (
     Error,
@@ -18,6 +20,7 @@ from protocol.messages import (
     encode_app,
     negotiate_version,
 )
+from protocol.sync import ContactsBatch
 
 
 def test_hello_round_trip() -> None:
@@ -115,3 +118,21 @@ def test_hello_fields_are_bounded(field: str, value: str) -> None:
     bad = encode(Hello(**{**{f: getattr(hello, f) for f in hello.__struct_fields__}, field: value}))
     with pytest.raises(MessageError):
         decode(bad)
+
+
+def _batch_with(upsert: list[object]) -> bytes:
+    """A ContactsBatch (tag 33) carrying one upsert given as a raw msgpack array."""
+    return msgspec.msgpack.encode([33, 0, bytes(16), [upsert], [], [], True])
+
+
+def test_a_contact_with_elements_beyond_its_fields_is_malformed() -> None:
+    # The car stores a contact as the bytes it received: nothing may ride along in them.
+    plain = ["u1", "Ann", [], "", "", [], [], [], "", "", b""]
+    assert decode(_batch_with(plain)) == ContactsBatch(
+        0, bytes(16), [Contact("u1", "Ann")], [], [], True
+    )
+    with pytest.raises(MessageError):
+        decode(_batch_with([*plain, b"x" * 100_000]))
+    nested = ["u1", "Ann", [], "", "", [["+1 555", "cell", "", "smuggled"]], [], [], "", "", b""]
+    with pytest.raises(MessageError):
+        decode(_batch_with(nested))
