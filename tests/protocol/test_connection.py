@@ -8,6 +8,7 @@ import pytest
 
 from protocol.admission import PairingAdmission
 from protocol.connection import (
+    ApplyBatch,
     ArtworkReceived,
     CarConnection,
     ConnectionFailed,
@@ -19,10 +20,14 @@ from protocol.connection import (
     SessionEstablished,
     State,
 )
+from protocol.contacts import Contact, contact_digest
 from protocol.errors import ProtocolError, Reason
+from protocol.framing import encode_frame
 from protocol.identity import Identity
 from protocol.media import artwork_of
-from protocol.messages import Ping
+from protocol.messages import Ping, encode
+from protocol.sync import ContactsBatch
+from protocol.sync.wire import EMPTY_ANCHOR, batch_digest, next_anchor
 
 
 class Link:
@@ -235,3 +240,54 @@ def test_oob_pairing_under_another_phones_id_is_refused() -> None:
     link.pump()
     assert not link.of("car", PairingComplete)
     assert link.of("car", ConnectionFailed)[0].error.reason is Reason.ID_MISMATCH
+
+
+def test_a_stray_frame_after_the_confirmation_pins_nothing_on_either_side() -> None:
+    # The car holds PairResult(true) for the shell's pin; a frame arriving meanwhile fails
+    # the connection, and the queued PinRequested must die with it: otherwise the car would
+    # pin a phone that never got the verdict.
+    phone, car = PhoneConnection(PHONE_ID, "Pixel"), make_car({})
+    link = Link(phone, car)
+    link.pump()
+    car.confirm_pairing(True, 2.0)
+    link.pump()
+    phone.confirm_pairing(True, 2.0)
+    car.receive_data(phone.data_to_send() + encode_frame(encode(Ping(nonce=1))), 2.0)
+    events = []
+    while (ev := car.next_event()) is not None:
+        events.append(ev)
+    assert not [e for e in events if isinstance(e, PinRequested)]
+    assert isinstance(events[-1], ConnectionFailed)
+    phone.receive_data(car.data_to_send(), 2.0)
+    link.pump()
+    assert not link.of("phone", PairingComplete) and not link.of("car", PairingComplete)
+
+
+def _contact_batches(n: int) -> list[ContactsBatch]:
+    """``n`` chained one-contact batches from an empty mirror, as a phone would send them."""
+    out, anchor = [], EMPTY_ANCHOR
+    for seq in range(n):
+        c = Contact(uid=f"u{seq}", fn=f"Name {seq}")
+        out.append(ContactsBatch(seq, anchor, [c], [], [], seq == n - 1))
+        anchor = next_anchor(anchor, batch_digest([(c.uid, contact_digest(c))], [], []))
+    return out
+
+
+def test_a_failed_commit_voids_the_batches_queued_behind_it() -> None:
+    car = make_car({PHONE_ID.device_id: PHONE_ID.public_key})
+    link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), car)
+    link.pump()
+    assert car.state is State.ESTABLISHED
+    for batch in _contact_batches(2):
+        link.phone.send(batch)
+    car.receive_data(link.phone.data_to_send(), 3.0)  # both batches in one chunk
+    first = car.next_event()
+    while first is not None and not isinstance(first, ApplyBatch):
+        first = car.next_event()
+    assert isinstance(first, ApplyBatch) and first.seq == 0
+    car.abort(Reason.PEER_ERROR, "car storage: disk full")  # the shell's commit failed
+    rest = []
+    while (ev := car.next_event()) is not None:
+        rest.append(ev)
+    assert [type(e) for e in rest] == [ConnectionFailed], "batch 1 must not be committed"
+    car.batch_stored(first)  # a late answer to a dead connection is ignored, not raised
