@@ -223,6 +223,9 @@ class PhoneSession:
         self._driver.closing = True
         who = self.phone_id or "?"
         log.warning("%s %s: connection closed: %s", self.transport_name, who, error)
+        # Hang up: the reader may be waiting on a peer that never speaks again (PROTOCOL.md
+        # 3.2 promises a silent peer is closed at the setup deadline). The Error goes first.
+        self.car.spawn(self._driver.aclose())
 
     def _apply(self, ev: ApplyBatch) -> None:
         """Commit one batch, then release its ack: an ack always means durable."""

@@ -330,11 +330,6 @@ class VirtualClock:
         return self.start + self.readings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after the setup timeout on a quiet link the car sends its Error and sets "
-    "closing, but nothing closes the transport: the pump waits in recv until the peer hangs up",
-)
 async def test_a_quiet_link_is_closed_by_the_car_after_the_setup_timeout(engine: Engine) -> None:
     phone_end, car_end = FakeTransport.pair("lan")
     session = PhoneSession(engine, car_end)
