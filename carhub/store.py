@@ -236,10 +236,12 @@ class Store:
         Raises:
             StoreError: nothing was applied (for example the disk is full).
         """
-        encoded = batch.encoded or [_enc.encode(c) for c in batch.upserts]
+        # The receiver always fills ``encoded`` (it encodes only when no bytes came with it).
         rows = [
             (phone_id, c.uid, digest, c.fn.casefold(), _search_text(c), raw)
-            for c, (_, digest), raw in zip(batch.upserts, batch.digests, encoded, strict=True)
+            for c, (_, digest), raw in zip(
+                batch.upserts, batch.digests, batch.encoded, strict=True
+            )
         ]
         self._apply(phone_id, rows, batch.deletes, batch.photos, batch.new_anchor, now)
 
