@@ -120,9 +120,9 @@ class ContactsReceiver:
 
     def _on_batch(self, b: ContactsBatch, raw: list[bytes] | None) -> list[Message]:
         """Validate a batch; apply it, ack a re-delivery, or ask the phone to resync."""
-        _check_batch(b)
         if raw is None or len(raw) != len(b.upserts):
             raw = [_enc.encode(c) for c in b.upserts]
+        _check_batch(b, raw)
         # The digest is over the contact's msgpack bytes (PROTOCOL.md section 7): the ones
         # the phone sent, which the store keeps as they are.
         entries = [(c.uid, _digest(r)) for c, r in zip(b.upserts, raw, strict=True)]

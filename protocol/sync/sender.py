@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from protocol.contacts import Contact, Photo, digest_and_size
+from protocol.contacts import Contact, Photo, check_bounds, digest_and_size
 from protocol.errors import LocalProtocolError, Reason, SyncError
 from protocol.messages import Message
 from protocol.sync.journal import JournalAcked, JournalBase, JournalSent, SnapshotEdit
@@ -54,11 +54,13 @@ class DigestCache:
     """Digests and encoded sizes of contacts, remembered per uid.
 
     Contacts are frozen, so an identical (or equal) contact has the same digest; a changed
-    one is measured again. Entries for uids no longer present are dropped.
+    one is measured again. Entries for uids no longer present are dropped. ``refused``
+    maps the uids of the last ``measure`` that are out of bounds (``check_bounds``) to why.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[Contact, bytes, int]] = {}
+        self._entries: dict[str, tuple[Contact, bytes, int, str | None]] = {}
+        self.refused: dict[str, str] = {}
 
     def measure(self, contacts: dict[str, Contact]) -> tuple[dict[str, bytes], dict[str, int]]:
         """Return ``(uid -> digest, uid -> size)``, encoding only contacts not seen before.
@@ -68,22 +70,25 @@ class DigestCache:
         """
         digests: dict[str, bytes] = {}
         sizes: dict[str, int] = {}
-        fresh: dict[str, tuple[Contact, bytes, int]] = {}
+        fresh: dict[str, tuple[Contact, bytes, int, str | None]] = {}
+        refused: dict[str, str] = {}
         old = self._entries
         for uid, c in contacts.items():
             hit = old.get(uid)
             # Equal structs compare field by field in C, ~7x cheaper than encode + hash;
             # so a re-imported, unchanged address book costs little too.
             if hit is not None and (hit[0] is c or hit[0] == c):
-                digest, size = hit[1], hit[2]
+                entry = hit
             else:
                 _check_uid(uid, LocalProtocolError)
                 # One encoding gives both the digest and the size used for batching.
                 digest, size = digest_and_size(c)
-            digests[uid] = digest
-            sizes[uid] = size
-            fresh[uid] = (c, digest, size)
-        self._entries = fresh
+                entry = (c, digest, size, check_bounds(c, size))
+            digests[uid], sizes[uid] = entry[1], entry[2]
+            if entry[3] is not None:
+                refused[uid] = entry[3]
+            fresh[uid] = entry
+        self._entries, self.refused = fresh, refused
         return digests, sizes
 
 
@@ -98,6 +103,10 @@ class ContactsSender:
         window: most batches in flight before an ack.
         cache: a ``DigestCache`` the caller keeps between syncs, so unchanged contact
             objects are not encoded again (a delta of one in 10k then costs ~2 ms here).
+
+    A contact out of the bounds of PROTOCOL.md section 7 (``check_bounds``), which the car
+    would refuse with its whole batch, is left out of the sync as if the phone did not
+    hold it, and listed in ``skipped`` as ``(uid, why)`` for the shell to warn about.
 
     Raises:
         LocalProtocolError: a bad ``batch_size``/``window`` or a uid over 1024 bytes.
@@ -116,7 +125,11 @@ class ContactsSender:
         if not 1 <= batch_size <= MAX_BATCH_ITEMS or window < 1:
             raise LocalProtocolError(Reason.STATE, f"batch_size {batch_size}, window {window}")
         self._contacts = {c.uid: c for c in contacts}
-        self._digests, self._sizes = (cache or DigestCache()).measure(self._contacts)
+        cache = cache or DigestCache()
+        self._digests, self._sizes = cache.measure(self._contacts)
+        self.skipped = sorted(cache.refused.items())
+        for uid in cache.refused:
+            del self._contacts[uid], self._digests[uid], self._sizes[uid]
         self._photos = photos
         self._saved = snapshot or SyncSnapshot(EMPTY_ANCHOR, {}, set())
         self._acked = SyncSnapshot(

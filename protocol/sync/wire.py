@@ -9,7 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from protocol.contacts import Contact, Photo, photo_hash
+from protocol.contacts import MAX_MIME_BYTES, Contact, Photo, check_bounds, photo_hash
 from protocol.errors import LocalProtocolError, Reason, SyncError
 from protocol.messages import Message, register
 
@@ -260,11 +260,14 @@ _MAX_UID_BYTES = 1024
 def _check_uid(uid: str, exc: type[LocalProtocolError] | type[SyncError]) -> None:
     """Refuse an empty uid or one too long for the anchor encoding's u16 length."""
     if not uid or len(uid.encode()) > _MAX_UID_BYTES:
-        raise exc(Reason.BAD_BATCH, f"uid of {len(uid)} characters")
+        raise exc(Reason.BAD_BATCH, f"uid of {len(uid.encode())} bytes (1 to {_MAX_UID_BYTES})")
 
 
-def _check_batch(b: ContactsBatch) -> None:
-    """Raise ``SyncError(bad-batch)`` unless the batch is within bounds and consistent."""
+def _check_batch(b: ContactsBatch, raw: list[bytes]) -> None:
+    """Raise ``SyncError(bad-batch)`` unless the batch is within bounds and consistent.
+
+    ``raw`` holds each upsert's msgpack bytes as received, whose length is bounded.
+    """
     if len(b.upserts) + len(b.deletes) > MAX_BATCH_ITEMS or len(b.photos) > MAX_BATCH_PHOTOS:
         raise SyncError(Reason.BAD_BATCH, "batch over the size limits")
     uids = [c.uid for c in b.upserts] + b.deletes
@@ -272,6 +275,11 @@ def _check_batch(b: ContactsBatch) -> None:
         _check_uid(uid, SyncError)
     if len(set(uids)) != len(uids):
         raise SyncError(Reason.BAD_BATCH, "a uid appears twice in one batch")
+    for i, (c, r) in enumerate(zip(b.upserts, raw, strict=True)):
+        if (why := check_bounds(c, len(r))) is not None:
+            raise SyncError(Reason.BAD_BATCH, f"upsert {i}: {why}")
     for p in b.photos:
         if len(p.data) > MAX_PHOTO_BYTES or photo_hash(p.data) != p.hash:
             raise SyncError(Reason.BAD_BATCH, "photo bytes do not match their hash")
+        if len(p.mime.encode()) > MAX_MIME_BYTES:
+            raise SyncError(Reason.BAD_BATCH, f"photo mime over {MAX_MIME_BYTES} bytes")

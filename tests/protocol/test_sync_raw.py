@@ -46,8 +46,11 @@ CONTACTS = [
         photo=PHOTO_A.hash,
     ),
     Contact(uid="u-photo-b", fn="Bob", photo=PHOTO_B.hash),
-    Contact(uid="u-long", fn="x" * 300, note="y" * 70_000),  # str16 and str32 lengths
+    Contact(uid="u-long", fn="x" * 300, note="y" * 8_000),  # str8 and str16 lengths
 ]
+# A str32 string is over the bounds of section 7 (the car refuses it), but raw_upserts,
+# which runs before those checks, must still cut it out whole.
+OVERSIZED = Contact(uid="u-str32", fn="z", note="y" * 70_000)
 
 
 def _batch(upserts: list[Contact], photos: list[Photo] | None = None) -> ContactsBatch:
@@ -81,8 +84,9 @@ def _apply(batch: ContactsBatch, raw: list[bytes] | None) -> ApplyBatch:
         (CONTACTS[:1], []),
         (CONTACTS[1:2], [PHOTO_A]),
         (CONTACTS, [PHOTO_A, PHOTO_B]),
+        ([*CONTACTS, OVERSIZED], []),
     ],
-    ids=["none", "one", "one-non-ascii-with-photo", "many"],
+    ids=["none", "one", "one-non-ascii-with-photo", "many", "str32"],
 )
 def test_raw_upserts_are_each_contacts_bytes_as_encoded(
     upserts: list[Contact], photos: list[Photo]
