@@ -203,6 +203,8 @@ async def sync_contacts(
         SyncError, ProtocolError, LinkClosed, TimeoutError.
     """
     sender = ContactsSender(contacts, photos, snapshot, cache=cache)
+    for uid, why in sender.skipped:  # the car would refuse it (PROTOCOL.md section 7)
+        log.warning("not syncing contact %s: %s", uid[:80], why)
     # The connection feeds the car's replies to the sender and holds the answers until
     # the journal is recorded (write-ahead): here we only record, report and wait.
     link.conn.start_sync(sender, opening)
@@ -216,7 +218,7 @@ async def sync_contacts(
         elif isinstance(ev, SyncProgress):
             on_progress(ev.done, ev.total)
         elif isinstance(ev, SyncCompleted):
-            link.mirror = (ev.anchor, len(contacts))
+            link.mirror = (ev.anchor, len(contacts) - len(sender.skipped))
             return ev.summary
         elif isinstance(ev, MessageReceived) and other is not None:
             await other(ev.message)
