@@ -14,15 +14,30 @@ import hmac
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from protocol.contacts import Contact, check_bounds, contact_digest
 from protocol.identity import Identity, PairingUri
-from protocol.messages import Message, decode, encode
+from protocol.messages import Message, Ping, decode, decode_app, encode, encode_app
 from protocol.pairing import CarPairing, PairConfirm, Paired, PhonePairing
 from protocol.session import SecureSession
+from protocol.sync import (
+    EMPTY_ANCHOR,
+    ApplyBatch,
+    ContactsAck,
+    ContactsBatch,
+    ContactsDone,
+    ContactsReceiver,
+    ContactsState,
+    MirrorState,
+    batch_digest,
+    next_anchor,
+    raw_upserts,
+)
 
 SPEC = Path(__file__).resolve().parents[2] / "protocol" / "PROTOCOL.md"
 _LINE = re.compile(r"^([a-z0-9_.]+)\s+=\s+(\"[^\"]*\"|[0-9a-f]+)\s*$")
@@ -57,7 +72,7 @@ def s(key: str) -> str:
 
 def test_the_document_has_the_vectors() -> None:
     for key in ("car.private", "pair.code", "pair.mac_car", "oob.mac_phone", "session.msg1",
-                "session.msg2", "session.frame_phone0"):
+                "session.msg2", "session.frame_phone0", "session.frame_car1", "contact.encoded"):
         assert key in V
 
 
@@ -176,26 +191,79 @@ def test_session_handshake_vectors() -> None:
     assert ph.transport_keys() == (b("session.k1"), b("session.k2"))
 
 
+# The frames of section 10.3, in the order they are sent: (side, counter, key).
+FRAMES = [("car", 0, "k2"), ("phone", 0, "k1"), ("car", 1, "k2"), ("phone", 1, "k1"),
+          ("phone", 2, "k1")]
+
+
+def _frame_message(side: str, n: int) -> Message:
+    contact = msgspec.msgpack.decode(b("contact.encoded"), type=Contact)
+    anchor = b("contact.anchor")
+    return {
+        ("car", 0): ContactsState(EMPTY_ANCHOR, 0),
+        ("phone", 0): ContactsBatch(1, EMPTY_ANCHOR, [contact], [], [], True),
+        ("car", 1): ContactsAck(1, anchor),
+        ("phone", 1): ContactsDone(anchor, 1),
+        ("phone", 2): Ping(nonce=7),
+    }[(side, n)]
+
+
 def test_session_transport_vectors() -> None:
     ph, ca = _sessions()
     (m1,) = ph.start()
     (m2,) = ca.receive_handshake(m1)
     ph.receive_handshake(m2)
-    assert ph.encrypt(b("session.plain1")) == b("session.frame_phone0")
-    ph.encrypt(b"")
-    assert ph.encrypt(b("session.plain2")) == b("session.frame_phone2")
-    assert ca.encrypt(b("session.plain1")) == b("session.frame_car0")
-    assert ca.decrypt(b("session.frame_phone0")) == b("session.plain1")
+    for side, n, _ in FRAMES:
+        plain, frame = b(f"session.plain_{side}{n}"), b(f"session.frame_{side}{n}")
+        msg = _frame_message(side, n)
+        assert plain[0] == 0x00 and encode_app(msg) == plain  # codec byte, then the message
+        sender, receiver = (ph, ca) if side == "phone" else (ca, ph)
+        assert sender.encrypt(plain) == frame
+        assert receiver.decrypt(frame) == plain
+        assert decode_app(plain) == msg
 
 
-@pytest.mark.parametrize(("frame", "key"), [("frame_phone0", "k1"), ("frame_phone2", "k1"),
-                                            ("frame_car0", "k2")])
-def test_transport_frames_follow_the_text(frame: str, key: str) -> None:
-    data = b(f"session.{frame}")
+@pytest.mark.parametrize(("side", "n", "key"), FRAMES)
+def test_transport_frames_follow_the_text(side: str, n: int, key: str) -> None:
+    data = b(f"session.frame_{side}{n}")
     counter, sealed = data[:8], data[8:]
+    assert counter == n.to_bytes(8, "big")
     aead = ChaCha20Poly1305(b(f"session.{key}"))
     plain = aead.decrypt(b"\x00\x00\x00\x00" + counter, sealed, counter)
-    assert plain == b("session.plain2" if frame == "frame_phone2" else "session.plain1")
+    assert plain == b(f"session.plain_{side}{n}")
+
+
+def test_contact_vectors() -> None:
+    raw = b("contact.encoded")
+    contact = msgspec.msgpack.decode(raw, type=Contact)
+    assert contact.fn == "Zoë Ng" and contact.photo == hashlib.sha256(b"photo").digest()
+    assert msgspec.msgpack.encode(contact) == raw and check_bounds(contact) is None
+    assert contact_digest(contact) == b("contact.digest")
+    assert hashlib.blake2b(raw, digest_size=16).digest() == b("contact.digest")
+    assert hashlib.blake2b(raw).digest()[:16] != b("contact.digest")  # not a truncation
+    digest = b("contact.digest")
+    batch = b"U" + len(b"u-1").to_bytes(2, "big") + b"u-1" + digest
+    anchor = hashlib.sha256(b"carhub-contacts-anchor-v1" + EMPTY_ANCHOR
+                            + hashlib.sha256(batch).digest()).digest()[:16]
+    assert anchor == b("contact.anchor")
+
+
+def test_a_contact_without_its_trailing_defaults_is_digested_as_sent() -> None:
+    full, short = b("contact.full"), b("contact.short")
+    bob = Contact(uid="u-2", fn="Bob")
+    assert msgspec.msgpack.encode(bob) == full
+    assert msgspec.msgpack.decode(short, type=Contact) == bob
+    for raw, key in ((full, "contact.full_digest"), (short, "contact.short_digest")):
+        assert hashlib.blake2b(raw, digest_size=16).digest() == b(key)
+        # The car digests the bytes it received: its anchor is the one the phone predicts.
+        body = msgspec.msgpack.encode([33, 1, EMPTY_ANCHOR, [msgspec.Raw(raw)], [], [], True])
+        receiver = ContactsReceiver(MirrorState())
+        receiver.hello()
+        receiver.receive(decode(body), raw_upserts(body))
+        ev = receiver.next_event()
+        assert isinstance(ev, ApplyBatch) and ev.upserts == [bob] and ev.encoded == [raw]
+        expected = next_anchor(EMPTY_ANCHOR, batch_digest([("u-2", b(key))], [], []))
+        assert receiver.applied(ev) == [ContactsAck(1, expected)]
 
 
 # -- an independent Noise KK (Noise spec rev. 34 sections 5 and 7), primitives only --------
