@@ -122,24 +122,33 @@ def check_bounds(contact: Contact, encoded_size: int | None = None) -> str | Non
     c = contact
     if len(c.n) > MAX_N_PARTS:
         return f"n has {len(c.n)} parts (at most {MAX_N_PARTS})"
-    texts = [("fn", c.fn), ("org", c.org), ("title", c.title), ("birthday", c.birthday)]
-    texts += [("n", part) for part in c.n]
     for kind, items in (("phone", c.phones), ("email", c.emails), ("address", c.addresses)):
         if len(items) > MAX_ENTRIES:
             return f"{len(items)} {kind} entries (at most {MAX_ENTRIES})"
+    if len(c.photo) not in (0, HASH_SIZE):
+        return f"photo hash of {len(c.photo)} bytes (0 or {HASH_SIZE})"
+    size = len(_enc.encode(c)) if encoded_size is None else encoded_size
+    # No string is longer than the whole encoding: a typical contact (~100 bytes) is done.
+    if size > MAX_TEXT_BYTES and (why := _check_texts(c)) is not None:
+        return why
+    if size > MAX_CONTACT_BYTES:
+        return f"contact of {size} bytes (at most {MAX_CONTACT_BYTES})"
+    return None
+
+
+def _check_texts(c: Contact) -> str | None:
+    """Check each string field against its bound."""
+    if _utf8_len(c.note) > MAX_NOTE_BYTES:
+        return f"note over {MAX_NOTE_BYTES} bytes"
+    texts = [("fn", c.fn), ("org", c.org), ("title", c.title), ("birthday", c.birthday)]
+    texts += [("n", part) for part in c.n]
+    for kind, items in (("phone", c.phones), ("email", c.emails), ("address", c.addresses)):
         for it in items:
             fields = zip(it.__struct_fields__, msgspec.structs.astuple(it), strict=True)
             texts += ((f"{kind} {name}", value) for name, value in fields)
     for name, value in texts:
         if _utf8_len(value) > MAX_TEXT_BYTES:
             return f"{name} over {MAX_TEXT_BYTES} bytes"
-    if _utf8_len(c.note) > MAX_NOTE_BYTES:
-        return f"note over {MAX_NOTE_BYTES} bytes"
-    if len(c.photo) not in (0, HASH_SIZE):
-        return f"photo hash of {len(c.photo)} bytes (0 or {HASH_SIZE})"
-    size = len(_enc.encode(c)) if encoded_size is None else encoded_size
-    if size > MAX_CONTACT_BYTES:
-        return f"contact of {size} bytes (at most {MAX_CONTACT_BYTES})"
     return None
 
 
