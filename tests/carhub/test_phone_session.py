@@ -33,7 +33,7 @@ from protocol.contacts import Contact
 from protocol.errors import Reason
 from protocol.identity import Identity
 from protocol.messages import Message
-from protocol.sync import ContactsAck, ContactsSender
+from protocol.sync import EMPTY_ANCHOR, ContactsAck, ContactsBatch, ContactsSender
 from shell.transport import BaseTransport, TransportError
 
 
@@ -346,3 +346,20 @@ async def test_a_quiet_link_is_closed_by_the_car_after_the_setup_timeout(engine:
     finally:
         await phone_end.close()
         await asyncio.wait_for(task, 2)
+
+
+async def test_a_contact_with_a_4_mb_name_is_refused_and_nothing_is_stored(
+    engine: Engine,
+) -> None:
+    phone = Phone(engine)
+    await phone.pair(engine)
+    await phone.until(lambda e: isinstance(e, SessionEstablished))
+    # A phone that ignores the bounds: 4 MB of name compress to a few KB, one frame.
+    huge = Contact(uid="big", fn="x" * 4_000_000)
+    phone.conn.send(
+        ContactsBatch(1, EMPTY_ANCHOR, [Contact(uid="ok", fn="Ada"), huge], [], [], True)
+    )
+    ev = await phone.until(lambda e: isinstance(e, ConnectionFailed))
+    assert isinstance(ev, ConnectionFailed) and ev.error.reason is Reason.BAD_BATCH
+    assert engine.store.contacts(phone.identity.device_id)[0] == 0  # the API serves nothing
+    await phone.stop()
