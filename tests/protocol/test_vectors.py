@@ -16,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import zstandard
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -231,6 +232,17 @@ def test_transport_frames_follow_the_text(side: str, n: int, key: str) -> None:
     aead = ChaCha20Poly1305(b(f"session.{key}"))
     plain = aead.decrypt(b"\x00\x00\x00\x00" + counter, sealed, counter)
     assert plain == b(f"session.plain_{side}{n}")
+
+
+def test_a_zstd_application_payload_decodes_to_its_message() -> None:
+    plain, body = b("session.plain_zstd"), b("session.body_zstd")
+    assert plain[0] == 0x01 and len(body) >= 256
+    assert zstandard.get_frame_parameters(plain[1:]).content_size == len(body)
+    assert zstandard.ZstdDecompressor().decompress(plain[1:]) == body
+    msg = decode_app(plain)
+    assert isinstance(msg, ContactsBatch) and encode(msg) == body
+    assert msg.base_anchor == b("contact.anchor") and msg.deletes == ["u-2"]
+    assert decode_app(encode_app(msg)) == msg  # and the reference compresses it again
 
 
 def test_contact_vectors() -> None:
