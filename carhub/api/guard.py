@@ -9,8 +9,6 @@ from urllib.parse import urlsplit
 __all__ = ["LOOPBACK_HOSTS", "SameOriginGuard"]
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
-# The page scheme a request's own scheme implies (a WebSocket opened by an http:// page is ws://).
-_PAGE_SCHEME = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
 _DEFAULT_PORT = {"http": 80, "https": 443}
 
 
@@ -27,11 +25,17 @@ class SameOriginGuard:
     Args:
         app: the ASGI app to guard.
         allowed_hosts: Host header values served; None serves any.
+        scheme: the scheme the dashboard is served at (``carhub run`` serves plain
+            HTTP). Not the request's own: uvicorn rewrites that from a loopback client's
+            ``X-Forwarded-Proto``, which would let ``https://`` pass again.
     """
 
-    def __init__(self, app: Any, allowed_hosts: tuple[str, ...] | None) -> None:
+    def __init__(
+        self, app: Any, allowed_hosts: tuple[str, ...] | None, scheme: str = "http"
+    ) -> None:
         self.app = app
         self.allowed = allowed_hosts
+        self.scheme = scheme
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -43,16 +47,15 @@ class SameOriginGuard:
                 return
             origin = headers.get("origin")
             unsafe = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD")
-            if unsafe and origin is not None and not _same_origin(origin, scope, host):
+            if unsafe and origin is not None and not self._same_origin(origin, host):
                 await _refuse(scope, send, f"cross-origin request from {origin} refused")
                 return
         await self.app(scope, receive, send)
 
-
-def _same_origin(origin: str, scope: Any, host: str) -> bool:
-    """Whether ``origin`` is the dashboard's own: scheme, host and port all equal."""
-    own = _origin_tuple(f"{_PAGE_SCHEME.get(scope.get('scheme', 'http'), '')}://{host}")
-    return own is not None and _origin_tuple(origin) == own
+    def _same_origin(self, origin: str, host: str) -> bool:
+        """Whether ``origin`` is the dashboard's own: scheme, host and port all equal."""
+        own = _origin_tuple(f"{self.scheme}://{host}")
+        return own is not None and _origin_tuple(origin) == own
 
 
 def _origin_tuple(text: str) -> tuple[str, str, int] | None:

@@ -92,5 +92,10 @@ async def test_over_uvicorn_only_the_exact_origin_accepts(dashboard: str) -> Non
         r = await client.post("/api/pairing/open", headers={"Origin": f"https://{dashboard}"})
         assert r.status_code == 403, r.text
         assert (await client.get("/api/status")).json()["pairing_open"] is False
+        # uvicorn takes the request's scheme from a loopback client's X-Forwarded-Proto:
+        # the guard must not, or https:// would pass again.
+        spoofed = {"Origin": f"https://{dashboard}", "X-Forwarded-Proto": "https"}
+        r = await client.post("/api/pairing/open", headers=spoofed)
+        assert r.status_code == 403, r.text
         r = await client.post("/api/pairing/open", headers={"Origin": f"http://{dashboard}"})
         assert r.status_code == 200 and r.json()["pairing_open"] is True
