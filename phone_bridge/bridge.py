@@ -213,7 +213,7 @@ class Bridge:
     async def _send_now_playing(self, link: CarLink, np: NowPlaying) -> None:
         try:
             await link.send(np)
-        except (TransportError, ProtocolError) as exc:
+        except (TransportError, LinkClosed, ProtocolError) as exc:
             log.debug("now-playing not sent: %s", exc)
 
 

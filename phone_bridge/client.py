@@ -44,7 +44,7 @@ from protocol.sync import (
 from shell.driver import ConnectionDriver
 from shell.transport import BaseTransport
 
-__all__ = ["CarLink", "LinkClosed", "pair", "sync_contacts"]
+__all__ = ["CarLink", "LinkClosed", "lost", "pair", "sync_contacts"]
 
 log = logging.getLogger("phone_bridge")
 E = TypeVar("E")
@@ -95,17 +95,23 @@ class CarLink:
         """Write whatever the connection produced.
 
         Raises:
-            TransportError: the link is gone.
+            LinkClosed: the link is gone (the car was reached: it is lost, not unreachable).
         """
-        await self._driver.flush()
+        try:
+            await self._driver.flush()
+        except ConnectionError as exc:
+            raise lost(exc) from exc
 
     async def process(self) -> None:
         """Queue the events a direct call on ``conn`` made, then write what it produced.
 
         Raises:
-            TransportError: the link is gone.
+            LinkClosed: the link is gone.
         """
-        await self._driver.process()
+        try:
+            await self._driver.process()
+        except ConnectionError as exc:
+            raise lost(exc) from exc
 
     async def send(self, msg: Message) -> None:
         """Send one application message over the session."""
@@ -152,7 +158,17 @@ class CarLink:
         if isinstance(ended, ProtocolError):
             self.events.put_nowait(ended)
         else:  # TransportError, or a BLE backend's own ConnectionError
-            self.events.put_nowait(LinkClosed(str(ended or "") or "the link to the car was lost"))
+            self.events.put_nowait(lost(ended))
+
+
+def lost(exc: BaseException | None) -> LinkClosed:
+    """The error for a link that dropped once open, whichever side of it noticed first.
+
+    A write and the reader race to see a dead car: both must tell the user the same thing
+    (exit 1, connection lost), never "unreachable" (exit 3), which is for a failed dial.
+    """
+    why = str(exc or "") or "the link dropped"
+    return LinkClosed(f"connection to the car lost: {why}")
 
 
 async def pair(

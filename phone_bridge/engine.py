@@ -18,6 +18,7 @@ from pathlib import Path
 
 from phone_bridge.client import CarLink, pair, sync_contacts
 from phone_bridge.connect import ConnectOptions, Target, open_transport
+from phone_bridge.discovery import is_hostport
 from phone_bridge.errors import (
     EXIT_BAD_INPUT,
     EXIT_ERROR,
@@ -86,21 +87,26 @@ async def open_session(
 ) -> CarLink:
     """Open an authenticated session with a paired car.
 
+    A paired car is its key, not its address: the car's ``Hello`` says which car answered,
+    and the key pinned for that id must complete the handshake. A target named by its
+    address (``host:port``) is whichever paired car answers there; one named by id or name
+    is that car only. Once the session is up, ``target.paired`` is the car that answered,
+    and its stored address is where it was met (a car restarted on a new port is found
+    again by ``host:port``).
+
     Raises:
         BridgeError: not paired here (``EXIT_NOT_PAIRED``).
         TransportError: the car is unreachable.
         ProtocolError: the handshake failed; ``SessionError(unknown-peer)`` when the car
-            no longer knows this phone.
+            no longer knows this phone, or (not from the car) when the car that answered
+            is not paired here.
     """
-    if target.paired is None:
+    cars = _candidates(target, state)
+    if not cars:
         raise BridgeError(f"not paired with {target.label}; run 'pair' first", EXIT_NOT_PAIRED)
     transport = await open_transport(target, opts)
-    conn = PhoneConnection(
-        state.identity,
-        name,
-        car_public_key=bytes.fromhex(target.paired.public_key),
-        now=time.time(),
-    )
+    keys = {c.id: bytes.fromhex(c.public_key) for c in cars.values()}
+    conn = PhoneConnection(state.identity, name, lookup_car=keys.get, now=time.time())
     link = CarLink(transport, conn)
     await link.__aenter__()
     try:
@@ -108,7 +114,26 @@ async def open_session(
     except BaseException:
         await link.aclose()
         raise
+    target.paired = _met_at(state, cars[conn.peer_device_id], target, link)
     return link
+
+
+def _candidates(target: Target, state: PhoneState) -> dict[str, PairedCar]:
+    """The paired cars a session with ``target`` may reach, by id."""
+    # Named by address: any paired car met there. Named by id or name: that car only.
+    by_address = is_hostport(target.query) and target.sighting is None
+    cars = state.cars() if by_address else {}
+    if target.paired is not None:
+        cars[target.paired.id] = target.paired
+    return cars
+
+
+def _met_at(state: PhoneState, car: PairedCar, target: Target, link: CarLink) -> PairedCar:
+    """Remember where a paired car was just met over the LAN, if that is new."""
+    if link.transport.name == "lan" and target.endpoint and car.endpoint != target.endpoint:
+        car.endpoint = target.endpoint
+        state.save_car(car)
+    return car
 
 
 async def do_pair(

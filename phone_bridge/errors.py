@@ -22,6 +22,7 @@ with one table, first match wins:
 
     protocol.errors.PairingError (oob-mismatch, from the car)   PairingFailed ("refused")
     protocol.errors.PairingError                                PairingFailed (by reason)
+    protocol.errors.SessionError (unknown-peer, ours)           NotPaired ("run 'pair'")
     protocol.errors.SessionError (unknown-peer)                 NotPaired
     protocol.errors.ProtocolError                               ProtocolFailure
     shell.errors.TransportError                                 CarUnreachable
@@ -188,6 +189,10 @@ def _unknown_peer(exc: Any) -> bool:
     return bool(exc.reason is Reason.UNKNOWN_PEER)
 
 
+def _car_unknown_here(exc: Any) -> bool:
+    return bool(exc.reason is Reason.UNKNOWN_PEER and not exc.from_peer)
+
+
 def _always(exc: Any) -> bool:
     return True
 
@@ -198,6 +203,7 @@ FOREIGN_ERRORS: tuple[
 ] = (
     (PairingError, _car_refused_oob, lambda e: PairingFailed(_CAR_REFUSED_OOB)),
     (PairingError, _always, lambda e: PairingFailed(_PAIRING_MESSAGES.get(e.reason, str(e)))),
+    (SessionError, _car_unknown_here, lambda e: NotPaired(f"{e.detail}; run 'pair' first")),
     (SessionError, _unknown_peer, lambda e: NotPaired(_UNKNOWN_TO_CAR)),
     (ProtocolError, _always, lambda e: ProtocolFailure(f"protocol error: {e}")),
     (TransportError, _always, lambda e: CarUnreachable(str(e))),

@@ -3,7 +3,9 @@
 Layout (``--state-dir``, default ``~/.local/state/carhub-phone``)::
 
     phone.key                 X25519 private key, mode 0600
-    cars.json                 paired cars: id -> name, pinned public key, endpoints
+    phone.json                this phone's name as cars show it, once a --name gave one
+    cars.json                 paired cars: id -> name, pinned public key, endpoints (an
+                              endpoint belongs to the last car met there)
     snapshots/<car id>.mpk    "CHB1" + generation (8 bytes) + base protocol.sync.SyncSnapshot
     snapshots/<car id>.log    "CHJ1" + generation (8 bytes) + journal of sync edits since
                               that base (batches sent, acked)
@@ -22,9 +24,11 @@ new base (which already includes it). No base means generation zero.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,8 +43,10 @@ from protocol.identity import Identity, fingerprint
 from protocol.sync import JournalBase, SnapshotEdit, SyncSnapshot, replay_journal
 from shell.keys import load_or_create_identity
 
-__all__ = ["PairedCar", "PhoneState", "StateError", "default_state_dir"]
+__all__ = ["PairedCar", "PhoneState", "StateError", "default_phone_name", "default_state_dir"]
 
+
+log = logging.getLogger("phone_bridge")
 
 _BASE_MAGIC = b"CHB1"
 _LOG_MAGIC = b"CHJ1"
@@ -53,6 +59,11 @@ def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/carhub-phone`` or ``~/.local/state/carhub-phone``."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "carhub-phone"
+
+
+def default_phone_name() -> str:
+    """The phone's name when no ``--name`` was ever given: from the hostname."""
+    return f"phone-bridge on {socket.gethostname()}"
 
 
 @dataclass
@@ -89,6 +100,30 @@ class PhoneState:
             self._identity = load_or_create_identity(self.root / "phone.key")
         return self._identity
 
+    # -- this phone --------------------------------------------------------------------
+    def phone_name(self, given: str | None = None) -> str:
+        """This phone's name as the car shows it (every ``Hello`` carries it).
+
+        The car renames the phone after each ``Hello``, so a ``--name`` given once (at
+        ``pair``) must be sent again by every later command that is given none. A name is
+        only cosmetic: a ``phone.json`` that cannot be read or written is logged, not fatal.
+
+        Args:
+            given: the ``--name`` of this command, if any; it is remembered.
+
+        Returns:
+            ``given``, else the last name given, else ``default_phone_name()``.
+        """
+        path = self.root / "phone.json"
+        try:
+            stored = _stored_name(path)
+            if given and given != stored:
+                self._atomic_write(path, json.dumps({"name": given}).encode())
+        except StateError as exc:
+            log.warning("phone name: %s", exc)
+            stored = ""
+        return given or stored or default_phone_name()
+
     # -- cars --------------------------------------------------------------------------
     def cars(self) -> dict[str, PairedCar]:
         """Return the paired cars by id."""
@@ -109,8 +144,15 @@ class PhoneState:
             raise StateError(f"{path} is corrupt: {exc}") from exc
 
     def save_car(self, car: PairedCar) -> None:
-        """Add or update a paired car."""
+        """Add or update a paired car.
+
+        Its endpoint is taken from any other car that had it: one address holds one car,
+        and the one just met there is the one it holds now.
+        """
         cars = self.cars()
+        for other in cars.values():
+            if car.endpoint and other.id != car.id and other.endpoint == car.endpoint:
+                other.endpoint = ""
         cars[car.id] = car
         self._write_json(cars)
 
@@ -219,6 +261,26 @@ class PhoneState:
 
 
 _edit_decoder = msgspec.msgpack.Decoder(SnapshotEdit)
+
+
+def _stored_name(path: Path) -> str:
+    """The name in ``phone.json`` ("" if none).
+
+    Raises:
+        StateError: unreadable or malformed.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise StateError(f"{path} is corrupt: not UTF-8 JSON ({exc})") from exc
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if not isinstance(name, str):
+        raise StateError(f'{path} is corrupt: expected {{"name": "..."}}')
+    return name
 
 
 def _record(edit: SnapshotEdit) -> bytes:

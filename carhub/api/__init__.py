@@ -11,9 +11,11 @@ engine through ``EngineDep``; the shapes they return are the models in ``carhub.
     media     GET  /api/media;  POST /api/media/command
     events    WS   /api/events
 
-OpenAPI docs are at ``/docs``. ``/api/events`` is a WebSocket that first sends a snapshot
-(``status``, ``pairing``, ``phones``, ``media``) and then every change, ``contacts``
-included, each as ``{"type": ..., "data": ...}``.
+OpenAPI docs are at ``/docs``; every route lists the 4xx it can answer (``responses``),
+and a method a path does not serve gets 405 with ``Allow`` naming the ones it does.
+The dashboard's files are served at ``/``, but never under ``/api/``. ``/api/events`` is
+a WebSocket that first sends a snapshot (``status``, ``pairing``, ``phones``, ``media``)
+and then every change, ``contacts`` included, each as ``{"type": ..., "data": ...}``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from carhub.api import events, media, pairing, phones, status
 from carhub.api.guard import LOOPBACK_HOSTS, SameOriginGuard
 from carhub.api.pairing import qr_svg
+from carhub.api.responses import GUARDED
+from carhub.api.routing import UiMount, method_not_allowed
 from carhub.engine import Engine
 
 __all__ = ["LOOPBACK_HOSTS", "create_app", "qr_svg"]
@@ -53,9 +58,10 @@ def create_app(engine: Engine, allowed_hosts: tuple[str, ...] | None = LOOPBACK_
     )
     app.state.engine = engine
     app.add_middleware(SameOriginGuard, allowed_hosts=allowed_hosts)
+    app.add_exception_handler(HTTPException, method_not_allowed)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=GUARDED)
     # Mounted last so the API routes above win; html=True serves index.html at /.
     if UI_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=UI_DIR, html=True), name="ui")
+        app.router.routes.append(UiMount("/", StaticFiles(directory=UI_DIR, html=True), name="ui"))
     return app

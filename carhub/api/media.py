@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from carhub.api.deps import EngineDep
+from carhub.api.responses import errors
 from carhub.engine import NoPhoneError
 from carhub.views import CommandResult, Media, MediaCommandBody
 
@@ -18,7 +19,11 @@ async def media(engine: EngineDep) -> Media:
     return engine.media()
 
 
-@router.post("/api/media/command", response_model=CommandResult)
+@router.post(
+    "/api/media/command",
+    response_model=CommandResult,
+    responses=errors(e409="no phone is connected to take the command"),
+)
 async def media_command(body: MediaCommandBody, engine: EngineDep) -> CommandResult:
     """Forward a command to the phone's player (409 when no phone is connected)."""
     try:

@@ -8,12 +8,20 @@ import segno
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from carhub.api.deps import EngineDep
+from carhub.api.responses import errors
 from carhub.engine import Engine
 from carhub.views import PairingRequest, PairingUriBody, Status
 
 __all__ = ["qr_svg", "router"]
 
 router = APIRouter()
+_NO_REQUEST = errors(e404="no such pairing request is pending (any more)")
+
+
+class SvgResponse(Response):
+    """An SVG image (so /openapi.json says ``image/svg+xml``, not JSON)."""
+
+    media_type = "image/svg+xml"
 
 
 def qr_svg(text: str) -> bytes:
@@ -58,16 +66,25 @@ async def pairing_uri(engine: EngineDep) -> PairingUriBody:
     return PairingUriBody(uri=uri.to_uri(), expires_at=expires_at)
 
 
-@router.get("/api/pairing/uri.svg")
-async def pairing_qr(engine: EngineDep) -> Response:
+@router.get(
+    "/api/pairing/uri.svg",
+    response_class=SvgResponse,
+    responses={
+        200: {
+            "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+            "description": "The QR code, an SVG image",
+        },
+        **errors(image=True, e404="no pairing QR code is on show"),
+    },
+)
+async def pairing_qr(engine: EngineDep) -> SvgResponse:
     """The current pairing URI as a QR code (SVG); 404 when none is on show."""
     current = engine.pairing_uri()
     if current is None:
         raise HTTPException(404, "no pairing QR code is on show")
     # The image holds a secret: never cache it, never treat it as anything but an image.
-    return Response(
+    return SvgResponse(
         qr_svg(current[0].to_uri()),
-        media_type="image/svg+xml",
         headers={
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
@@ -81,12 +98,12 @@ async def pairing_requests(engine: EngineDep) -> list[PairingRequest]:
     return engine.pairing_requests()
 
 
-@router.post("/api/pairing/requests/{request_id}/accept")
+@router.post("/api/pairing/requests/{request_id}/accept", responses=_NO_REQUEST)
 async def accept(request_id: str, engine: EngineDep) -> dict[str, bool]:
     return _decide(engine, request_id, accepted=True)
 
 
-@router.post("/api/pairing/requests/{request_id}/reject")
+@router.post("/api/pairing/requests/{request_id}/reject", responses=_NO_REQUEST)
 async def reject(request_id: str, engine: EngineDep) -> dict[str, bool]:
     return _decide(engine, request_id, accepted=False)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from carhub.api.deps import EngineDep
+from carhub.api.responses import errors
 from carhub.views import ContactItem, ContactPage, Phone
 
 __all__ = ["router"]
 
 router = APIRouter()
+_NO_PHONE = errors(e404="no such paired phone")
 
 
 @router.get("/api/phones", response_model=list[Phone])
@@ -17,7 +19,7 @@ async def phones(engine: EngineDep) -> list[Phone]:
     return engine.phones()
 
 
-@router.delete("/api/phones/{phone_id}")
+@router.delete("/api/phones/{phone_id}", responses=_NO_PHONE)
 async def unpair(phone_id: str, engine: EngineDep) -> dict[str, bool]:
     """Unpair the phone and erase its keys, contacts, media and artwork."""
     if not engine.unpair(phone_id):
@@ -25,7 +27,7 @@ async def unpair(phone_id: str, engine: EngineDep) -> dict[str, bool]:
     return {"ok": True}
 
 
-@router.get("/api/phones/{phone_id}/contacts", response_model=ContactPage)
+@router.get("/api/phones/{phone_id}/contacts", response_model=ContactPage, responses=_NO_PHONE)
 async def contacts(
     phone_id: str,
     engine: EngineDep,
@@ -39,7 +41,17 @@ async def contacts(
     return ContactPage(total=total, items=[ContactItem.from_contact(c) for c in items])
 
 
-@router.get("/api/phones/{phone_id}/artwork/{art_hash}")
+@router.get(
+    "/api/phones/{phone_id}/artwork/{art_hash}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The artwork, in the image type the phone sent",
+        },
+        **errors(image=True, e400="the artwork hash is not hex", e404="no such phone or artwork"),
+    },
+)
 async def artwork(phone_id: str, art_hash: str, engine: EngineDep) -> Response:
     try:
         raw = bytes.fromhex(art_hash)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +19,7 @@ import typer
 from phone_bridge.cli.app import fail
 from phone_bridge.connect import ConnectOptions
 from phone_bridge.errors import BadInput
+from phone_bridge.state import default_phone_name
 from shell.radio import is_emulated
 
 __all__ = [
@@ -73,7 +73,9 @@ Btsnoop = Annotated[
 Name = Annotated[
     str | None,
     typer.Option(
-        "--name", help="This phone's name as the car shows it (default: from the hostname)."
+        "--name",
+        help="This phone's name as the car shows it, kept for later commands (default: the "
+        "last --name given, else from the hostname).",
     ),
 ]
 
@@ -113,8 +115,8 @@ class CarOptions:
 
     @property
     def phone_name(self) -> str:
-        """This phone's name as the car shows it."""
-        return self.name or f"phone-bridge on {socket.gethostname()}"
+        """``--name``, else the hostname's; ``PhoneState.phone_name`` also remembers it."""
+        return self.name or default_phone_name()
 
 
 def check_auto_confirm(auto: bool, opts: CarOptions) -> CarOptions:

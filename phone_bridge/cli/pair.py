@@ -92,7 +92,7 @@ def pair_cmd(
     decide = _decider(auto_confirm, confirm_code)
 
     def opener(target: Target) -> Awaitable[tuple[PairedCar, CarLink]]:
-        return do_pair(state, target, opts.connect, opts.phone_name, decide)
+        return do_pair(state, target, opts.connect, state.phone_name(opts.name), decide)
 
     _print_paired(run_flow(_pair(state, car, opts, opener), as_json), as_json)
 
@@ -118,7 +118,7 @@ def _pair_by_uri(
     state = open_state(opts.as_json)
 
     def opener(target: Target) -> Awaitable[tuple[PairedCar, CarLink]]:
-        return do_pair_oob(state, target, opts.connect, opts.phone_name, scanned)
+        return do_pair_oob(state, target, opts.connect, state.phone_name(opts.name), scanned)
 
     result = run_flow(_pair(state, query, opts, opener), opts.as_json)
     _print_paired({**result, "method": "oob"}, opts.as_json)

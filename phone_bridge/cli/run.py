@@ -79,7 +79,7 @@ def run_cmd(
         car=car,
         contacts=contacts,
         media=media,
-        name=opts.phone_name,
+        name=state.phone_name(opts.name),
         auto_confirm=auto_confirm,
         connect=opts.connect,
     )

@@ -76,7 +76,7 @@ def _session_with(state: PhoneState, opts: CarOptions) -> Opener:
     """The default opener: an authenticated session with a car paired before."""
 
     async def open_(target: Target) -> tuple[PairedCar, CarLink]:
-        link = await open_session(state, target, opts.connect, opts.phone_name)
+        link = await open_session(state, target, opts.connect, state.phone_name(opts.name))
         assert target.paired is not None  # open_session refuses an unpaired target
         return target.paired, link
 

@@ -11,6 +11,7 @@ or losses. Every other application message is a ``MessageReceived``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from protocol.connection.base import PAIRING_TIMEOUT, BaseConnection
 from protocol.connection.events import (
@@ -20,7 +21,13 @@ from protocol.connection.events import (
     SyncFailed,
     SyncJournal,
 )
-from protocol.errors import LocalProtocolError, ProtocolError, Reason, RemoteProtocolError
+from protocol.errors import (
+    LocalProtocolError,
+    ProtocolError,
+    Reason,
+    RemoteProtocolError,
+    SessionError,
+)
 from protocol.framing import encode_frame
 from protocol.identity import Identity, PairingUri
 from protocol.messages import (
@@ -54,6 +61,10 @@ class PhoneConnection(BaseConnection):
         identity: the phone's static key pair.
         name: the phone's display name (shown on the car).
         car_public_key: the car's pinned key, or None to pair first.
+        lookup_car: instead of ``car_public_key``, the pinned key of a car by its device
+            id (None: not paired with it). The car's ``Hello`` names the car, so a paired
+            car is found by its id wherever it answers; an id with no pinned key fails
+            the connection with ``SessionError(unknown-peer)`` before the handshake.
         oob: a scanned pairing URI (QR) to pair without comparing a code.
         now: the current time in seconds.
     """
@@ -66,6 +77,7 @@ class PhoneConnection(BaseConnection):
         name: str,
         *,
         car_public_key: bytes | None = None,
+        lookup_car: Callable[[str], bytes | None] | None = None,
         oob: PairingUri | None = None,
         model: str = "phone-bridge",
         now: float = 0.0,
@@ -73,7 +85,9 @@ class PhoneConnection(BaseConnection):
         super().__init__(identity, name, model, now)
         self.peer_public_key = car_public_key
         self._oob = oob
-        self._intent = "session" if car_public_key is not None else "pair"
+        self._lookup_car = lookup_car
+        resume = car_public_key is not None or lookup_car is not None
+        self._intent = "session" if resume else "pair"
         self._hello = Hello(
             versions=list(SUPPORTED_VERSIONS),
             role="phone",
@@ -168,6 +182,13 @@ class PhoneConnection(BaseConnection):
         self._transcript = self._hello_raw + raw
         self._events.append(PeerHello(msg.device_id, msg.name, msg.model, msg.intent, msg.selected))
         if self._intent == "session":
+            if self._lookup_car is not None:
+                self.peer_public_key = self._lookup_car(msg.device_id)
+            if self.peer_public_key is None:
+                # Pinned by id: no handshake with a key this phone never paired.
+                raise SessionError(
+                    Reason.UNKNOWN_PEER, f"car {msg.device_id} is not paired with this phone"
+                )
             self._begin_session()
             return
         self.state = State.PAIRING

@@ -156,10 +156,17 @@ CASES: list[tuple[BaseException, type[BridgeError], int, str]] = [
         "pairing-busy: another phone",
     ),
     (
-        SessionError(Reason.UNKNOWN_PEER, "who?"),
+        SessionError(Reason.UNKNOWN_PEER, "who?", from_peer=True),
         NotPaired,
         5,
         "the car does not know this phone (unpaired on the car?); run 'pair' again",
+    ),
+    (
+        # The car that answered is not one this phone paired with (ours, not the car's).
+        SessionError(Reason.UNKNOWN_PEER, "car 0123456789abcdef is not paired with this phone"),
+        NotPaired,
+        5,
+        "car 0123456789abcdef is not paired with this phone; run 'pair' first",
     ),
     (SessionError(Reason.TAMPERED, "mac"), ProtocolFailure, 1, "protocol error: tampered: mac"),
     (MessageError(Reason.MALFORMED), ProtocolFailure, 1, "protocol error: malformed"),
