@@ -113,8 +113,14 @@ class CarRunner:
             if host in ("0.0.0.0", "::", "")
             else (*LOOPBACK_HOSTS, host)
         )
+        # No proxy sits in front of the dashboard: never let a client's X-Forwarded-* headers
+        # rewrite the scheme or address the origin guard and the logs see.
         config = uvicorn.Config(
-            create_app(self.engine, allowed), log_level="warning", access_log=False, lifespan="off"
+            create_app(self.engine, allowed),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,
         )
         self._uvicorn = uvicorn.Server(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
