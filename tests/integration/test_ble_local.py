@@ -4,6 +4,7 @@ on a shared LocalRadio (real Bumble controllers and stacks, no sockets, no mocks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -43,6 +44,7 @@ class EchoCar:
 
     async def on_link(self, link: BleLink) -> None:
         self.links.append(link)
+        link.session_established()  # a byte pipe: as if the session were up at once
         try:
             while True:
                 await link.send(await link.recv())
@@ -275,4 +277,27 @@ async def test_receive_queue_overflow_disconnects_phone(air: LocalRadio) -> None
         await asyncio.wait_for(_until(lambda: silent.server.links == []), 5)
     finally:
         await transport.close()
+        await silent.server.stop()
+
+
+async def test_before_the_session_a_phone_may_queue_16_kib_only(air: LocalRadio) -> None:
+    silent = SilentCar(air)  # the default 2 MiB bound, once a session is up
+    await silent.server.start()
+    early = await BleTransport.connect(silent.server.address, radio=air)
+    late = await BleTransport.connect(silent.server.address, radio=air)
+    try:
+        await asyncio.wait_for(_until(lambda: len(silent.links) == 2), 5)
+        unauthenticated, authenticated = silent.links
+        authenticated.session_established()
+        for transport in (early, late):
+            with contextlib.suppress(ConnectionError):
+                for _ in range(10):  # 20 kB, the car reading none of it
+                    await transport.send(b"z" * 2_000)
+                    await asyncio.sleep(0.01)
+        await asyncio.wait_for(_until(lambda: unauthenticated.closed), 5)
+        assert unauthenticated._chunks.qsize() <= 1  # dropped: only the end-of-link marker
+        assert not authenticated.closed and authenticated._chunks.queued_bytes >= 20_000
+    finally:
+        await early.close()
+        await late.close()
         await silent.server.stop()

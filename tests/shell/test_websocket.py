@@ -94,19 +94,32 @@ async def test_compression_is_off(car: Car) -> None:
         await phone.close()
 
 
-async def test_a_full_frame_fits_and_one_byte_more_does_not(car: Car) -> None:
+async def authenticated_echo(link: WebSocketTransport) -> None:
+    link.session_established()  # what the driver does once the session is up
+    await echo(link)
+
+
+async def test_a_full_frame_fits_and_one_byte_more_does_not() -> None:
+    car = Car(authenticated_echo)
+    car.server = await start_websocket_server("127.0.0.1", 0, car.on_link)
     phone = await WebSocketTransport.connect(car.endpoint)
     try:
         big = bytes(MAX_MESSAGE)
         await phone.send(big)
         assert await asyncio.wait_for(phone.recv(), 10) == big
-        await phone.send(big + b"!")  # the car closes with 1009 (message too big)
+        # Queued frames longer than one message go out as several messages.
+        await phone.send(big + b"!")
+        assert await asyncio.wait_for(phone.recv(), 10) == big
+        assert await asyncio.wait_for(phone.recv(), 10) == b"!"
+        await phone._ws.send(big + b"!")  # one message too big: the car closes with 1009
         with pytest.raises(TransportError, match=r"^the car closed the connection$"):
             await asyncio.wait_for(phone.recv(), 5)
         await asyncio.wait_for(_until(lambda: bool(car.errors)), 5)
         assert str(car.errors[0]) == "websocket closed"
     finally:
         await phone.close()
+        car.server.close()
+        await car.server.wait_closed()
 
 
 async def test_text_messages_come_out_as_bytes(car: Car) -> None:
