@@ -24,6 +24,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from protocol.connection import PRE_SESSION_MAX_FRAME
+from protocol.framing import pack_messages
 from shell.gate import IntakeGate, Leave, stay
 from shell.transport import BaseTransport, TransportError
 
@@ -98,17 +99,17 @@ class WebSocketTransport(BaseTransport):
         return cls(ws, closed_message="the car closed the connection")
 
     async def send(self, data: bytes) -> None:
-        """Send stream bytes as binary messages of at most ``MAX_MESSAGE`` bytes each.
+        """Send stream bytes as binary messages of whole frames, each at most ``MAX_MESSAGE``.
 
-        Several frames queued at once (a sync's batches) can exceed one message's bound;
-        message boundaries carry no meaning, so they are cut, not refused by the peer.
+        Several frames queued at once (a sync's batches) can exceed one message's bound,
+        which the peer would refuse with 1009; they go as several messages instead.
 
         Raises:
             TransportError: the WebSocket is closed.
         """
         try:
-            for start in range(0, max(len(data), 1), MAX_MESSAGE):
-                await self._ws.send(data[start : start + MAX_MESSAGE])
+            for message in pack_messages(data, MAX_MESSAGE):
+                await self._ws.send(message)
         except ConnectionClosed as exc:
             raise TransportError(self._closed_message) from exc
 

@@ -17,7 +17,9 @@ from carhub.ble import BleCarServer, BleLink
 from phone_bridge.ble import BleTransport, BumbleRadio, bleak_backends, scan_cars
 from protocol.framing import FrameDecoder, encode_frame
 from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID
+from protocol.intake import ConnectionIntake
 from radio import LocalRadio
+from shell.gate import IntakeGate
 
 DEVICE_ID = "c0ffee0123456789"
 INFO: dict[str, object] = {
@@ -301,3 +303,35 @@ async def test_before_the_session_a_phone_may_queue_16_kib_only(air: LocalRadio)
         await early.close()
         await late.close()
         await silent.server.stop()
+
+
+async def test_the_gate_disconnects_the_oldest_unauthenticated_link(air: LocalRadio) -> None:
+    gate = IntakeGate(ConnectionIntake(per_peer=2, total=2))
+    links: list[BleLink] = []
+
+    async def hold(link: BleLink) -> None:
+        links.append(link)
+        await asyncio.Event().wait()  # cancelled by server.stop()
+
+    server = BleCarServer(
+        air, name="Test Golf", device_id=DEVICE_ID, info=INFO, on_link=hold, gate=gate
+    )
+    await server.start()
+    phones: list[BleTransport] = []
+    try:
+        for _ in range(2):
+            phones.append(await BleTransport.connect(server.address, radio=air))
+        await asyncio.wait_for(_until(lambda: len(links) == 2), 5)
+        links[1].session_established()  # authenticated: no longer counted
+        assert gate.intake.pending() == 1
+        for _ in range(2):
+            phones.append(await BleTransport.connect(server.address, radio=air))
+        await asyncio.wait_for(_until(lambda: len(links) == 4), 5)
+        await asyncio.wait_for(_until(lambda: links[0].closed), 5)
+        assert [link.closed for link in links] == [True, False, False, False]
+        assert gate.intake.pending() == 2
+    finally:
+        for phone in phones:
+            await phone.close()
+        await server.stop()
+    assert gate.intake.pending() == 0
