@@ -37,8 +37,9 @@ __all__ = ["MAX_PENDING", "MAX_PENDING_PER_PEER", "Admitted", "ConnectionIntake"
 # A phone needs one connection at a time, and a retry or two may overlap a dying one; 8
 # leaves room for a few phones behind one NAT address.
 MAX_PENDING_PER_PEER = 8
-# Each waits at most 10 s (the setup deadline) and holds at most a 16 KiB message: 64 of
-# them cost the car about 1 MiB at worst, and a car has a handful of phones.
+# Each lives at most 10 s (the WebSocket handshake's timeout, then the setup deadline) and
+# holds at most a 16 KiB message once open: far more than the handful of phones a car
+# serves, far less than the file descriptors and memory a head unit has.
 MAX_PENDING = 64
 
 

@@ -132,6 +132,9 @@ class WebSocketTransport(BaseTransport):
 
     def session_established(self) -> None:
         """Take messages up to a full frame from now on, and leave the car's gate."""
+        # websockets fixes a frame's bound when its first bytes arrive. The phone sends
+        # nothing between its last handshake message and the car's answer, which the
+        # driver writes only after this, so its first large frame meets the new bound.
         self._ws.protocol.max_message_size = MAX_MESSAGE
         self._leave()
 
