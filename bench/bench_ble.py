@@ -54,6 +54,7 @@ async def emulated() -> tuple[float, float]:
     up_done = asyncio.Event()
 
     async def on_link(link: BleLink) -> None:
+        link.session_established()  # a raw pipe: the post-session receive bound applies
         received.put_nowait(link)
         got = 0
         while got < SIZE:

@@ -20,6 +20,7 @@ from carhub.engine import CarConfig, Engine
 from carhub.mdns import CarAdvertiser
 from carhub.store import Store
 from protocol.dnssd import TxtRecord
+from shell.gate import IntakeGate
 from shell.keys import load_or_create_identity
 from shell.websocket import start_websocket_server
 
@@ -67,6 +68,8 @@ class CarRunner:
         identity = load_or_create_identity(config.state_dir / "car.key")
         self.store = Store(config.state_dir / "carhub.sqlite3")
         self.engine = Engine(config, identity, store=self.store)
+        # One count of unauthenticated connections for the whole car, across transports.
+        self.gate = IntakeGate()
         self.ws_port = 0
         self.ui_port = 0
         self._ws_server: Any = None
@@ -79,7 +82,9 @@ class CarRunner:
     async def start(self) -> None:
         """Bring every part up; raises OSError if a port is taken."""
         host, port = parse_hostport(self.options.listen, "0.0.0.0")
-        self._ws_server = await start_websocket_server(host, port, self.engine.serve_link)
+        self._ws_server = await start_websocket_server(
+            host, port, self.engine.serve_link, gate=self.gate
+        )
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         advertised = self._advertised_address(host)
         self.config.lan_endpoint = f"{advertised}:{self.ws_port}"
@@ -160,6 +165,7 @@ class CarRunner:
                 "lan": [self.config.lan_endpoint] if self.config.lan_endpoint else [],
             },
             on_link=self.engine.serve_link,
+            gate=self.gate,
             btsnoop=Path(self.options.btsnoop) if self.options.btsnoop else None,
         )
         await self._ble.start()

@@ -4,7 +4,8 @@ Theory of operation: every protocol unit travels as a *frame*: a 4-byte big-endi
 followed by that many payload bytes. The length is checked against ``MAX_FRAME_SIZE``
 as soon as its 4 bytes arrive, so a hostile peer cannot make us buffer more than that.
 
-The same byte stream is used on every transport. A WebSocket message carries whole frames;
+The same byte stream is used on every transport. A WebSocket message carries whole frames
+(``pack_messages`` groups them under the receiver's bound);
 a BLE GATT channel carries the stream cut into ATT-sized segments (``segment``) and the
 receiver simply feeds the segments back into a ``FrameDecoder``: GATT writes and
 notifications on one connection are delivered in order, so no segment header is needed.
@@ -29,6 +30,7 @@ __all__ = [
     "MIN_ATT_MTU",
     "FrameDecoder",
     "encode_frame",
+    "pack_messages",
     "segment",
 ]
 
@@ -70,6 +72,43 @@ def segment(data: bytes, mtu: int) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(data), size):
         yield bytes(view[start : start + size])
+
+
+def pack_messages(data: bytes, limit: int) -> Iterator[bytes]:
+    """Cut encoded frames into messages of at most ``limit`` bytes, each of whole frames.
+
+    A WebSocket message carries whole frames (PROTOCOL.md §2), and a receiver bounds its
+    messages; several frames queued at once (a sync's batches) may exceed that bound.
+    Bytes that are not whole frames (a frame longer than ``limit``, a cut-off tail) are
+    cut at ``limit``: a receiver reads the stream across messages anyway.
+
+    Args:
+        data: encoded frames (one or more).
+        limit: the most one message may hold; at least ``HEADER_SIZE + MAX_FRAME_SIZE``
+            keeps every frame whole.
+
+    Returns:
+        An iterator of messages; a single empty one for empty ``data``.
+    """
+    if len(data) <= limit:
+        yield data
+        return
+    view, end = memoryview(data), len(data)
+    start = pos = 0  # the message being built is view[start:pos]
+    while pos < end:
+        size = HEADER_SIZE + _LEN.unpack_from(view, pos)[0] if end - pos >= HEADER_SIZE else 0
+        unit_end = min(pos + max(size, HEADER_SIZE), end)
+        if unit_end - start <= limit:
+            pos = unit_end  # the next frame fits in this message
+        elif pos > start:
+            yield bytes(view[start:pos])  # the next frame starts the next message
+            start = pos
+        else:
+            for cut in range(pos, unit_end, limit):  # over the limit on its own
+                yield bytes(view[cut : min(cut + limit, unit_end)])
+            start = pos = unit_end
+    if start < end:
+        yield bytes(view[start:])
 
 
 class FrameDecoder:

@@ -9,7 +9,8 @@ appends an end marker: ``get`` returns every chunk queued before it, then raises
 The peer decides how fast chunks arrive and the reader may be slow or stuck, so the queue
 is bounded in bytes, counting a fixed overhead per chunk. A chunk that would take it past
 the bound drops everything queued, closes the queue and calls ``on_overflow``; the owner
-then disconnects the peer.
+then disconnects the peer. Until the session is up the car's links use the small
+``PRE_SESSION_QUEUED_BYTES`` and raise ``max_bytes`` afterwards (PROTOCOL.md §3.2).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from protocol.connection import PRE_SESSION_MAX_FRAME
 from shell.errors import TransportError
 
-__all__ = ["CHUNK_OVERHEAD", "MAX_QUEUED_BYTES", "ChunkQueue"]
+__all__ = ["CHUNK_OVERHEAD", "MAX_QUEUED_BYTES", "PRE_SESSION_QUEUED_BYTES", "ChunkQueue"]
 
 # The protocol layer reads every chunk promptly, so only a misbehaving peer queues this
 # much (2 MiB is ~20 s of a fast BLE link's traffic).
@@ -27,6 +29,9 @@ MAX_QUEUED_BYTES = 2 * 1024 * 1024
 # Each queued chunk costs its Python object and queue slot too: counting it keeps a flood
 # of 1-byte (or empty) writes under the same bound.
 CHUNK_OVERHEAD = 64
+# Before the session a phone sends a few small messages (a Hello is < 1 KiB), each waiting
+# for the car's answer: an unauthenticated peer gets no more than the pre-session limit.
+PRE_SESSION_QUEUED_BYTES = PRE_SESSION_MAX_FRAME
 
 
 class ChunkQueue:
@@ -61,6 +66,15 @@ class ChunkQueue:
     def closed(self) -> bool:
         """Whether the end marker is queued (no chunk is accepted any more)."""
         return self._closed
+
+    @property
+    def max_bytes(self) -> int:
+        """The bound; the owner may raise it (once the peer is authenticated)."""
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        self._max_bytes = value
 
     @property
     def queued_bytes(self) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Protocol
 
-from protocol.connection import ConnectionEvent
+from protocol.connection import ConnectionEvent, SessionEstablished
 from protocol.errors import ProtocolError
 from shell.transport import BaseTransport
 
@@ -101,11 +101,16 @@ class ConnectionDriver:
     def dispatch(self) -> None:
         """Hand every pending event to ``on_event``, in order.
 
-        A ``ProtocolError`` from ``on_event`` (an answer to a connection that failed in the
+        A ``SessionEstablished`` first lifts the transport's pre-session limits. A
+        ``ProtocolError`` from ``on_event`` (an answer to a connection that failed in the
         meantime) is logged and the rest are still handed out: its ``ConnectionFailed`` is
         among them, and the owner must see it.
         """
         while (ev := self.conn.next_event()) is not None:
+            if isinstance(ev, SessionEstablished):
+                # Before anything is written back: the peer can send a full frame only once
+                # it has our answer, and by then the transport takes one.
+                self.transport.session_established()
             try:
                 self._on_event(ev)
             except ProtocolError as exc:

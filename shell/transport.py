@@ -45,3 +45,10 @@ class BaseTransport(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close the link (idempotent)."""
+
+    def session_established(self) -> None:  # noqa: B027 (a hook: most links have no limits)
+        """Lift the pre-session limits (PROTOCOL.md §3.2): the peer is authenticated now.
+
+        The driver calls it when the connection reports ``SessionEstablished``, before it
+        writes what followed, so the peer cannot send a large message any earlier.
+        """

@@ -4,27 +4,46 @@ The car runs the server (``start_websocket_server``; each phone that connects be
 ``WebSocketTransport`` handed to ``on_link``), the phone dials it
 (``WebSocketTransport.connect``). Each WebSocket binary message carries stream bytes; the
 framing lives in ``protocol.framing``, so message boundaries carry no meaning.
+
+Before the secure session is up the car's end accepts messages of the pre-session size only
+(PROTOCOL.md §3.2), checked by websockets as the bytes arrive, fragments included, so an
+unauthenticated peer cannot make the car buffer more; ``session_established`` lifts it to
+a full frame. The car's server counts each connection with its ``IntakeGate`` from the TCP
+accept on, before the WebSocket handshake, until the session is up or the connection ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from protocol.connection import PRE_SESSION_MAX_FRAME
+from protocol.framing import pack_messages
+from shell.gate import IntakeGate, Leave, stay
 from shell.transport import BaseTransport, TransportError
 
-__all__ = ["CONNECT_TIMEOUT", "MAX_MESSAGE", "WebSocketTransport", "start_websocket_server"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "MAX_MESSAGE",
+    "PRE_SESSION_MESSAGE",
+    "WebSocketTransport",
+    "start_websocket_server",
+]
 
 # A phone gives up on an unreachable car after this long, then falls back to BLE: a car on
 # the same LAN answers in milliseconds, and a user waits for the CLI.
 CONNECT_TIMEOUT = 5.0
 # Bounds one WebSocket message: a frame is at most 1 MiB plus its header.
 MAX_MESSAGE = (1 << 20) + 64
+# Bounds one message before the session: a pre-session frame plus its header. websockets
+# refuses more (close code 1009) without buffering it, even split into fragments.
+PRE_SESSION_MESSAGE = PRE_SESSION_MAX_FRAME + 64
 
 LinkHandler = Callable[["WebSocketTransport"], Awaitable[None]]
 
@@ -35,6 +54,7 @@ class WebSocketTransport(BaseTransport):
     Args:
         ws: the open connection (a server's or a client's).
         closed_message: the message of the ``TransportError`` raised once it is closed.
+        leave: called once the session is up (the car's gate stops counting it).
 
     Attributes:
         name: always ``"lan"``.
@@ -43,9 +63,12 @@ class WebSocketTransport(BaseTransport):
 
     name = "lan"
 
-    def __init__(self, ws: Connection, *, closed_message: str = "websocket closed") -> None:
+    def __init__(
+        self, ws: Connection, *, closed_message: str = "websocket closed", leave: Leave = stay
+    ) -> None:
         self._ws = ws
         self._closed_message = closed_message
+        self._leave = leave
         addr = ws.remote_address
         self.peer = f"{addr[0]}:{addr[1]}" if addr else "?"
 
@@ -76,13 +99,17 @@ class WebSocketTransport(BaseTransport):
         return cls(ws, closed_message="the car closed the connection")
 
     async def send(self, data: bytes) -> None:
-        """Send stream bytes as one binary message.
+        """Send stream bytes as binary messages of whole frames, each at most ``MAX_MESSAGE``.
+
+        Several frames queued at once (a sync's batches) can exceed one message's bound,
+        which the peer would refuse with 1009; they go as several messages instead.
 
         Raises:
             TransportError: the WebSocket is closed.
         """
         try:
-            await self._ws.send(data)
+            for message in pack_messages(data, MAX_MESSAGE):
+                await self._ws.send(message)
         except ConnectionClosed as exc:
             raise TransportError(self._closed_message) from exc
 
@@ -103,14 +130,29 @@ class WebSocketTransport(BaseTransport):
         """Close the WebSocket (idempotent)."""
         await self._ws.close()
 
+    def session_established(self) -> None:
+        """Take messages up to a full frame from now on, and leave the car's gate."""
+        # websockets fixes a frame's bound when its first bytes arrive. The phone sends
+        # nothing between its last handshake message and the car's answer, which the
+        # driver writes only after this, so its first large frame meets the new bound.
+        self._ws.protocol.max_message_size = MAX_MESSAGE
+        self._leave()
 
-async def start_websocket_server(host: str, port: int, on_link: LinkHandler) -> Server:
+
+async def start_websocket_server(
+    host: str, port: int, on_link: LinkHandler, *, gate: IntakeGate | None = None
+) -> Server:
     """Start the car's phone-facing session endpoint.
+
+    Messages are bounded by ``PRE_SESSION_MESSAGE`` until the link's
+    ``session_established``, then by ``MAX_MESSAGE``.
 
     Args:
         host: the address to bind.
         port: the port to bind; 0 picks a free one.
         on_link: awaited for each phone that connects; the WebSocket closes when it returns.
+        gate: counts each connection from its TCP accept until its session is up (and
+            closes the ones it displaces); None counts nothing.
 
     Returns:
         The running server; ``server.sockets`` tells the bound port when ``port`` is 0.
@@ -119,10 +161,41 @@ async def start_websocket_server(host: str, port: int, on_link: LinkHandler) -> 
         OSError: the address cannot be bound.
     """
 
-    async def handler(ws: ServerConnection) -> None:
-        await on_link(WebSocketTransport(ws))
+    class Counted(_CountedConnection):
+        counted_by = gate
 
-    return await serve(handler, host, port, max_size=MAX_MESSAGE, compression=None)
+    async def handler(ws: ServerConnection) -> None:
+        leave = ws.leave if isinstance(ws, _CountedConnection) else stay
+        await on_link(WebSocketTransport(ws, leave=leave))
+
+    return await serve(
+        handler,
+        host,
+        port,
+        max_size=PRE_SESSION_MESSAGE,
+        compression=None,
+        create_connection=Counted,
+    )
+
+
+class _CountedConnection(ServerConnection):
+    """A server connection that its server's gate counts from the TCP accept on."""
+
+    counted_by: ClassVar[IntakeGate | None] = None
+    leave: Leave
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.leave = stay
+        if self.counted_by is not None:
+            peer: Any = self.transport.get_extra_info("peername")
+            host = str(peer[0]) if peer else "?"
+            # Abort, not close: a displaced peer gets no closing handshake to stall on.
+            self.leave = self.counted_by.enter(host, self.transport.abort)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.leave()
 
 
 def _why(exc: BaseException) -> str:

@@ -7,8 +7,9 @@ drains a ``shell.chunks.ChunkQueue``.
 
 Any nearby device can connect and write, so a link holds bounded state only: writes before
 the subscription are dropped (nothing would read them: PROTOCOL.md §1.3 starts a link only
-after it), and a peer that fills its receive queue past the server's bound is
-disconnected.
+after it), and a peer that fills its receive queue past its bound is disconnected: the
+small ``PRE_SESSION_QUEUED_BYTES`` until the session is up (PROTOCOL.md §3.2), then the
+server's bound.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from bumble.core import BaseBumbleError
 from bumble.device import Connection
 
 from protocol.framing import segment
-from shell.chunks import MAX_QUEUED_BYTES, ChunkQueue
+from shell.chunks import MAX_QUEUED_BYTES, PRE_SESSION_QUEUED_BYTES, ChunkQueue
+from shell.gate import Leave, stay
 from shell.transport import BaseTransport, TransportError
 
 __all__ = ["BleLink", "Notify", "Spawn"]
@@ -46,7 +48,9 @@ class BleLink(BaseTransport):
         connection: the phone's LE connection.
         notify: sends one chunk on channel_out (the server's GATT notify).
         spawn: runs the disconnect after an overflow (a write callback cannot await).
-        max_queued_bytes: the bound of the receive queue (see ``shell.chunks``).
+        max_queued_bytes: the bound of the receive queue once the session is up (see
+            ``shell.chunks``); before it, the smaller of this and
+            ``PRE_SESSION_QUEUED_BYTES``.
 
     Attributes:
         name: always ``"ble"``.
@@ -67,9 +71,13 @@ class BleLink(BaseTransport):
         self._connection = connection
         self._notify = notify
         self._spawn = spawn
+        self._max_queued = max_queued_bytes
         self._chunks = ChunkQueue(
-            max_queued_bytes, on_overflow=self._on_overflow, closed_message=_CLOSED
+            min(max_queued_bytes, PRE_SESSION_QUEUED_BYTES),
+            on_overflow=self._on_overflow,
+            closed_message=_CLOSED,
         )
+        self.leave: Leave = stay  # set by a server whose gate counts this link
         self._subscribed = asyncio.Event()
         self._closed = False
         self._early_write_logged = False
@@ -133,6 +141,18 @@ class BleLink(BaseTransport):
             return False
         return True
 
+    def session_established(self) -> None:
+        """Queue up to the full bound from now on, and leave the server's gate."""
+        self._chunks.max_bytes = self._max_queued
+        self.leave()
+
+    def evict(self) -> None:
+        """Disconnect now (an overflow, or the server's gate displaced this link)."""
+        # Closed now, not when the disconnect task runs: writes already in flight must not
+        # queue again meanwhile.
+        self.mark_closed()
+        self._spawn(self._disconnect())
+
     def mark_subscribed(self) -> None:
         """Note that the phone listens on channel_out: its writes are queued from now."""
         self._subscribed.set()
@@ -143,6 +163,7 @@ class BleLink(BaseTransport):
             self._closed = True
             self._chunks.close()
             self._subscribed.set()
+            self.leave()
 
     def on_write(self, data: bytes) -> None:
         """Queue a chunk written by the phone.
@@ -167,10 +188,7 @@ class BleLink(BaseTransport):
             self.peer_address,
             queued,
         )
-        # Closed now, not when the disconnect task runs: writes already in flight must not
-        # queue again meanwhile.
-        self.mark_closed()
-        self._spawn(self._disconnect())
+        self.evict()
 
     async def _wait_subscribed(self) -> None:
         """Wait until the phone subscribed to channel_out, or the link closed."""

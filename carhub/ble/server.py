@@ -50,6 +50,7 @@ from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID, SERVICE_
 from radio.hci import HciSpec, open_hci
 from shell.chunks import MAX_QUEUED_BYTES
 from shell.errors import TransportError
+from shell.gate import IntakeGate
 
 __all__ = ["MAX_QUEUED_BYTES", "SUBSCRIBE_TIMEOUT_S", "BleCarServer", "LinkHandler"]
 
@@ -80,7 +81,10 @@ class BleCarServer:
         subscribe_timeout: seconds a connection may take to subscribe to channel_out
             before the car disconnects it.
         max_queued_bytes: the most a phone's unread writes may hold (counting
-            ``shell.chunks.CHUNK_OVERHEAD`` per chunk) before the car disconnects it.
+            ``shell.chunks.CHUNK_OVERHEAD`` per chunk) before the car disconnects it,
+            once its session is up (less before, see ``carhub.ble.link``).
+        gate: counts each connection from the LE connection until its session is up
+            (and disconnects the ones it displaces); None counts nothing.
     """
 
     def __init__(
@@ -94,8 +98,10 @@ class BleCarServer:
         btsnoop: Path | None = None,
         subscribe_timeout: float = SUBSCRIBE_TIMEOUT_S,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
+        gate: IntakeGate | None = None,
     ) -> None:
         self._hci = hci
+        self._gate = gate
         self._name = name
         self._device_id = device_id
         self._info = encode_info(info)
@@ -279,6 +285,8 @@ class BleCarServer:
             max_queued_bytes=self.max_queued_bytes,
         )
         self._links[connection.handle] = link
+        if self._gate is not None:
+            link.leave = self._gate.enter(link.peer_address, link.evict)
         connection.on(connection.EVENT_DISCONNECTION, lambda _r: self._on_gone(connection))
         log.info("BLE phone %s connected", link.peer_address)
         self._spawn(self._subscribe_deadline(link))

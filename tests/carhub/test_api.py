@@ -31,9 +31,10 @@ from protocol.contacts import Contact, Phone, contact_digest
 from protocol.errors import Reason
 from protocol.identity import Identity
 from protocol.media import Artwork, ArtworkRequest, MediaCommand, NowPlaying, artwork_of
+from shell.transport import BaseTransport
 
 
-class FakeLink:
+class FakeLink(BaseTransport):
     """One end of an in-memory byte pipe; ``None`` in a queue means the peer closed."""
 
     name = "fake"

@@ -4,6 +4,7 @@ on a shared LocalRadio (real Bumble controllers and stacks, no sockets, no mocks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +17,9 @@ from carhub.ble import BleCarServer, BleLink
 from phone_bridge.ble import BleTransport, BumbleRadio, bleak_backends, scan_cars
 from protocol.framing import FrameDecoder, encode_frame
 from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID
+from protocol.intake import ConnectionIntake
 from radio import LocalRadio
+from shell.gate import IntakeGate
 
 DEVICE_ID = "c0ffee0123456789"
 INFO: dict[str, object] = {
@@ -43,6 +46,7 @@ class EchoCar:
 
     async def on_link(self, link: BleLink) -> None:
         self.links.append(link)
+        link.session_established()  # a byte pipe: as if the session were up at once
         try:
             while True:
                 await link.send(await link.recv())
@@ -276,3 +280,58 @@ async def test_receive_queue_overflow_disconnects_phone(air: LocalRadio) -> None
     finally:
         await transport.close()
         await silent.server.stop()
+
+
+async def test_before_the_session_a_phone_may_queue_16_kib_only(air: LocalRadio) -> None:
+    silent = SilentCar(air)  # the default 2 MiB bound, once a session is up
+    await silent.server.start()
+    early = await BleTransport.connect(silent.server.address, radio=air)
+    late = await BleTransport.connect(silent.server.address, radio=air)
+    try:
+        await asyncio.wait_for(_until(lambda: len(silent.links) == 2), 5)
+        unauthenticated, authenticated = silent.links
+        authenticated.session_established()
+        for transport in (early, late):
+            with contextlib.suppress(ConnectionError):
+                for _ in range(10):  # 20 kB, the car reading none of it
+                    await transport.send(b"z" * 2_000)
+                    await asyncio.sleep(0.01)
+        await asyncio.wait_for(_until(lambda: unauthenticated.closed), 5)
+        assert unauthenticated._chunks.qsize() <= 1  # dropped: only the end-of-link marker
+        assert not authenticated.closed and authenticated._chunks.queued_bytes >= 20_000
+    finally:
+        await early.close()
+        await late.close()
+        await silent.server.stop()
+
+
+async def test_the_gate_disconnects_the_oldest_unauthenticated_link(air: LocalRadio) -> None:
+    gate = IntakeGate(ConnectionIntake(per_peer=2, total=2))
+    links: list[BleLink] = []
+
+    async def hold(link: BleLink) -> None:
+        links.append(link)
+        await asyncio.Event().wait()  # cancelled by server.stop()
+
+    server = BleCarServer(
+        air, name="Test Golf", device_id=DEVICE_ID, info=INFO, on_link=hold, gate=gate
+    )
+    await server.start()
+    phones: list[BleTransport] = []
+    try:
+        for _ in range(2):
+            phones.append(await BleTransport.connect(server.address, radio=air))
+        await asyncio.wait_for(_until(lambda: len(links) == 2), 5)
+        links[1].session_established()  # authenticated: no longer counted
+        assert gate.intake.pending() == 1
+        for _ in range(2):
+            phones.append(await BleTransport.connect(server.address, radio=air))
+        await asyncio.wait_for(_until(lambda: len(links) == 4), 5)
+        await asyncio.wait_for(_until(lambda: links[0].closed), 5)
+        assert [link.closed for link in links] == [True, False, False, False]
+        assert gate.intake.pending() == 2
+    finally:
+        for phone in phones:
+            await phone.close()
+        await server.stop()
+    assert gate.intake.pending() == 0

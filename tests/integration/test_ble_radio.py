@@ -98,6 +98,7 @@ class EchoCar:
 
     async def on_link(self, link: BleLink) -> None:
         self.links.append(link)
+        link.session_established()  # a byte pipe: as if the session were up at once
         try:
             while True:
                 await link.send(await link.recv())

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.errors import FramingError, LocalProtocolError
-from protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame, segment
+from protocol.framing import (
+    HEADER_SIZE,
+    MAX_FRAME_SIZE,
+    FrameDecoder,
+    encode_frame,
+    pack_messages,
+    segment,
+)
 
 
 def feed_bytewise(stream: bytes) -> list[bytes]:
@@ -87,3 +96,33 @@ def test_garbage_gives_frames_or_clean_error(garbage: bytes) -> None:
         dec.frames(garbage)
     except FramingError:
         pass
+
+
+@given(
+    st.lists(st.integers(0, 300), max_size=12),
+    st.integers(HEADER_SIZE + 300, 2_000),
+    st.binary(max_size=40),
+)
+def test_pack_messages_keeps_frames_whole_under_the_limit(
+    sizes: list[int], limit: int, tail: bytes
+) -> None:
+    frames = [encode_frame(bytes([i % 256]) * n) for i, n in enumerate(sizes)]
+    data = b"".join(frames) + tail  # a tail that is no whole frame is cut anywhere
+    messages = list(pack_messages(data, limit))
+    assert b"".join(messages) == data
+    assert all(len(m) <= limit for m in messages)
+    # Every boundary between two messages falls on a frame boundary, up to the tail.
+    bounds = set(itertools.accumulate(len(f) for f in frames))
+    whole = len(data) - len(tail)
+    assert all(b in bounds or b > whole for b in itertools.accumulate(map(len, messages[:-1])))
+
+
+def test_pack_messages_of_a_sync_sized_flush() -> None:
+    big = encode_frame(bytes(MAX_FRAME_SIZE))
+    small = encode_frame(b"x")
+    limit = MAX_FRAME_SIZE + 64
+    assert list(pack_messages(small + small, limit)) == [small + small]
+    assert list(pack_messages(small + big + small + big, limit)) == [small + big + small, big]
+    assert list(pack_messages(big + big, limit)) == [big, big]
+    assert list(pack_messages(b"", limit)) == [b""]
+    assert list(pack_messages(b"\xff" * 10, 4)) == [b"\xff" * 4, b"\xff" * 4, b"\xff" * 2]

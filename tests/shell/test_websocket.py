@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from websockets.asyncio.server import Server
 
+from protocol.intake import ConnectionIntake
 from shell.errors import TransportError
+from shell.gate import IntakeGate
 from shell.transport import BaseTransport
 from shell.websocket import (
     CONNECT_TIMEOUT,
     MAX_MESSAGE,
+    PRE_SESSION_MESSAGE,
     WebSocketTransport,
     start_websocket_server,
 )
@@ -94,19 +97,32 @@ async def test_compression_is_off(car: Car) -> None:
         await phone.close()
 
 
-async def test_a_full_frame_fits_and_one_byte_more_does_not(car: Car) -> None:
+async def authenticated_echo(link: WebSocketTransport) -> None:
+    link.session_established()  # what the driver does once the session is up
+    await echo(link)
+
+
+async def test_a_full_frame_fits_and_one_byte_more_does_not() -> None:
+    car = Car(authenticated_echo)
+    car.server = await start_websocket_server("127.0.0.1", 0, car.on_link)
     phone = await WebSocketTransport.connect(car.endpoint)
     try:
         big = bytes(MAX_MESSAGE)
         await phone.send(big)
         assert await asyncio.wait_for(phone.recv(), 10) == big
-        await phone.send(big + b"!")  # the car closes with 1009 (message too big)
+        # Queued frames longer than one message go out as several messages.
+        await phone.send(big + b"!")
+        assert await asyncio.wait_for(phone.recv(), 10) == big
+        assert await asyncio.wait_for(phone.recv(), 10) == b"!"
+        await phone._ws.send(big + b"!")  # one message too big: the car closes with 1009
         with pytest.raises(TransportError, match=r"^the car closed the connection$"):
             await asyncio.wait_for(phone.recv(), 5)
         await asyncio.wait_for(_until(lambda: bool(car.errors)), 5)
         assert str(car.errors[0]) == "websocket closed"
     finally:
         await phone.close()
+        car.server.close()
+        await car.server.wait_closed()
 
 
 async def test_text_messages_come_out_as_bytes(car: Car) -> None:
@@ -210,3 +226,50 @@ async def test_a_server_that_refuses_the_upgrade() -> None:
 async def test_a_bad_endpoint_is_a_transport_error() -> None:
     with pytest.raises(TransportError, match=r"^cannot reach the car at no port: "):
         await WebSocketTransport.connect("no port")
+
+
+async def test_the_gate_counts_connections_from_the_tcp_accept() -> None:
+    gate = IntakeGate(ConnectionIntake(per_peer=2, total=4))
+    car = Car(echo)
+    car.server = await start_websocket_server("127.0.0.1", 0, car.on_link, gate=gate)
+    host, port = car.endpoint.split(":")
+    idle = [await asyncio.open_connection(host, int(port)) for _ in range(5)]
+    try:
+        # Five TCP connections that never start the WebSocket handshake: the three oldest
+        # are closed at once (not at the handshake timeout), the two newest are kept.
+        async def closed(reader: asyncio.StreamReader) -> bool:
+            try:
+                return await asyncio.wait_for(reader.read(1), 0.5) == b""
+            except TimeoutError:
+                return False
+            except ConnectionError:
+                return True
+
+        assert [await closed(r) for r, _ in idle] == [True, True, True, False, False]
+        assert gate.intake.pending("127.0.0.1") == 2
+        # A phone still gets in (displacing one more), and leaves the count with its session.
+        phone = await WebSocketTransport.connect(car.endpoint)
+        await phone.send(b"x")
+        assert await asyncio.wait_for(phone.recv(), 5) == b"x"
+        car.links[0].session_established()
+        assert gate.intake.pending("127.0.0.1") == 1
+        await phone.close()
+    finally:
+        for _, w in idle:
+            w.close()
+        car.server.close()
+        await car.server.wait_closed()
+    assert gate.intake.pending() == 0
+
+
+async def test_before_the_session_a_message_over_the_limit_closes_with_1009(car: Car) -> None:
+    phone = await WebSocketTransport.connect(car.endpoint)
+    try:
+        await phone.send(bytes(PRE_SESSION_MESSAGE))  # the most a stranger may send
+        assert await asyncio.wait_for(phone.recv(), 5) == bytes(PRE_SESSION_MESSAGE)
+        await phone.send(bytes(PRE_SESSION_MESSAGE + 1))
+        with pytest.raises(TransportError):
+            await asyncio.wait_for(phone.recv(), 5)
+        assert phone._ws.close_code == 1009
+    finally:
+        await phone.close()
