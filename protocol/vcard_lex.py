@@ -4,13 +4,17 @@ Theory of operation. Real exports disagree about almost everything below the pro
 level, so this module fixes the bytes before anything interprets them:
 
 1. ``front_end``: a UTF-16 file (BOM, or NUL bytes in every other position) is transcoded
-   to UTF-8; a UTF-8 BOM is dropped; CRLF and lone CR become LF. Line numbers stay those of
-   the original file, because each original line ending becomes exactly one LF.
+   to UTF-8; a UTF-8 BOM is dropped; CRLF, lone CR and the CR CR LF of iPhone exports become
+   LF. Line numbers stay those of the original file, because each original line ending
+   becomes exactly one LF. (CR CR LF is one line end: read as CR + CRLF it would put a blank
+   line inside a folded value and end the fold.)
 2. ``iter_cards``: physical lines are joined into logical lines ON BYTES, so a fold that
    splits a multi-byte UTF-8 character is rejoined before any decoding. Three joins exist:
    the RFC 6350 fold (next line starts with a space or tab, which is removed), the 2.1
    QUOTED-PRINTABLE soft break (a QP value ending in ``=`` swallows the next line as is),
-   and unindented base64 continuation lines of a 2.1 ``ENCODING=BASE64`` value.
+   and unindented base64 continuation lines of a 2.1 ``ENCODING=BASE64`` value. Blank
+   lines and comment lines (``#`` in the first column, which some exporters write) are
+   skipped.
 3. Each logical line becomes a ``Prop`` (group, upper-case name, raw parameter text, raw
    value bytes). Parameters are parsed only for properties the importer reads
    (``parse_params``), and values are decoded only on request (``decode_text``,
@@ -103,7 +107,7 @@ def front_end(data: bytes) -> Source:
         The file split into LF-free lines, UTF-16 transcoded to UTF-8.
     """
     text, transcoded = _transcode(data)
-    text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    text = text.replace(b"\r\r\n", b"\n").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return Source(text.split(b"\n"), transcoded)
 
 
@@ -114,10 +118,14 @@ def looks_like_vcard(data: bytes) -> bool:
         data: the file, or at least its first few kilobytes.
 
     Returns:
-        True when the first non-blank line is ``BEGIN:VCARD`` (any case).
+        True when the first line that is neither blank nor a ``#`` comment is
+        ``BEGIN:VCARD`` (any case).
     """
     head, _ = _transcode(data[:_SNIFF_BYTES])
-    return head.lstrip()[:11].upper() == b"BEGIN:VCARD"
+    head = head.lstrip()
+    while head[:1] == b"#":
+        head = head.partition(b"\n")[2].lstrip()
+    return head[:11].upper() == b"BEGIN:VCARD"
 
 
 def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
@@ -279,7 +287,7 @@ def _logical_lines(lines: list[bytes]) -> Iterator[tuple[int, bytes]]:
     while i < n:
         line = lines[i]
         i += 1
-        if not line or line.isspace():
+        if not line or line[:1] == b"#" or line.isspace():
             continue
         start = i
         # Parts are joined once at the end: repeated ``+=`` on a multi-megabyte photo
