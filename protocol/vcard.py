@@ -17,11 +17,15 @@ Decisions worth knowing:
   display name (NFC, whitespace collapsed, casefolded). A phone number change therefore
   keeps the UID. The n-th repeat of a UID in one file gets ``-n`` appended, so two
   "John Smith" cards stay two contacts and re-importing the same file gives the same UIDs.
-- Display name: ``FN``, else built from ``N``, else ``ORG``, else the first phone, else the
-  first email. So a PBAP call-history stub (``N:`` and one ``TEL``) is kept, named by its
-  number, and its derived UID follows that number. A card with none of these is an error.
-- A malformed card (no ``END:VCARD``, a line without ``:``, bad base64, bad
-  quoted-printable) is skipped with a ``VCardError`` naming the card's or the bad line.
+- Display name: ``FN``, else built from ``N``, else ``NICKNAME``, else ``ORG``, else the
+  first phone, else the first email, else the first IM address (``IMPP`` or ``X-AIM``,
+  ``X-JABBER``, ``X-SKYPE``...; URI scheme removed). So a PBAP call-history stub (``N:``
+  and one ``TEL``) is kept, named by its number, and its derived UID follows that number.
+  A card with none of these is an error.
+- One bad line (no ``:``, bad base64, bad quoted-printable) costs that property only: the
+  card is kept without it and the line is a warning (``ImportResult.warnings``, a
+  ``VCardError`` with its line). A card is skipped, with an error, only when it has no
+  ``END:VCARD`` or nothing identifying is left. Cards nested inside a card are cards too.
 - Text values are trimmed; ``\\n``, ``\\,``, ``\\;``, ``\\\\`` are unescaped, and structured
   values (N, ADR, ORG) are split on unescaped ``;`` only. 8-bit text with no ``CHARSET``
   that is not UTF-8 is read as Windows-1252; an unknown charset as UTF-8 with replacement.
@@ -71,19 +75,28 @@ _UNESCAPED = {"n": "\n", "N": "\n", ",": ",", ";": ";", "\\": "\\", ":": ":"}
 _DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:T.*)?")
 _NOYEAR = re.compile(r"--(\d{2})-?(\d{2})")
 _MIME_BY_WORD = {"JPEG": "image/jpeg", "JPG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif"}
+# Instant-messaging properties: IMPP (RFC 4770, vCard 4.0) and the X- names exporters used before.
+_IM = frozenset(
+    {"IMPP", "X-AIM", "X-ICQ", "X-JABBER", "X-MSN", "X-YAHOO", "X-SKYPE", "X-SKYPE-USERNAME",
+     "X-GTALK", "X-GOOGLE-TALK", "X-QQ", "X-TWITTER"}
+)  # fmt: skip
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
 _WANTED = frozenset(
-    {"FN", "N", "ORG", "TITLE", "TEL", "EMAIL", "ADR", "BDAY", "NOTE", "PHOTO", "UID", "X-BT-UID"}
-)
+    {"FN", "N", "ORG", "TITLE", "TEL", "EMAIL", "ADR", "BDAY", "NOTE", "PHOTO", "UID", "X-BT-UID",
+     "NICKNAME", *_IM}
+)  # fmt: skip
 
 
 class ImportResult(msgspec.Struct):
-    """What one file gave: contacts in file order, photos by SHA-256, and per-card errors."""
+    """What one file gave: contacts in file order, photos by SHA-256, per-card errors, and
+    warnings for the lines skipped in cards that were kept."""
 
     contacts: list[Contact]
     photos: dict[bytes, Photo]
     errors: list[VCardError]
     cards_seen: int
     is_vcard: bool = True  # False: not a vCard file at all (nothing in it may be synced)
+    warnings: list[VCardError] = msgspec.field(default_factory=list)  # skipped lines
 
 
 def import_vcards(data: bytes) -> ImportResult:
@@ -93,7 +106,7 @@ def import_vcards(data: bytes) -> ImportResult:
         data: the file's bytes, in any of the encodings real exporters write.
 
     Returns:
-        The contacts, photos and errors. A file that is not a vCard file at all gives no
+        The contacts, photos, errors and warnings. A file that is not a vCard file at all gives no
         contacts and a single error on line 1. Never raises.
     """
     if not looks_like_vcard(data):
@@ -107,7 +120,7 @@ def import_vcards(data: bytes) -> ImportResult:
             result.errors.append(card)
             continue
         try:
-            contact, photo = _build(card, source)
+            contact, photo = _build(card, source, result.warnings)
         except VCardError as exc:
             result.errors.append(exc)
             continue
@@ -128,22 +141,32 @@ class _Card:
         self.fn = ""
         self.n: tuple[str, ...] = ()
         self.org = self.title = self.bday = self.note = self.uid = self.bt_uid = ""
+        self.nickname = self.im = ""
         self.phones: list[Phone] = []
         self.emails: list[Email] = []
         self.addresses: list[Address] = []
         self.photo: Photo | None = None
 
 
-def _build(raw: RawCard, source: Source) -> tuple[Contact, Photo | None]:
-    """Turn a raw card into a contact (with a provisional UID) and its photo."""
-    labels = _group_labels(raw.props, source)
+def _build(
+    raw: RawCard, source: Source, warnings: list[VCardError]
+) -> tuple[Contact, Photo | None]:
+    """Turn a raw card into a contact (with a provisional UID) and its photo.
+
+    A property that does not decode is left out and added to ``warnings``.
+    """
+    warnings.extend(raw.warnings)
+    labels = _group_labels(raw.props, source, warnings)
     card = _Card(raw.line)
     for prop in raw.props:
         if prop.name in _WANTED:
-            _apply(card, prop, parse_params(prop), labels.get(prop.group, ""), source)
-    fn = card.fn or _name_from_n(card.n) or card.org
+            try:
+                _apply(card, prop, parse_params(prop), labels.get(prop.group, ""), source)
+            except VCardError as exc:
+                warnings.append(exc)
+    fn = card.fn or _name_from_n(card.n) or card.nickname or card.org
     fn = fn or (card.phones[0].number if card.phones else "")
-    fn = fn or (card.emails[0].address if card.emails else "")
+    fn = fn or (card.emails[0].address if card.emails else "") or card.im
     if not fn:
         raise VCardError(raw.line, "card has no name, phone or email")
     contact = Contact(
@@ -183,6 +206,10 @@ def _apply(card: _Card, prop: Prop, params: Params, label: str, source: Source) 
         card.org = ", ".join(p.strip() for p in _split_structured(text) if p.strip())
     elif name == "BDAY":
         card.bday = _birthday(text.strip(), params)
+    elif name == "NICKNAME":  # a comma-separated list in 3.0 and 4.0: the first one
+        card.nickname = card.nickname or _first_of_list(text)
+    elif name in _IM:
+        card.im = card.im or _URI_SCHEME.sub("", _unescape(text).strip(), count=1).strip()
     else:
         setattr(card, _SCALAR[name], _unescape(text).strip())
 
@@ -190,12 +217,17 @@ def _apply(card: _Card, prop: Prop, params: Params, label: str, source: Source) 
 _SCALAR = {"FN": "fn", "TITLE": "title", "NOTE": "note", "UID": "uid", "X-BT-UID": "bt_uid"}
 
 
-def _group_labels(props: list[Prop], source: Source) -> dict[str, str]:
+def _group_labels(props: list[Prop], source: Source, warnings: list[VCardError]) -> dict[str, str]:
     """Map each group (``item1``) to the text of its ``X-ABLabel``, Apple wrapper removed."""
     labels: dict[str, str] = {}
     for prop in props:
         if prop.name == "X-ABLABEL" and prop.group:
-            text = _unescape(decode_text(prop, parse_params(prop), source.transcoded)).strip()
+            try:
+                text = decode_text(prop, parse_params(prop), source.transcoded)
+            except VCardError as exc:
+                warnings.append(exc)
+                continue
+            text = _unescape(text).strip()
             match = _APPLE_LABEL.fullmatch(text)
             labels[prop.group] = match.group(1) if match else text
     return labels
@@ -316,6 +348,14 @@ def _split_structured(text: str) -> list[str]:
         i += 1
     parts.append(text[start:])
     return [_unescape(p) for p in parts]
+
+
+def _first_of_list(text: str) -> str:
+    """Return the first non-empty item of a text list (split on unescaped ``,``)."""
+    for item in re.split(r"(?<!\\),", text):
+        if item := _unescape(item).strip():
+            return item
+    return ""
 
 
 def _structured(text: str, size: int) -> list[str]:

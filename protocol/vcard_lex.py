@@ -20,9 +20,10 @@ level, so this module fixes the bytes before anything interprets them:
    (``parse_params``), and values are decoded only on request (``decode_text``,
    ``decode_binary``), which keeps 10k cards well under a second.
 
-Errors are ``VCardError`` values yielded in place of the broken card, never raised out of
-``iter_cards``; ``decode_text``/``decode_binary`` raise ``VCardError`` for the caller to
-collect.
+Errors are ``VCardError`` values yielded in place of a card the file never closes, or kept
+in a card's ``warnings`` for a line that is no property; they are never raised out of
+``iter_cards``. ``decode_text``/``decode_binary`` raise ``VCardError`` for the caller to
+collect (as a warning: the card is kept without that property).
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ class Prop:
 
 @dataclass(slots=True)
 class RawCard:
-    """The properties between one BEGIN:VCARD and its END:VCARD."""
+    """The properties between one BEGIN:VCARD and its END:VCARD, and the lines skipped."""
 
     line: int
     props: list[Prop]
+    warnings: list[VCardError] = field(default_factory=list)  # lines that are no property
 
 
 def front_end(data: bytes) -> Source:
@@ -129,39 +131,45 @@ def looks_like_vcard(data: bytes) -> bool:
 
 
 def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
-    """Group logical lines into cards, yielding a ``VCardError`` for each broken card.
+    """Group logical lines into cards, yielding a ``VCardError`` for each card left open.
+
+    A line that is not a property (no ``:``) costs that line only: it becomes one of the
+    card's ``warnings``. A ``BEGIN:VCARD`` inside an open card starts a nested card (old
+    exporters write them); the outer card goes on after the inner one's ``END:VCARD``, and
+    both are yielded, in the order of their ``BEGIN:VCARD``.
 
     Args:
         lines: the output of ``front_end``.
 
     Yields:
-        A ``RawCard`` per well-formed card, a ``VCardError`` per malformed one or per run
-        of text outside any card; the following cards are still read.
+        A ``RawCard`` per closed card, a ``VCardError`` per card the file never closes and
+        per run of text outside any card; the following cards are still read.
     """
-    card: RawCard | None = None
-    broken: VCardError | None = None
+    stack: list[RawCard] = []  # the open cards, innermost last
+    closed: list[RawCard | VCardError] = []  # closed inside a still open outer card
     stray = False
     for lineno, logical in _logical_lines(lines):
         marker = _marker(logical)
         if marker == b"BEGIN:VCARD":
-            if card is not None:
-                yield VCardError(card.line, "card has no END:VCARD")
-            card, broken, stray = RawCard(lineno, []), None, False
-        elif card is None:
+            stack.append(RawCard(lineno, []))
+            stray = False
+        elif not stack:
             if not stray:
                 yield VCardError(lineno, "text outside BEGIN:VCARD ... END:VCARD")
             stray = True
         elif marker == b"END:VCARD":
-            yield broken if broken is not None else card
-            card = None
-        elif broken is None:
+            closed.append(stack.pop())
+            if not stack:
+                yield from _in_file_order(closed)
+                closed = []
+        else:
             prop = _split_prop(lineno, logical)
             if isinstance(prop, VCardError):
-                broken = prop
+                stack[-1].warnings.append(prop)
             else:
-                card.props.append(prop)
-    if card is not None:
-        yield VCardError(card.line, "card has no END:VCARD")
+                stack[-1].props.append(prop)
+    closed.extend(VCardError(card.line, "card has no END:VCARD") for card in stack)
+    yield from _in_file_order(closed)
 
 
 def parse_params(prop: Prop) -> Params:
@@ -307,6 +315,13 @@ def _logical_lines(lines: list[bytes]) -> Iterator[tuple[int, bytes]]:
                 i += 1
             line = b"".join(parts)
         yield start, line
+
+
+def _in_file_order(cards: list[RawCard | VCardError]) -> list[RawCard | VCardError]:
+    """Sort nested cards by the line of their BEGIN:VCARD (one card, the usual case, as is)."""
+    if len(cards) > 1:
+        cards.sort(key=lambda card: card.line)
+    return cards
 
 
 def _join_soft_breaks(lines: list[bytes], i: int, line: bytes) -> tuple[int, bytes]:
