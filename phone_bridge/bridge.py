@@ -164,6 +164,8 @@ class Bridge:
         contacts.cache = self._digests  # unchanged cards are not encoded again
         for err in contacts.errors:
             log.warning("%s: skipped card at %s", self.opts.contacts, err)
+        for err in contacts.warnings:
+            log.warning("%s: skipped %s (card kept)", self.opts.contacts, err)
         return contacts, mtime
 
     async def _sync(
@@ -184,6 +186,7 @@ class Bridge:
                 "deleted": summary.deleted,
                 "unchanged": summary.unchanged,
                 "skipped": len(contacts.errors),
+                "skipped_lines": len(contacts.warnings),
                 "seconds": round(elapsed, 3),
             }
         )

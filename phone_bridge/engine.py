@@ -61,13 +61,14 @@ log = logging.getLogger("phone_bridge")
 class Contacts:
     contacts: list[Contact]
     photos: dict[bytes, Photo]
-    errors: list[VCardError] = field(default_factory=list)
+    errors: list[VCardError] = field(default_factory=list)  # cards skipped
+    warnings: list[VCardError] = field(default_factory=list)  # lines skipped in kept cards
     # Kept with the contacts so a re-sync of the same objects encodes only what changed.
     cache: DigestCache = field(default_factory=DigestCache)
 
 
 def load_contacts(path: Path) -> Contacts:
-    """Import a vCard file; malformed cards are reported, not fatal.
+    """Import a vCard file; malformed cards and lines are reported, not fatal.
 
     Raises:
         BridgeError: unreadable, or not a vCard file at all (nothing is sent then).
@@ -79,7 +80,9 @@ def load_contacts(path: Path) -> Contacts:
     result = import_vcards(data)  # sniffs the file once: is_vcard says what it found
     if not result.is_vcard:
         raise BridgeError(f"{path} is not a vCard file; nothing was synced", EXIT_BAD_INPUT)
-    return Contacts(list(result.contacts), dict(result.photos), list(result.errors))
+    return Contacts(
+        list(result.contacts), dict(result.photos), list(result.errors), list(result.warnings)
+    )
 
 
 async def open_session(

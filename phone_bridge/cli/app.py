@@ -8,7 +8,7 @@ Exit codes:
   4  pairing failed (rejected, code mismatch, window closed, rate limited, timeout,
      or the car's key does not match the scanned QR code)
   5  not paired (locally, or the car no longer knows this phone)
-  6  synced, but some cards in the file were malformed and skipped (listed)
+  6  synced, but some cards or lines in the file were malformed and skipped (listed)
 
 Logs go to stderr; ``--json`` puts machine-readable results on stdout.
 """

@@ -70,11 +70,14 @@ def sync_cmd(
         typer.echo(
             f"synced with {r['car']} over {r['transport']}: {r['added']} added, "
             f"{r['changed']} changed, {r['deleted']} deleted, {r['unchanged']} unchanged, "
-            f"{len(r['skipped'])} skipped; {r['bytes']:,} bytes in {r['seconds']:.2f} s"
+            f"{len(r['skipped'])} skipped, {len(r['skipped_lines'])} bad lines left out; "
+            f"{r['bytes']:,} bytes in {r['seconds']:.2f} s"
         )
         for s in r["skipped"]:
             typer.echo(f"  skipped card at line {s['line']}: {s['reason']}", err=True)
-    if r["skipped"]:
+        for s in r["skipped_lines"]:
+            typer.echo(f"  skipped line {s['line']} (card kept): {s['reason']}", err=True)
+    if r["skipped"] or r["skipped_lines"]:
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -134,6 +137,7 @@ def _synced_json(
         "unchanged": summary.unchanged,
         "photos": summary.photos_sent,
         "skipped": [{"line": e.line, "reason": e.reason} for e in book.errors],
+        "skipped_lines": [{"line": e.line, "reason": e.reason} for e in book.warnings],
         "bytes": wire,
         "seconds": round(seconds, 3),
     }

@@ -206,18 +206,22 @@ def test_sync_with_a_malformed_card_exits_6_and_sends_the_rest(
     paired: tuple[Car, Phone, str], tmp_path: Path
 ) -> None:
     car, phone, pid = paired
+    # A bad line costs that line; a card with nothing identifying left is skipped.
     bad = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Broken\r\nTHIS LINE HAS NO COLON\r\nEND:VCARD\r\n"
+    empty = "BEGIN:VCARD\r\nVERSION:3.0\r\nNOTE:who?\r\nEND:VCARD\r\n"
     vcf = tmp_path / "mixed.vcf"
-    vcf.write_text(_good(1) + _good(2) + bad + _good(3))
+    vcf.write_text(_good(1) + _good(2) + bad + empty + _good(3))
     r = phone.sync(car, vcf)
     assert r.code == 6, r
-    assert r.json["skipped"] == [{"line": 14, "reason": "line has no ':' separator"}]
-    assert sorted(c["name"] for c in car.all_contacts(pid)) == ["Good 1", "Good 2", "Good 3"]
+    assert r.json["skipped_lines"] == [{"line": 14, "reason": "line has no ':' separator"}]
+    assert r.json["skipped"] == [{"line": 16, "reason": "card has no name, phone or email"}]
+    names = sorted(c["name"] for c in car.all_contacts(pid))
+    assert names == ["Broken", "Good 1", "Good 2", "Good 3"]
 
-    # Plain output lists the bad line for a human too.
+    # Plain output lists the bad line and the skipped card for a human too.
     r = phone.run("sync", car.endpoint, "--contacts", str(vcf))
     assert r.code == 6
-    assert "line 14" in r.err
+    assert "line 14" in r.err and "line 16" in r.err
 
 
 def test_sync_not_a_vcard_exits_2_and_changes_nothing(

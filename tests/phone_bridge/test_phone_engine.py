@@ -149,10 +149,12 @@ def test_malformed_cards_are_errors_with_line_numbers_and_the_rest_import(
     )
     loaded = load_contacts(path)
     assert [(c.uid, c.fn) for c in loaded.contacts] == [("u1", "Ann"), ("u2", "Bob"), ("u3", "Cy")]
+    # The bad line costs its property; the card is skipped as nothing identifying is left.
     assert [(e.line, e.reason) for e in loaded.errors] == [
-        (9, "line has no ':' separator"),
+        (7, "card has no name, phone or email"),
         (17, "card has no name, phone or email"),
     ]
+    assert [(e.line, e.reason) for e in loaded.warnings] == [(9, "line has no ':' separator")]
 
 
 def test_a_photo_shared_by_two_cards_is_kept_once(tmp_path: Path) -> None:
