@@ -19,6 +19,8 @@ level, so this module fixes the bytes before anything interprets them:
    value bytes). Parameters are parsed only for properties the importer reads
    (``parse_params``), and values are decoded only on request (``decode_text``,
    ``decode_binary``), which keeps 10k cards well under a second.
+4. Cards nest: a ``BEGIN:VCARD`` inside an open card (old exporters' embedded cards) opens
+   an inner card, and the outer one resumes after the inner ``END:VCARD``.
 
 Errors are ``VCardError`` values yielded in place of a card the file never closes, or kept
 in a card's ``warnings`` for a line that is no property; they are never raised out of
