@@ -169,7 +169,8 @@ _PAIRING_MESSAGES = {
     Reason.CONFIRMATION_FAILED: "key confirmation failed (codes differ: possible man in the "
     "middle); pairing aborted",
     Reason.TIMEOUT: "pairing timed out",
-    Reason.RATE_LIMITED: "too many pairing attempts; wait a minute and retry",
+    Reason.RATE_LIMITED: "too many failed pairing attempts on this car; wait and retry (the car "
+    "backs off for up to 15 minutes)",
     Reason.OOB_MISMATCH: "the car's key does not match the scanned code; pairing aborted "
     "(a different car, or a tampered code)",
 }

@@ -8,8 +8,12 @@ it is given and the ``now`` passed in:
   code with it;
 * **one pairing at a time**, as in Bluetooth: a second request while one is on show would
   let an attacker put a look-alike request beside the real one;
-* **rate limits** keyed three ways: the claimed phone id, the peer's address (a device id
-  in a Hello is only a claim until pairing) and one global bucket against id rotation;
+* **rate limits** keyed two ways, the claimed phone id and the peer's address (a device id
+  in a Hello is only a claim until pairing), and one **car-wide budget** of failed
+  pairings with a doubling lockout, against a stranger who changes id and address (a
+  fresh LAN address, a random BLE address) every attempt. Only an admitted attempt spends
+  the car-wide budget: a Hello refused while the window is closed, busy or locked costs
+  the car nothing, so it must not be able to lock the car's own user out;
 * the **QR secret** (``PairingUri``): one on show at a time, replaced by a newer one,
   expiring with the window (or after ``OOB_LIFETIME``), and consumed by the first pairing
   that presents it, compared in constant time.
@@ -22,7 +26,8 @@ connection object itself)::
                                                           | pairing-busy)
     may_pin()  --window open, and numeric or the OOB secret on show-->  None (secret used)
                --otherwise-->                     Refusal(pairing-closed | oob-mismatch)
-    finished() frees the slot; ``paired=False`` counts one failure on all three limits
+    finished() frees the slot; ``paired=False`` counts one failure per phone id and peer,
+               and on the car-wide budget if the attempt had been admitted
 
 Refusals are values, not exceptions: the connection turns one into a ``PairingError`` and
 the ``Error`` the phone sees, so every reason comes from ``protocol.errors.Reason``.
@@ -36,7 +41,7 @@ from dataclasses import dataclass
 
 from protocol.errors import PairingError, Reason
 from protocol.identity import PairingUri
-from protocol.ratelimit import PairingRateLimiter
+from protocol.ratelimit import FailureBudget, PairingRateLimiter
 
 __all__ = ["OOB_LIFETIME", "PairingAdmission", "Refusal"]
 
@@ -45,10 +50,14 @@ OOB_LIFETIME = 120.0
 # 5 failures a minute per phone id or peer address, then 30 s of lockout: a person retyping
 # a code is never slowed, a script guessing is (each guess also costs a human's accept).
 PER_KEY_ATTEMPTS = 5
-# Looser, since every phone shares it, but it stops an attacker rotating fresh ids.
+# Looser, since every phone shares it, but it stops an attacker rotating fresh ids and
+# addresses: 20 failed pairings a minute lock pairing car-wide for 30 s, the next lockout
+# of the streak for 60 s, then 120 s ... up to 15 min. A sustained attack so gets about 20
+# tries per 15 min (instead of 20 per 30 s), and the owner still pairs between lockouts.
 GLOBAL_ATTEMPTS = 20
 LIMIT_WINDOW = 60.0
 LOCKOUT = 30.0
+MAX_LOCKOUT = 15 * 60.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ class PairingAdmission:
         self._uri: tuple[PairingUri, float] | None = None
         self._by_phone = PairingRateLimiter(PER_KEY_ATTEMPTS, LIMIT_WINDOW, LOCKOUT)
         self._by_peer = PairingRateLimiter(PER_KEY_ATTEMPTS, LIMIT_WINDOW, LOCKOUT)
-        self._global = PairingRateLimiter(GLOBAL_ATTEMPTS, LIMIT_WINDOW, LOCKOUT)
+        self._global = FailureBudget(GLOBAL_ATTEMPTS, LIMIT_WINDOW, LOCKOUT, MAX_LOCKOUT)
 
     # -- the window -----------------------------------------------------------------------
     def is_open(self, now: float) -> bool:
@@ -150,7 +159,7 @@ class PairingAdmission:
             self._by_phone.check(phone_id, now)
             if peer:
                 self._by_peer.check(peer, now)
-            self._global.check("*", now)
+            self._global.check(now)
         except PairingError as exc:
             return Refusal(exc.reason, exc.detail)
         if self._holder is not None and self._holder is not holder:
@@ -197,14 +206,17 @@ class PairingAdmission:
             paired: it ended pinned; otherwise it counts as one failed attempt.
             now: the current time.
         """
-        if self._holder is holder:
+        admitted = self._holder is holder
+        if admitted:
             self._holder = None
         if paired:
             self._by_phone.record_success(phone_id)
             if peer:
                 self._by_peer.record_success(peer)
+            self._global.record_success()
             return
         self._by_phone.record_failure(phone_id, now)
         if peer:
             self._by_peer.record_failure(peer, now)
-        self._global.record_failure("*", now)
+        if admitted:  # a refused Hello cost nothing: it must not spend the car-wide budget
+            self._global.record_failure(now)

@@ -138,7 +138,8 @@ CASES: list[tuple[BaseException, type[BridgeError], int, str]] = [
         PairingError(Reason.RATE_LIMITED),
         PairingFailed,
         4,
-        "too many pairing attempts; wait a minute and retry",
+        "too many failed pairing attempts on this car; wait and retry (the car backs off for "
+        "up to 15 minutes)",
     ),
     (
         PairingError(Reason.OOB_MISMATCH, "key"),

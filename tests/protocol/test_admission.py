@@ -86,6 +86,51 @@ def test_global_bucket_stops_id_rotation() -> None:
     assert reason(adm.request(A, "brand-new", "10.9.9.9", 1001.0)) is Reason.RATE_LIMITED
 
 
+def rotate(adm: PairingAdmission, n: int, now: float, tag: str) -> None:
+    """A stranger fails ``n`` pairings, with a fresh id and a fresh address each time."""
+    for i in range(n):
+        fail(adm, f"{tag}-id-{i}", f"{tag}-addr-{i}", now)
+
+
+def test_car_wide_lockouts_grow_while_a_stranger_keeps_rotating_addresses() -> None:
+    adm = opened()
+    rotate(adm, 20, 1000.0, "a")
+    assert reason(adm.request(A, "owner", "10.0.0.1", 1029.0)) is Reason.RATE_LIMITED
+    rotate(adm, 20, 1030.0, "b")  # the first lockout (30 s) is over: the stranger goes on
+    # The second lockout of the streak lasts 60 s, not another 30 s.
+    assert reason(adm.request(A, "owner", "10.0.0.1", 1030.0 + 45)) is Reason.RATE_LIMITED
+    rotate(adm, 20, 1090.0, "c")
+    assert reason(adm.request(A, "owner", "10.0.0.1", 1090.0 + 100)) is Reason.RATE_LIMITED
+    assert adm.request(A, "owner", "10.0.0.1", 1090.0 + 120) is None
+
+
+def test_a_legit_pairing_after_the_backoff_works_and_ends_the_streak() -> None:
+    adm = opened()
+    rotate(adm, 20, 0.0, "a")
+    rotate(adm, 20, 30.0, "b")  # locked until 90
+    assert adm.request(A, "owner", "10.0.0.1", 90.0) is None
+    assert adm.may_pin(A, None, 91.0) is None
+    adm.finished(A, "owner", "10.0.0.1", paired=True, now=91.0)
+    rotate(adm, 20, 100.0, "c")  # a new streak starts at 30 s again
+    assert reason(adm.request(B, "p2", "10.0.0.2", 129.0)) is Reason.RATE_LIMITED
+    assert adm.request(B, "p2", "10.0.0.2", 130.0) is None
+
+
+def test_hellos_refused_while_the_window_is_closed_do_not_spend_the_car_wide_budget() -> None:
+    adm = PairingAdmission()
+    rotate(adm, 40, 0.0, "closed")  # each is refused pairing-closed
+    adm.open(1.0, 0)
+    assert adm.request(A, "owner", "10.0.0.1", 1.0) is None
+
+
+def test_hellos_refused_as_busy_do_not_spend_the_car_wide_budget() -> None:
+    adm = opened()
+    assert adm.request(A, "owner", "10.0.0.1", 0.0) is None
+    rotate(adm, 40, 0.0, "busy")  # each is refused pairing-busy: A holds the slot
+    adm.finished(A, "owner", "10.0.0.1", paired=False, now=1.0)
+    assert adm.request(B, "owner", "10.0.0.1", 1.0) is None
+
+
 def test_rate_limit_also_keys_on_the_peer_address() -> None:
     adm = opened()
     for i in range(5):  # a fresh claimed id each time, from one host

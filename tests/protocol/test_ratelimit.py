@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import PairingError, Reason
-from protocol.ratelimit import PairingRateLimiter
+from protocol.ratelimit import FailureBudget, PairingRateLimiter
 
 
 def lock(rl: PairingRateLimiter, key: str, now: float = 0.0) -> None:
@@ -54,3 +54,55 @@ def test_the_table_is_bounded() -> None:
     for i in range(1000):
         rl.record_failure(f"peer-{i}", float(i))
     assert len(rl._failures) == 10
+
+
+# -- the car-wide budget ------------------------------------------------------------------
+def spend(budget: FailureBudget, n: int, now: float) -> None:
+    for _ in range(n):
+        budget.record_failure(now)
+
+
+def refused(budget: FailureBudget, now: float) -> bool:
+    try:
+        budget.check(now)
+    except PairingError as exc:
+        assert exc.reason is Reason.RATE_LIMITED
+        return True
+    return False
+
+
+def test_budget_lockouts_double_while_the_streak_lasts_up_to_the_cap() -> None:
+    budget = FailureBudget(budget=3, window=60, lockout=10, max_lockout=40)
+    now, lengths = 0.0, []
+    for _ in range(5):
+        spend(budget, 3, now)
+        lengths.append(budget.locked_for(now))
+        now += lengths[-1]
+        assert not refused(budget, now)
+    assert lengths == [10, 20, 40, 40, 40]
+
+
+def test_budget_counts_only_failures_within_its_window() -> None:
+    budget = FailureBudget(budget=3, window=10, lockout=30)
+    spend(budget, 2, 0.0)
+    spend(budget, 1, 20.0)
+    assert not refused(budget, 20.0)
+
+
+def test_a_success_or_a_quiet_spell_ends_the_streak() -> None:
+    budget = FailureBudget(budget=2, window=60, lockout=10, max_lockout=100)
+    spend(budget, 2, 0.0)
+    spend(budget, 2, 10.0)  # second lockout of the streak: 20 s
+    assert budget.locked_for(10.0) == 20
+    budget.record_success()
+    spend(budget, 2, 30.0)
+    assert budget.locked_for(30.0) == 10  # a fresh streak
+    spend(budget, 2, 40.0 + 100)  # 100 quiet seconds after the lockout ended
+    assert budget.locked_for(140.0) == 10
+
+
+def test_a_success_does_not_lift_a_running_lockout() -> None:
+    budget = FailureBudget(budget=2, window=60, lockout=10)
+    spend(budget, 2, 0.0)
+    budget.record_success()
+    assert refused(budget, 5.0) and not refused(budget, 10.0)
