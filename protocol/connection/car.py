@@ -17,7 +17,7 @@ are what the shell stores.
 from __future__ import annotations
 
 from protocol.admission import PairingAdmission
-from protocol.connection.base import PAIRING_TIMEOUT, BaseConnection
+from protocol.connection.base import PAIRING_TIMEOUT, BaseConnection, unexpected
 from protocol.connection.events import (
     ArtworkReceived,
     MessageIgnored,
@@ -43,6 +43,8 @@ from protocol.messages import (
     SUPPORTED_VERSIONS,
     Hello,
     Message,
+    Pong,
+    Unpair,
     app_body,
     decode,
     encode,
@@ -62,6 +64,9 @@ from protocol.sync.wire import raw_upserts
 __all__ = ["CarConnection"]
 
 _SYNC_MESSAGES = (ContactsBatch, ContactsDone, ManifestRequest)
+# What the shell gets as MessageReceived; anything else that is not handled above (a car ->
+# phone message such as MediaCommand, a pairing message) is refused, not ignored.
+_FOR_THE_SHELL = (Unpair, Pong)
 # Hashes asked for and not yet answered; a phone cannot make the car remember more.
 MAX_ARTWORK_REQUESTS = 64
 
@@ -261,8 +266,10 @@ class CarConnection(BaseConnection):
                 return
             self._wanted_art.discard(msg.hash)
             self._events.append(ArtworkReceived(msg))
-        else:
+        elif isinstance(msg, _FOR_THE_SHELL):
             self._events.append(MessageReceived(msg))
+        else:
+            raise unexpected(msg, self.state)
 
     def _sync(self, msg: Message) -> None:
         receiver = self._receiver

@@ -291,3 +291,18 @@ def test_a_failed_commit_voids_the_batches_queued_behind_it() -> None:
         rest.append(ev)
     assert [type(e) for e in rest] == [ConnectionFailed], "batch 1 must not be committed"
     car.batch_stored(first)  # a late answer to a dead connection is ignored, not raised
+
+
+@pytest.mark.parametrize("wrong_way", ["media-command", "artwork-request"])
+def test_a_car_to_phone_message_from_the_phone_is_unexpected(wrong_way: str) -> None:
+    from protocol.media import ArtworkRequest, MediaCommand
+
+    msg = MediaCommand(action="play") if wrong_way == "media-command" else ArtworkRequest(b"1" * 32)
+    car = make_car({PHONE_ID.device_id: PHONE_ID.public_key})
+    link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), car)
+    link.pump()
+    link.phone.send(msg)
+    link.pump()
+    assert link.of("car", ConnectionFailed)[0].error.reason is Reason.UNEXPECTED_MESSAGE
+    assert link.of("phone", ConnectionFailed)[0].error.reason is Reason.UNEXPECTED_MESSAGE
+    assert not link.of("car", MessageReceived)
