@@ -95,15 +95,15 @@ def test_pinned_session_without_pairing() -> None:
     assert link.car.state is State.ESTABLISHED and link.phone.state is State.ESTABLISHED
 
 
-def test_unknown_phone_rejected_before_handshake() -> None:
+def test_unknown_phone_fails_the_handshake_before_any_application_data() -> None:
     link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), make_car({}))
     link.pump()
     car_err = link.of("car", ConnectionFailed)[0].error
     phone_err = link.of("phone", ConnectionFailed)[0].error
-    assert car_err.reason is Reason.UNKNOWN_PEER
-    assert phone_err.reason is Reason.UNKNOWN_PEER
-    # Only the Hello crossed: no handshake bytes from the phone.
-    assert link.bytes_to_car < 100
+    # Refused as a wrong key would be (PROTOCOL.md 6.1): no oracle of who is paired.
+    assert car_err.reason is Reason.HANDSHAKE_FAILED and "not paired" in car_err.detail
+    assert phone_err.reason is Reason.HANDSHAKE_FAILED and phone_err.from_peer
+    assert not link.of("car", SessionEstablished) and not link.of("car", MessageReceived)
 
 
 def test_wrong_pinned_car_key_fails_handshake() -> None:
