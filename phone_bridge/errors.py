@@ -23,7 +23,7 @@ with one table, first match wins:
     protocol.errors.PairingError (oob-mismatch, from the car)   PairingFailed ("refused")
     protocol.errors.PairingError                                PairingFailed (by reason)
     protocol.errors.SessionError (unknown-peer, ours)           NotPaired ("run 'pair'")
-    protocol.errors.SessionError (unknown-peer)                 NotPaired
+    protocol.errors.SessionError (car: handshake-failed, unknown-peer)  NotPaired
     protocol.errors.ProtocolError                               ProtocolFailure
     shell.errors.TransportError                                 CarUnreachable
     shell.errors.KeyFileError                                   StateError
@@ -179,7 +179,12 @@ _CAR_REFUSED_OOB = (
     "the car refused the scanned code (already used, replaced, expired, or no code is "
     "showing); show a new code on the car and scan it again"
 )
-_UNKNOWN_TO_CAR = "the car does not know this phone (unpaired on the car?); run 'pair' again"
+# A car refuses a phone it does not know as it refuses a wrong key (PROTOCOL.md 6.1), so the
+# phone cannot tell the two apart; pairing again is the cure for both.
+_UNKNOWN_TO_CAR = (
+    "the car refused the session: it does not know this phone or its key "
+    "(unpaired on the car?); run 'pair' again"
+)
 
 
 def _car_refused_oob(exc: Any) -> bool:
@@ -187,7 +192,8 @@ def _car_refused_oob(exc: Any) -> bool:
 
 
 def _unknown_peer(exc: Any) -> bool:
-    return bool(exc.reason is Reason.UNKNOWN_PEER)
+    # unknown-peer is what cars before the fix of the paired-phone oracle said.
+    return bool(exc.from_peer and exc.reason in (Reason.UNKNOWN_PEER, Reason.HANDSHAKE_FAILED))
 
 
 def _car_unknown_here(exc: Any) -> bool:

@@ -213,14 +213,17 @@ class BaseConnection:
         if self._error is not None:
             return
         self._error = exc
-        # Tell the peer why, unless the error is the peer's own Error coming back.
+        # Tell the peer why, unless the error is the peer's own Error coming back. Before
+        # the session the peer is a stranger: it gets the reason only, since a detail (a
+        # decoder's path into the message layout) would map the protocol for it; the
+        # detail stays in the ConnectionFailed event, for the log.
         if isinstance(exc, RemoteProtocolError) and not exc.from_peer:
-            err = Error(reason=exc.reason.value, detail=exc.detail[:200])
             try:
                 if self.state is State.ESTABLISHED and self._session is not None:
+                    err = Error(reason=exc.reason.value, detail=exc.detail[:200])
                     self._out += encode_frame(self._session.encrypt(encode_app(err)))
                 elif self.state is not State.ESTABLISHED:
-                    self._out += encode_frame(encode(err))
+                    self._out += encode_frame(encode(Error(reason=exc.reason.value)))
             except ProtocolError:
                 pass  # the session itself is broken; the transport close says enough
         ended = self.state is not State.CLOSED

@@ -16,8 +16,10 @@ are what the shell stores.
 
 from __future__ import annotations
 
+import functools
+
 from protocol.admission import PairingAdmission
-from protocol.connection.base import PAIRING_TIMEOUT, BaseConnection
+from protocol.connection.base import PAIRING_TIMEOUT, BaseConnection, unexpected
 from protocol.connection.events import (
     ArtworkReceived,
     MessageIgnored,
@@ -32,6 +34,7 @@ from protocol.connection.events import (
 from protocol.errors import (
     LocalProtocolError,
     PairingError,
+    ProtocolError,
     Reason,
     RemoteProtocolError,
     SessionError,
@@ -43,6 +46,8 @@ from protocol.messages import (
     SUPPORTED_VERSIONS,
     Hello,
     Message,
+    Pong,
+    Unpair,
     app_body,
     decode,
     encode,
@@ -61,7 +66,21 @@ from protocol.sync.wire import raw_upserts
 
 __all__ = ["CarConnection"]
 
+
+@functools.cache
+def _decoy_key() -> bytes:
+    """A public key whose private half was thrown away, once per car process.
+
+    The car runs an unknown phone's handshake against it, so the handshake fails at the
+    phone's first message, as it does for a paired id whose key is wrong.
+    """
+    return Identity.generate().public_key
+
+
 _SYNC_MESSAGES = (ContactsBatch, ContactsDone, ManifestRequest)
+# What the shell gets as MessageReceived; anything else that is not handled above (a car ->
+# phone message such as MediaCommand, a pairing message) is refused, not ignored.
+_FOR_THE_SHELL = (Unpair, Pong)
 # Hashes asked for and not yet answered; a phone cannot make the car remember more.
 MAX_ARTWORK_REQUESTS = 64
 
@@ -106,6 +125,7 @@ class CarConnection(BaseConnection):
         self._receiver: ContactsReceiver | None = None
         self._raw: list[bytes] | None = None  # the last batch's contacts as received
         self._wanted_art: set[bytes] = set()
+        self._unknown = False  # a session Hello from an id that is not paired
 
     # -- answers from the shell -------------------------------------------------------
     def pin_stored(self, now: float) -> None:
@@ -163,11 +183,12 @@ class CarConnection(BaseConnection):
         self.peer_device_id, self.peer_name = msg.device_id, msg.name
         self._events.append(PeerHello(msg.device_id, msg.name, msg.model, msg.intent, selected))
         if msg.intent == "session":
-            # Refuse unknown and revoked phones before any handshake or application data.
+            # An unknown (or revoked) phone is not told so: that would tell anyone on the LAN
+            # which phones are paired. It gets the Hello and a handshake against a key
+            # nobody holds, which fails exactly as a known id with the wrong key does.
             pinned = self._lookup_peer(msg.device_id)
-            if pinned is None:
-                raise SessionError(Reason.UNKNOWN_PEER, f"device {msg.device_id} is not paired")
-            self.peer_public_key = pinned
+            self._unknown = pinned is None
+            self.peer_public_key = _decoy_key() if pinned is None else pinned
         else:
             self._attempt = True  # from here on, ending unpaired counts as a failure
             refusal = self._admission.request(self, msg.device_id, self._peer, now)
@@ -232,6 +253,14 @@ class CarConnection(BaseConnection):
     def _on_end(self) -> None:
         self._end_attempt(paired=False)
 
+    def _fail(self, exc: ProtocolError) -> None:
+        if self._unknown and exc.reason is Reason.HANDSHAKE_FAILED and not exc.from_peer:
+            # The phone sees handshake-failed (an Error's detail stays here); the log says why.
+            exc = SessionError(
+                Reason.HANDSHAKE_FAILED, f"device {self.peer_device_id} is not paired"
+            )
+        super()._fail(exc)
+
     def _end_attempt(self, *, paired: bool) -> None:
         if self._attempt:
             self._attempt = False
@@ -261,8 +290,10 @@ class CarConnection(BaseConnection):
                 return
             self._wanted_art.discard(msg.hash)
             self._events.append(ArtworkReceived(msg))
-        else:
+        elif isinstance(msg, _FOR_THE_SHELL):
             self._events.append(MessageReceived(msg))
+        else:
+            raise unexpected(msg, self.state)
 
     def _sync(self, msg: Message) -> None:
         receiver = self._receiver

@@ -397,7 +397,9 @@ def test_unpair_from_the_car(paired: tuple[Car, Phone, str], tmp_path: Path) -> 
     assert media["phone_id"] is None and media["title"] is None
     r = phone.sync(car, vcf)
     assert r.code == 5, r
-    assert "does not know this phone" in r.err
+    # Refused as a wrong key would be (PROTOCOL.md 6.1), and the user is told what to do.
+    assert "refused the session: it does not know this phone or its key" in r.err
+    assert "run 'pair' again" in r.err
 
 
 def _rows_for(db: Path, phone_id: str) -> dict[str, int]:

@@ -241,7 +241,7 @@ async def test_a_car_that_unpaired_the_phone_refuses_the_session(tmp_path: Path)
             await _session(phone, car, paired)
         err = explain(e.value)
         assert err.code == EXIT_NOT_PAIRED
-        assert "does not know this phone" in str(err)
+        assert "refused the session: it does not know this phone or its key" in str(err)
         assert car.engine.phones() == []
 
 

@@ -106,6 +106,10 @@ _REFUSED = (
     "the car refused the scanned code (already used, replaced, expired, or no code is "
     "showing); show a new code on the car and scan it again"
 )
+_UNKNOWN_TO_CAR = (
+    "the car refused the session: it does not know this phone or its key "
+    "(unpaired on the car?); run 'pair' again"
+)
 CASES: list[tuple[BaseException, type[BridgeError], int, str]] = [
     (PairingError(Reason.REJECTED), PairingFailed, 4, "pairing was rejected"),
     (
@@ -157,10 +161,19 @@ CASES: list[tuple[BaseException, type[BridgeError], int, str]] = [
         "pairing-busy: another phone",
     ),
     (
-        SessionError(Reason.UNKNOWN_PEER, "who?", from_peer=True),
+        # A car refuses an unknown phone as it refuses a wrong key (PROTOCOL.md 6.1).
+        SessionError(Reason.HANDSHAKE_FAILED, from_peer=True),
         NotPaired,
         5,
-        "the car does not know this phone (unpaired on the car?); run 'pair' again",
+        _UNKNOWN_TO_CAR,
+    ),
+    (SessionError(Reason.UNKNOWN_PEER, "who?", from_peer=True), NotPaired, 5, _UNKNOWN_TO_CAR),
+    # The phone's own handshake failure is not the car refusing it.
+    (
+        SessionError(Reason.HANDSHAKE_FAILED, "bad tag"),
+        ProtocolFailure,
+        1,
+        "protocol error: handshake-failed: bad tag",
     ),
     (
         # The car that answered is not one this phone paired with (ours, not the car's).

@@ -95,15 +95,15 @@ def test_pinned_session_without_pairing() -> None:
     assert link.car.state is State.ESTABLISHED and link.phone.state is State.ESTABLISHED
 
 
-def test_unknown_phone_rejected_before_handshake() -> None:
+def test_unknown_phone_fails_the_handshake_before_any_application_data() -> None:
     link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), make_car({}))
     link.pump()
     car_err = link.of("car", ConnectionFailed)[0].error
     phone_err = link.of("phone", ConnectionFailed)[0].error
-    assert car_err.reason is Reason.UNKNOWN_PEER
-    assert phone_err.reason is Reason.UNKNOWN_PEER
-    # Only the Hello crossed: no handshake bytes from the phone.
-    assert link.bytes_to_car < 100
+    # Refused as a wrong key would be (PROTOCOL.md 6.1): no oracle of who is paired.
+    assert car_err.reason is Reason.HANDSHAKE_FAILED and "not paired" in car_err.detail
+    assert phone_err.reason is Reason.HANDSHAKE_FAILED and phone_err.from_peer
+    assert not link.of("car", SessionEstablished) and not link.of("car", MessageReceived)
 
 
 def test_wrong_pinned_car_key_fails_handshake() -> None:
@@ -291,3 +291,18 @@ def test_a_failed_commit_voids_the_batches_queued_behind_it() -> None:
         rest.append(ev)
     assert [type(e) for e in rest] == [ConnectionFailed], "batch 1 must not be committed"
     car.batch_stored(first)  # a late answer to a dead connection is ignored, not raised
+
+
+@pytest.mark.parametrize("wrong_way", ["media-command", "artwork-request"])
+def test_a_car_to_phone_message_from_the_phone_is_unexpected(wrong_way: str) -> None:
+    from protocol.media import ArtworkRequest, MediaCommand
+
+    msg = MediaCommand(action="play") if wrong_way == "media-command" else ArtworkRequest(b"1" * 32)
+    car = make_car({PHONE_ID.device_id: PHONE_ID.public_key})
+    link = Link(PhoneConnection(PHONE_ID, "Pixel", car_public_key=CAR_ID.public_key), car)
+    link.pump()
+    link.phone.send(msg)
+    link.pump()
+    assert link.of("car", ConnectionFailed)[0].error.reason is Reason.UNEXPECTED_MESSAGE
+    assert link.of("phone", ConnectionFailed)[0].error.reason is Reason.UNEXPECTED_MESSAGE
+    assert not link.of("car", MessageReceived)

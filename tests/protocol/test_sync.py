@@ -382,6 +382,22 @@ def test_bad_batches_are_sync_errors(batch: ContactsBatch) -> None:
     assert info.value.reason is Reason.BAD_BATCH
 
 
+def test_the_uid_limit_is_in_bytes_and_the_refusal_says_bytes() -> None:
+    # 600 characters, 1,200 bytes in UTF-8: over the 1,024-byte bound of PROTOCOL.md 7.
+    for batch in (
+        ContactsBatch(1, EMPTY_ANCHOR, [], ["é" * 600], [], True),
+        ContactsBatch(1, EMPTY_ANCHOR, [Contact(uid="é" * 600, fn="x")], [], [], True),
+    ):
+        with pytest.raises(SyncError) as info:
+            _started_receiver().receive(batch)
+        assert info.value.reason is Reason.BAD_BATCH
+        assert "1200 bytes" in info.value.detail and "1 to 1024" in info.value.detail
+    # 1,024 bytes (512 characters) is still a uid: the batch goes to be committed.
+    receiver = _started_receiver()
+    receiver.receive(ContactsBatch(1, EMPTY_ANCHOR, [], ["é" * 512], [], True))
+    assert isinstance(receiver.next_event(), ApplyBatch)
+
+
 def test_receive_before_hello_is_a_local_error() -> None:
     with pytest.raises(LocalProtocolError):
         ContactsReceiver(MirrorState()).receive(ManifestRequest())
