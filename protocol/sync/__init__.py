@@ -38,6 +38,7 @@ from protocol.sync.journal import (
     SnapshotEdit,
     replay_journal,
 )
+from protocol.sync.guard import DeletesRefused, refuses_deletes
 from protocol.sync.receiver import ContactsReceiver
 from protocol.sync.sender import ContactsSender, DigestCache
 from protocol.sync.wire import (
@@ -86,6 +87,7 @@ __all__ = [
     "ContactsSender",
     "ContactsState",
     "ContactsSynced",
+    "DeletesRefused",
     "DigestCache",
     "InFlight",
     "JournalAcked",
@@ -103,5 +105,6 @@ __all__ = [
     "batch_digest",
     "next_anchor",
     "raw_upserts",
+    "refuses_deletes",
     "replay_journal",
 ]
