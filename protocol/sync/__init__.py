@@ -31,6 +31,7 @@ Transitions (anything else is ``SyncError(unexpected-message)``):
     receiver  ready --ContactsBatch(bad base)--> resync --ManifestRequest--> ready
 """
 
+from protocol.sync.guard import DeletesRefused, refuses_deletes
 from protocol.sync.journal import (
     JournalAcked,
     JournalBase,
@@ -38,7 +39,6 @@ from protocol.sync.journal import (
     SnapshotEdit,
     replay_journal,
 )
-from protocol.sync.guard import DeletesRefused, refuses_deletes
 from protocol.sync.receiver import ContactsReceiver
 from protocol.sync.sender import ContactsSender, DigestCache
 from protocol.sync.wire import (

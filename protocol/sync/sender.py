@@ -8,8 +8,8 @@ import msgspec
 
 from protocol.contacts import Contact, Photo, check_bounds, digest_and_size
 from protocol.errors import LocalProtocolError, Reason, SyncError
-from protocol.sync.guard import DeletesRefused, refuses_deletes
 from protocol.messages import Message
+from protocol.sync.guard import DeletesRefused, refuses_deletes
 from protocol.sync.journal import JournalAcked, JournalBase, JournalSent, SnapshotEdit
 from protocol.sync.wire import (
     EMPTY_ANCHOR,
