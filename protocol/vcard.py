@@ -84,6 +84,7 @@ class ImportResult(msgspec.Struct):
     errors: list[VCardError]
     cards_seen: int
     is_vcard: bool = True  # False: not a vCard file at all (nothing in it may be synced)
+    truncated: bool = False  # the file ends inside a card: cut short (nothing may be synced)
 
 
 def import_vcards(data: bytes) -> ImportResult:
@@ -117,7 +118,21 @@ def import_vcards(data: bytes) -> ImportResult:
         if photo is not None:
             result.photos.setdefault(photo.hash, photo)
         result.contacts.append(_unique(contact, uids))
+    result.truncated = _ends_inside_card(source.lines)
     return result
+
+
+def _ends_inside_card(lines: list[bytes]) -> bool:
+    """Tell whether more ``BEGIN:VCARD`` than ``END:VCARD`` lines are open at the end."""
+    depth = 0  # counted, so a card nested in another (and closed) is not a cut
+    for line in lines:
+        if line[:1] in (b"B", b"b", b"E", b"e"):  # cheap: most lines are properties
+            word = line.strip().upper()
+            if word == b"BEGIN:VCARD":
+                depth += 1
+            elif word == b"END:VCARD":
+                depth = max(depth - 1, 0)
+    return depth > 0
 
 
 class _Card:
