@@ -123,16 +123,19 @@ def import_vcards(data: bytes) -> ImportResult:
 
 
 def _ends_inside_card(lines: list[bytes]) -> bool:
-    """Tell whether more ``BEGIN:VCARD`` than ``END:VCARD`` lines are open at the end."""
+    """Tell whether the file was cut inside a card (or inside its ``BEGIN:VCARD`` line)."""
     depth = 0  # counted, so a card nested in another (and closed) is not a cut
+    last = b""
     for line in lines:
+        if line.strip():
+            last = line
         if line[:1] in (b"B", b"b", b"E", b"e"):  # cheap: most lines are properties
             word = line.strip().upper()
             if word == b"BEGIN:VCARD":
                 depth += 1
             elif word == b"END:VCARD":
                 depth = max(depth - 1, 0)
-    return depth > 0
+    return depth > 0 or b"BEGIN:VCARD".startswith(last.strip().upper() or b"-")
 
 
 class _Card:

@@ -20,6 +20,11 @@ def test_a_file_cut_inside_a_card_is_truncated() -> None:
     assert 0 < len(result.contacts) < 100  # what came before the cut still reads
 
 
+def test_a_file_cut_inside_the_begin_line_is_truncated() -> None:
+    assert import_vcards(cards(3) + b"BEGIN:VC").truncated
+    assert import_vcards(cards(3) + b"B\r\n").truncated
+
+
 def test_only_begin_and_version_is_truncated() -> None:
     assert import_vcards(b"BEGIN:VCARD\nVERSION:3.0\n").truncated
 
