@@ -53,8 +53,8 @@ AllowDeletes = Annotated[
     typer.Option(
         "--allow-deletes",
         help="Let a sync delete more than half of the car's copy (and over 20 contacts), "
-        "or sync an empty file to empty it; without it such a sync stops with exit 7 "
-        "and nothing is sent.",
+        "or sync an empty file to empty it. Without it such a sync sends nothing: "
+        "'sync' exits 7, 'run' logs it and waits for the next version of the file.",
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import Car, Phone, poll, stop
+from tests.e2e.helpers import PHONE, Car, Phone, poll, stop
 
 
 def card(n: int) -> str:
@@ -149,3 +149,14 @@ def test_run_refuses_a_bad_version_then_syncs_the_next_good_one(
     text = log.read_text()
     assert "Traceback" not in text
     assert "the car keeps its current contacts" in text
+
+
+def test_help_documents_exit_7_and_allow_deletes() -> None:
+    def help_of(*cmd: str) -> str:
+        return subprocess.run(
+            [PHONE, *cmd, "--help"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+
+    assert "7  refused: the sync would delete" in help_of()
+    for cmd in ("sync", "run"):
+        assert "--allow-deletes" in help_of(cmd), cmd
