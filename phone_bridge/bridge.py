@@ -2,7 +2,10 @@
 
 One coroutine per connection consumes the link's events (so nothing is read twice): it
 runs the opening contacts sync, then handles media commands and artwork requests, and
-re-syncs whenever the vCard file changes. The simulated player pushes now-playing state
+re-syncs whenever the vCard file changes. A file version that is refused (cut short, no
+readable card, or a sync that would delete more than half of the car's copy without
+``--allow-deletes``) is logged as one line and sends nothing; the bridge keeps running and
+syncs the next good version. The simulated player pushes now-playing state
 on its own. When the car goes away the bridge reconnects with exponential backoff.
 """
 
@@ -30,6 +33,7 @@ from phone_bridge.engine import (
     open_session,
     sync_once,
 )
+from phone_bridge.errors import TooManyDeletes
 from phone_bridge.player import Player
 from phone_bridge.state import PairedCar, PhoneState
 from protocol.connection import MessageReceived
@@ -53,6 +57,7 @@ class BridgeOptions:
     name: str
     auto_confirm: bool = False
     connect: ConnectOptions | None = None
+    allow_deletes: bool = False  # let a sync delete over half of the car's copy
 
 
 class Bridge:
@@ -160,7 +165,7 @@ class Bridge:
 
     def _load(self) -> tuple[Contacts, float]:
         mtime = _mtime(self.opts.contacts)
-        contacts = load_contacts(self.opts.contacts)
+        contacts = load_contacts(self.opts.contacts, allow_empty=self.opts.allow_deletes)
         contacts.cache = self._digests  # unchanged cards are not encoded again
         for err in contacts.errors:
             log.warning("%s: skipped card at %s", self.opts.contacts, err)
@@ -172,9 +177,21 @@ class Bridge:
         self, link: CarLink, car: PairedCar, contacts: Contacts, *, first: bool
     ) -> None:
         start = time.perf_counter()
-        summary = await sync_once(
-            self.state, link, car, contacts, first=first, other=self._on_message
-        )
+        try:
+            summary = await sync_once(
+                self.state,
+                link,
+                car,
+                contacts,
+                first=first,
+                other=self._on_message,
+                allow_deletes=self.opts.allow_deletes,
+            )
+        except TooManyDeletes as exc:
+            # Nothing was sent and the session is fine: wait for the next good save.
+            log.error("%s: %s; the car keeps its current contacts", self.opts.contacts, exc)
+            self.emit({"event": "refused", "car": car.id, "error": str(exc), "exit_code": exc.code})
+            return
         elapsed = time.perf_counter() - start
         log.info("sync complete: %s in %.2f s", _describe(summary, len(contacts.errors)), elapsed)
         self.emit(

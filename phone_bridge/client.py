@@ -206,6 +206,7 @@ async def sync_contacts(
     opening: ContactsState | None = None,
     other: Callable[[Message], Awaitable[None]] | None = None,
     cache: DigestCache | None = None,
+    allow_deletes: bool = False,
 ) -> SyncSummary:
     """Sync contacts over an established session.
 
@@ -215,10 +216,14 @@ async def sync_contacts(
     point resumes without duplicates or losses. Other application messages (media commands that
     arrive meanwhile) go to ``other``.
 
+    Unless ``allow_deletes``, a sync that would delete more than half of the car's mirror
+    (and more than 20 contacts) stops before its first batch (``protocol.sync.guard``).
+
     Raises:
+        DeletesRefused: that guard stopped the sync; the session is still usable.
         SyncError, ProtocolError, LinkClosed, TimeoutError.
     """
-    sender = ContactsSender(contacts, photos, snapshot, cache=cache)
+    sender = ContactsSender(contacts, photos, snapshot, cache=cache, allow_deletes=allow_deletes)
     for uid, why in sender.skipped:  # the car would refuse it (PROTOCOL.md section 7)
         log.warning("not syncing contact %s: %s", uid[:80], why)
     # The connection feeds the car's replies to the sender and holds the answers until

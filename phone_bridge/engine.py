@@ -25,7 +25,9 @@ from phone_bridge.errors import (
     EXIT_NOT_FOUND,
     EXIT_NOT_PAIRED,
     EXIT_PAIRING,
+    BadInput,
     BridgeError,
+    TooManyDeletes,
     explain,
 )
 from phone_bridge.state import PairedCar, PhoneState
@@ -34,7 +36,7 @@ from protocol.contacts import Contact, Photo
 from protocol.errors import PairingError, Reason, VCardError
 from protocol.identity import PairingUri
 from protocol.messages import Message
-from protocol.sync import ContactsState, DigestCache, SyncSnapshot, SyncSummary
+from protocol.sync import ContactsState, DeletesRefused, DigestCache, SyncSnapshot, SyncSummary
 from protocol.vcard import import_vcards
 
 __all__ = [
@@ -67,19 +69,39 @@ class Contacts:
     cache: DigestCache = field(default_factory=DigestCache)
 
 
-def load_contacts(path: Path) -> Contacts:
-    """Import a vCard file; malformed cards and lines are reported, not fatal.
+def load_contacts(path: Path, *, allow_empty: bool = False) -> Contacts:
+    """Import a vCard file; malformed cards and lines are reported, not fatal, unless all are.
+
+    A bad file must never empty the car: a file cut short (it ends inside a card) or one
+    in which no card could be read is refused. An empty file is how a user empties the
+    car's copy on purpose, so it is accepted only with ``allow_empty`` (``--allow-deletes``).
 
     Raises:
-        BridgeError: unreadable, or not a vCard file at all (nothing is sent then).
+        BadInput: unreadable, empty (without ``allow_empty``), not a vCard file, cut short,
+            or no card could be read (nothing is sent then).
     """
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise BridgeError(f"cannot read {path}: {exc.strerror}", EXIT_BAD_INPUT) from exc
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from exc
+    if not data.strip():
+        if allow_empty:
+            return Contacts([], {})
+        raise BadInput(
+            f"{path} is empty; nothing was synced "
+            "(to empty the car's copy on purpose, pass --allow-deletes)"
+        )
     result = import_vcards(data)  # sniffs the file once: is_vcard says what it found
     if not result.is_vcard:
-        raise BridgeError(f"{path} is not a vCard file; nothing was synced", EXIT_BAD_INPUT)
+        raise BadInput(f"{path} is not a vCard file; nothing was synced")
+    if result.truncated:
+        raise BadInput(f"{path} ends inside a card (cut short?); nothing was synced")
+    if not result.contacts:
+        first = result.errors[0] if result.errors else VCardError(1, "no card")
+        raise BadInput(
+            f"no card in {path} could be read ({len(result.errors)} skipped; first at line "
+            f"{first.line}: {first.reason}); nothing was synced"
+        )
     return Contacts(
         list(result.contacts), dict(result.photos), list(result.errors), list(result.warnings)
     )
@@ -225,25 +247,39 @@ async def sync_once(
     *,
     first: bool = True,
     other: Callable[[Message], Awaitable[None]] | None = None,
+    allow_deletes: bool = False,
 ) -> SyncSummary:
     """Sync the contacts once over an open session.
 
     ``first``: the car's opening ``ContactsState`` is still to come. Later syncs in the
     same session start from the anchor of the last acknowledgement, which no one else
     can have moved.
+
+    Raises:
+        TooManyDeletes: without ``allow_deletes``, the sync would delete more than half
+            of the car's copy and more than 20 contacts; nothing was sent, and the
+            session can sync again.
     """
     snapshot = state.snapshot(car.id)
-    summary = await sync_contacts(
-        link,
-        contacts.contacts,
-        contacts.photos,
-        snapshot,
-        lambda edits: state.record_sync(car.id, edits),
-        on_progress,
-        opening=None if first else _opening(snapshot, link),
-        other=other,
-        cache=contacts.cache,
-    )
+    try:
+        summary = await sync_contacts(
+            link,
+            contacts.contacts,
+            contacts.photos,
+            snapshot,
+            lambda edits: state.record_sync(car.id, edits),
+            on_progress,
+            opening=None if first else _opening(snapshot, link),
+            other=other,
+            cache=contacts.cache,
+            allow_deletes=allow_deletes,
+        )
+    except DeletesRefused as exc:
+        link.mirror = (exc.anchor, exc.mirror)  # what the car still holds
+        raise TooManyDeletes(
+            f"the sync would delete {exc.deletes} of the {exc.mirror} contacts on the car; "
+            "nothing was sent (pass --allow-deletes if that is what you want)"
+        ) from exc
     car.last_sync = time.time()
     state.save_car(car)
     return summary

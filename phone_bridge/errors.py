@@ -8,14 +8,17 @@
     ├── PairingFailed           exit 4  rejected, mismatch, window closed, rate limited,
     │                                   timeout, or the car's key is not the scanned QR code's
     ├── NotPaired               exit 5  not paired here, or the car no longer knows this phone
+    ├── TooManyDeletes          exit 7  the sync would delete more than half of the car's
+    │                                   copy (and over 20 contacts); nothing was sent
     ├── LinkClosed              exit 1  the car ended the session, or the transport dropped
     ├── CarTimedOut             exit 1  the car stopped answering
     ├── ProtocolFailure         exit 1  any other protocol error (ours or the car's)
     └── StateError              exit 1  the state directory or a file in it is unusable
 
 Exit codes (the README's table): ``EXIT_OK`` 0, ``EXIT_ERROR`` 1, ``EXIT_BAD_INPUT`` 2,
-``EXIT_NOT_FOUND`` 3, ``EXIT_PAIRING`` 4, ``EXIT_NOT_PAIRED`` 5, and ``EXIT_PARTIAL`` 6, which
-is no error: the sync succeeded but skipped malformed cards, so no class carries it.
+``EXIT_NOT_FOUND`` 3, ``EXIT_PAIRING`` 4, ``EXIT_NOT_PAIRED`` 5, ``EXIT_PARTIAL`` 6, which
+is no error: the sync succeeded but skipped malformed cards, so no class carries it, and
+``EXIT_TOO_MANY_DELETES`` 7 (``--allow-deletes`` lets such a sync through).
 
 Foreign errors reach the CLI from two other trees and from asyncio; ``explain`` maps them
 with one table, first match wins:
@@ -48,6 +51,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PAIRING",
     "EXIT_PARTIAL",
+    "EXIT_TOO_MANY_DELETES",
     "FOREIGN_ERRORS",
     "BadInput",
     "BridgeError",
@@ -60,6 +64,7 @@ __all__ = [
     "PairingFailed",
     "ProtocolFailure",
     "StateError",
+    "TooManyDeletes",
     "explain",
 ]
 
@@ -70,6 +75,7 @@ EXIT_NOT_FOUND = 3
 EXIT_PAIRING = 4
 EXIT_NOT_PAIRED = 5
 EXIT_PARTIAL = 6
+EXIT_TOO_MANY_DELETES = 7
 
 
 class BridgeError(Exception):
@@ -141,6 +147,15 @@ class NotPaired(BridgeError):
     """Not paired with this car here, or the car no longer knows this phone."""
 
     code = EXIT_NOT_PAIRED
+
+
+class TooManyDeletes(BridgeError):
+    """The sync would delete more than half of the car's copy (``protocol.sync.guard``).
+
+    Nothing was sent and the car keeps its contacts; ``--allow-deletes`` lets it through.
+    """
+
+    code = EXIT_TOO_MANY_DELETES
 
 
 class LinkClosed(BridgeError):

@@ -2,6 +2,7 @@
 
     ProtocolError                     base; every error carries a ``reason`` enum
     ├── LocalProtocolError            we misused the API (a bug on our side)
+    │   └── DeletesRefused            a sync would empty the car (protocol.sync.guard)
     └── RemoteProtocolError           the peer sent something we refuse
         ├── FramingError              bad length prefix, frame over the hard maximum
         ├── MessageError              undecodable or schema-invalid message

@@ -97,6 +97,7 @@ class ImportResult(msgspec.Struct):
     cards_seen: int
     is_vcard: bool = True  # False: not a vCard file at all (nothing in it may be synced)
     warnings: list[VCardError] = msgspec.field(default_factory=list)  # skipped lines
+    truncated: bool = False  # the file ends inside a card: cut short (nothing may be synced)
 
 
 def import_vcards(data: bytes) -> ImportResult:
@@ -130,7 +131,24 @@ def import_vcards(data: bytes) -> ImportResult:
         if photo is not None:
             result.photos.setdefault(photo.hash, photo)
         result.contacts.append(_unique(contact, uids))
+    result.truncated = _ends_inside_card(source.lines)
     return result
+
+
+def _ends_inside_card(lines: list[bytes]) -> bool:
+    """Tell whether the file was cut inside a card (or inside its ``BEGIN:VCARD`` line)."""
+    depth = 0  # counted, so a card nested in another (and closed) is not a cut
+    last = b""
+    for line in lines:
+        if line.strip():
+            last = line
+        if line[:1] in (b"B", b"b", b"E", b"e"):  # cheap: most lines are properties
+            word = line.strip().upper()
+            if word == b"BEGIN:VCARD":
+                depth += 1
+            elif word == b"END:VCARD":
+                depth = max(depth - 1, 0)
+    return depth > 0 or b"BEGIN:VCARD".startswith(last.strip().upper() or b"-")
 
 
 class _Card:

@@ -3,12 +3,15 @@
 Exit codes:
   0  success
   1  runtime failure (connection lost, protocol error)
-  2  bad usage or bad input (e.g. a file that is not a vCard; nothing is sent)
+  2  bad usage or bad input (e.g. a file that is not a vCard, is cut short inside a
+     card, or has no readable card; nothing is sent)
   3  car not found or unreachable
   4  pairing failed (rejected, code mismatch, window closed, rate limited, timeout,
      or the car's key does not match the scanned QR code)
   5  not paired (locally, or the car no longer knows this phone)
   6  synced, but some cards or lines in the file were malformed and skipped (listed)
+  7  refused: the sync would delete more than half of the car's copy (and over 20
+     contacts); nothing is sent (--allow-deletes lets it through)
 
 Logs go to stderr; ``--json`` puts machine-readable results on stdout.
 """

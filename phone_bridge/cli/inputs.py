@@ -15,14 +15,15 @@ if TYPE_CHECKING:
 __all__ = ["read_contacts", "read_media"]
 
 
-def read_contacts(path: Path, as_json: bool) -> Contacts:
+def read_contacts(path: Path, as_json: bool, allow_empty: bool = False) -> Contacts:
     """Parse the vCard file, or fail with one line.
 
     Raises:
-        typer.Exit: unreadable, or not a vCard file (exit 2).
+        typer.Exit: unreadable, not a vCard file, cut short, no card readable, or empty
+            without ``allow_empty`` (exit 2).
     """
     try:
-        return load_contacts(path)
+        return load_contacts(path, allow_empty=allow_empty)
     except BridgeError as exc:
         raise fail(exc, as_json) from None
 

@@ -24,6 +24,7 @@ from shell.radio import is_emulated
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "AllowDeletes",
     "Btsnoop",
     "CarOptions",
     "Json",
@@ -47,6 +48,15 @@ class TransportChoice(StrEnum):
     ble = "ble"
 
 
+AllowDeletes = Annotated[
+    bool,
+    typer.Option(
+        "--allow-deletes",
+        help="Let a sync delete more than half of the car's copy (and over 20 contacts), "
+        "or sync an empty file to empty it. Without it such a sync sends nothing: "
+        "'sync' exits 7, 'run' logs it and waits for the next version of the file.",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Transport = Annotated[
     TransportChoice,

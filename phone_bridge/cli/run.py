@@ -15,6 +15,7 @@ from phone_bridge.cli.app import open_state, run_flow
 from phone_bridge.cli.inputs import read_contacts, read_media
 from phone_bridge.cli.options import (
     DEFAULT_TIMEOUT,
+    AllowDeletes,
     Btsnoop,
     CarOptions,
     Json,
@@ -56,6 +57,7 @@ def run_cmd(
             help="EMULATION ONLY: pair with the car if needed, accepting the code without asking.",
         ),
     ] = False,
+    allow_deletes: AllowDeletes = False,
     name: Name = None,
     transport: Transport = TransportChoice.auto,
     radio: Radio = None,
@@ -68,7 +70,7 @@ def run_cmd(
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
     opts = check_auto_confirm(auto_confirm, opts)
     state = open_state(as_json)
-    read_contacts(contacts, as_json)
+    read_contacts(contacts, as_json, allow_empty=allow_deletes)
     player = read_media(media, as_json) if media else None
 
     def emit(event: dict[str, Any]) -> None:
@@ -82,6 +84,7 @@ def run_cmd(
         name=state.phone_name(opts.name),
         auto_confirm=auto_confirm,
         connect=opts.connect,
+        allow_deletes=allow_deletes,
     )
     run_flow(_serve(state, options, player, emit), as_json)
 

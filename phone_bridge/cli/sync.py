@@ -15,6 +15,7 @@ from phone_bridge.cli.app import open_state, run_flow
 from phone_bridge.cli.inputs import read_contacts, read_media
 from phone_bridge.cli.options import (
     DEFAULT_TIMEOUT,
+    AllowDeletes,
     Btsnoop,
     CarOptions,
     Json,
@@ -50,6 +51,7 @@ def sync_cmd(
             "--media", help="A folder of audio files or an M3U playlist: push now-playing."
         ),
     ] = None,
+    allow_deletes: AllowDeletes = False,
     name: Name = None,
     transport: Transport = TransportChoice.auto,
     radio: Radio = None,
@@ -58,12 +60,18 @@ def sync_cmd(
     btsnoop: Btsnoop = None,
     as_json: Json = False,
 ) -> None:
-    """Sync contacts (and optionally now-playing) once, with a progress bar and a summary."""
+    """Sync contacts (and optionally now-playing) once, with a progress bar and a summary.
+
+    A file cut short, or one in which no card could be read, is refused (exit 2). A sync
+    that would delete more than half of the car's copy and more than 20 contacts stops
+    with exit 7 and sends nothing, unless --allow-deletes; with it, an empty file empties
+    the car's copy.
+    """
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
     state = open_state(as_json)
-    book = read_contacts(contacts, as_json)
+    book = read_contacts(contacts, as_json, allow_empty=allow_deletes)
     player = read_media(media, as_json) if media else None
-    r = run_flow(_sync(state, car, opts, book, player), as_json)
+    r = run_flow(_sync(state, car, opts, book, player, allow_deletes), as_json)
     if as_json:
         print(json.dumps(r))
     else:
@@ -82,7 +90,12 @@ def sync_cmd(
 
 
 async def _sync(
-    state: PhoneState, car: str, opts: CarOptions, book: Contacts, player: Player | None
+    state: PhoneState,
+    car: str,
+    opts: CarOptions,
+    book: Contacts,
+    player: Player | None,
+    allow_deletes: bool,
 ) -> dict[str, Any]:
     """Sync once over a fresh session; push now-playing (and its artwork) if a player."""
     progress = _progress(opts.as_json)
@@ -95,7 +108,9 @@ async def _sync(
     start = time.perf_counter()
     async with connect_car(state, target, opts, closing="sync done") as s:
         with progress:
-            summary = await sync_once(state, s.link, s.car, book, on_progress)
+            summary = await sync_once(
+                state, s.link, s.car, book, on_progress, allow_deletes=allow_deletes
+            )
         await _push_now_playing(s, player)
         wire = s.link.bytes_sent
     return _synced_json(s, summary, book, wire, time.perf_counter() - start)

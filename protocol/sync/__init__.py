@@ -31,6 +31,7 @@ Transitions (anything else is ``SyncError(unexpected-message)``):
     receiver  ready --ContactsBatch(bad base)--> resync --ManifestRequest--> ready
 """
 
+from protocol.sync.guard import DeletesRefused, refuses_deletes
 from protocol.sync.journal import (
     JournalAcked,
     JournalBase,
@@ -86,6 +87,7 @@ __all__ = [
     "ContactsSender",
     "ContactsState",
     "ContactsSynced",
+    "DeletesRefused",
     "DigestCache",
     "InFlight",
     "JournalAcked",
@@ -103,5 +105,6 @@ __all__ = [
     "batch_digest",
     "next_anchor",
     "raw_upserts",
+    "refuses_deletes",
     "replay_journal",
 ]

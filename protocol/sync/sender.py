@@ -9,6 +9,7 @@ import msgspec
 from protocol.contacts import Contact, Photo, check_bounds, digest_and_size
 from protocol.errors import LocalProtocolError, Reason, SyncError
 from protocol.messages import Message
+from protocol.sync.guard import DeletesRefused, refuses_deletes
 from protocol.sync.journal import JournalAcked, JournalBase, JournalSent, SnapshotEdit
 from protocol.sync.wire import (
     EMPTY_ANCHOR,
@@ -108,6 +109,11 @@ class ContactsSender:
     would refuse with its whole batch, is left out of the sync as if the phone did not
     hold it, and listed in ``skipped`` as ``(uid, why)`` for the shell to warn about.
 
+    ``allow_deletes=False`` arms the mass-deletion guard (``protocol.sync.guard``): a
+    change set that would delete more than half of the car's mirror (and more than 20
+    contacts, skipped ones included) makes ``receive`` raise ``DeletesRefused`` before any
+    batch is sent.
+
     Raises:
         LocalProtocolError: a bad ``batch_size``/``window`` or a uid over 1024 bytes.
     """
@@ -121,6 +127,7 @@ class ContactsSender:
         batch_size: int = MAX_BATCH_ITEMS,
         window: int = 4,
         cache: DigestCache | None = None,
+        allow_deletes: bool = True,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_ITEMS or window < 1:
             raise LocalProtocolError(Reason.STATE, f"batch_size {batch_size}, window {window}")
@@ -136,6 +143,7 @@ class ContactsSender:
             self._saved.anchor, dict(self._saved.digests), set(self._saved.photos)
         )
         self._batch_size, self._window = batch_size, window
+        self._allow_deletes = allow_deletes
         self._state = "wait-state"
         self._plan: list[_Planned] = []
         self._inflight: list[tuple[int, InFlight, int]] = []
@@ -184,6 +192,7 @@ class ContactsSender:
 
         Raises:
             SyncError: the message is unexpected now, or an ack does not match the batch.
+            DeletesRefused: the guard is armed and the sync would delete too much.
         """
         if isinstance(msg, ContactsState) and self._state in ("wait-state", "sending"):
             return self._on_state(msg)
@@ -233,6 +242,11 @@ class ContactsSender:
 
     def _start(self, base: SyncSnapshot) -> list[Message]:
         """Plan the change set against ``base`` (the car's state) and open the window."""
+        if not self._allow_deletes:
+            deletes = sum(1 for uid in base.digests if uid not in self._contacts)
+            if refuses_deletes(len(base.digests), deletes):
+                # Before any state changes or journal entry: nothing is sent, nothing saved.
+                raise DeletesRefused(len(base.digests), deletes, base.anchor)
         self._acked, self._head = base, base.anchor
         self._journal.append(JournalBase(SyncSnapshot(base.anchor, base.digests, base.photos)))
         self._plan = self._diff(base)

@@ -126,7 +126,7 @@ def test_a_directory_is_unreadable_too(tmp_path: Path) -> None:
     assert e.value.code == EXIT_BAD_INPUT
 
 
-@pytest.mark.parametrize("text", ["not a vcard\n", "", "FN:Ann\r\nTEL:1\r\n"])
+@pytest.mark.parametrize("text", ["not a vcard\n", "FN:Ann\r\nTEL:1\r\n"])
 def test_a_file_that_is_not_a_vcard_syncs_nothing(tmp_path: Path, text: str) -> None:
     path = tmp_path / "notes.txt"
     path.write_text(text)
@@ -134,6 +134,37 @@ def test_a_file_that_is_not_a_vcard_syncs_nothing(tmp_path: Path, text: str) -> 
         load_contacts(path)
     assert str(e.value) == f"{path} is not a vCard file; nothing was synced"
     assert e.value.code == EXIT_BAD_INPUT
+
+
+@pytest.mark.parametrize("text", ["", "\r\n  \n"])
+def test_an_empty_file_is_refused_unless_deletes_are_allowed(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "empty.vcf"
+    path.write_text(text)
+    with pytest.raises(BridgeError) as e:
+        load_contacts(path)
+    assert e.value.code == EXIT_BAD_INPUT
+    assert "empty" in str(e.value) and "--allow-deletes" in str(e.value)
+    assert load_contacts(path, allow_empty=True).contacts == []  # empties the car's copy
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("BEGIN:VCARD\r\nVERSION:3.0\r\n", "ends inside a card"),
+        ("BEGIN:VCARD\r\nFN:Ann\r\nEND:VCARD\r\nBEGIN:VCARD\r\nFN:Bo", "ends inside a card"),
+        ("BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n", "no card in"),
+        ("BEGIN:VCARD\r\nno colon\r\nEND:VCARD\r\n" * 3, "no card in"),
+    ],
+)
+def test_a_cut_or_unreadable_file_syncs_nothing(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "bad.vcf"
+    path.write_text(text)
+    for allow_empty in (False, True):  # --allow-deletes does not make a bad file good
+        with pytest.raises(BridgeError) as e:
+            load_contacts(path, allow_empty=allow_empty)
+        assert e.value.code == EXIT_BAD_INPUT
+        assert says in str(e.value) and "nothing was synced" in str(e.value)
+        assert "\n" not in str(e.value)
 
 
 def test_malformed_cards_are_errors_with_line_numbers_and_the_rest_import(

@@ -82,7 +82,7 @@ def test_media_source_error_is_bad_input_and_a_value_error(tmp_path: Path) -> No
 def test_exit_codes_are_the_readme_table() -> None:
     rows = re.findall(r"^\| (\d) \| ", README.read_text(), flags=re.M)
     constants = {getattr(errors, name) for name in errors.__all__ if name.startswith("EXIT_")}
-    assert sorted(int(r) for r in rows) == sorted(constants) == list(range(7))
+    assert sorted(int(r) for r in rows) == sorted(constants) == list(range(8))
 
 
 def test_the_names_stay_importable_where_they_were() -> None:
