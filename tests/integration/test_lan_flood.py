@@ -22,6 +22,7 @@ from phone_bridge.client import CarLink
 from phone_bridge.connect import ConnectOptions, Target
 from phone_bridge.engine import Contacts, do_pair, open_session, sync_once
 from phone_bridge.state import PhoneState
+from protocol.connection import SETUP_TIMEOUT
 from protocol.contacts import Contact, Phone, Photo, photo_hash
 from protocol.intake import MAX_PENDING, MAX_PENDING_PER_PEER
 
@@ -187,5 +188,23 @@ async def test_a_flood_from_many_addresses_is_capped_in_total(
         assert await sync(state, target, book_with_photos(3, 40_000)) == 3
         # The phone displaced a flooder's connection, not another phone's.
         assert len(still_open(conns)) >= MAX_PENDING - 1
+    finally:
+        await close_all(conns)
+
+
+async def test_connections_that_never_say_hello_are_closed_at_the_setup_deadline(
+    car: CarRunner,
+) -> None:
+    assert car.config.lan_endpoint is not None
+    # Under both caps (4 addresses x 5), so only the setup deadline can close them.
+    conns = await flood(car.config.lan_endpoint, 20, [f"127.0.0.{i}" for i in range(2, 6)])
+    try:
+        assert len(still_open(conns)) == 20
+        started = time.monotonic()
+        async with asyncio.timeout(SETUP_TIMEOUT + 5):
+            await asyncio.gather(*(ws.wait_closed() for ws in conns))
+        # The car hung up on every one (PROTOCOL.md §3.2), at the deadline, not before.
+        assert time.monotonic() - started > SETUP_TIMEOUT - 2
+        assert car.gate.intake.pending() == 0
     finally:
         await close_all(conns)
