@@ -184,6 +184,7 @@ _PAIRING_MESSAGES = {
     Reason.CONFIRMATION_FAILED: "key confirmation failed (codes differ: possible man in the "
     "middle); pairing aborted",
     Reason.TIMEOUT: "pairing timed out",
+    Reason.PAIRING_BUSY: "another phone is pairing with the car; retry shortly",
     Reason.RATE_LIMITED: "too many failed pairing attempts on this car; wait and retry (the car "
     "backs off for up to 15 minutes)",
     Reason.OOB_MISMATCH: "the car's key does not match the scanned code; pairing aborted "

@@ -153,12 +153,20 @@ CASES: list[tuple[BaseException, type[BridgeError], int, str]] = [
         "(a different car, or a tampered code)",
     ),
     (PairingError(Reason.OOB_MISMATCH, from_peer=True), PairingFailed, 4, _REFUSED),
-    # A reason with no sentence of its own keeps the protocol's words.
     (
-        PairingError(Reason.PAIRING_BUSY, "another phone"),
+        # Before the session the car sends the reason only (PROTOCOL.md 3.2): the phone
+        # says it in words.
+        PairingError(Reason.PAIRING_BUSY, "peer closed", from_peer=True),
         PairingFailed,
         4,
-        "pairing-busy: another phone",
+        "another phone is pairing with the car; retry shortly",
+    ),
+    # A reason with no sentence of its own keeps the protocol's words.
+    (
+        PairingError(Reason.ID_MISMATCH, "peer closed", from_peer=True),
+        PairingFailed,
+        4,
+        "id-mismatch: peer closed",
     ),
     (
         # A car refuses an unknown phone as it refuses a wrong key (PROTOCOL.md 6.1).
