@@ -9,6 +9,7 @@ import re
 import sqlite3
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -328,10 +329,14 @@ def _kill_mid_sync(
 ) -> int:
     """Kill something once the car holds some but not all contacts; return that count."""
 
+    ended: dict[str, str] = {}
+
     def partial() -> int:
         rows = car.phones()
         n = rows[0]["contacts"] if rows else 0
-        assert proc.poll() is None, "the sync finished before it could be interrupted"
+        if proc.poll() is not None:  # say why, once: poll() retries until its timeout
+            ended.setdefault("err", _stderr_of(proc))
+            raise AssertionError(f"the sync ended (exit {proc.returncode}) first: {ended['err']}")
         return n if 0 < n < 50_000 else 0
 
     held = poll(partial, timeout=60, what="a partial sync")
@@ -341,10 +346,20 @@ def _kill_mid_sync(
 
 def _background_sync(phone: Phone, car: Car, vcf: Path) -> subprocess.Popen[str]:
     """Start ``phone-bridge sync`` to the car's endpoint without waiting for it."""
-    return phone.popen(
+    err = tempfile.TemporaryFile("w+")  # noqa: SIM115 (lives with proc; a pipe could block it)
+    proc = phone.popen(
         "sync", car.endpoint, "--contacts", str(vcf), "--json",
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=err,
     )  # fmt: skip
+    proc.stderr = err  # read back by _stderr_of if it ends too early
+    return proc
+
+
+def _stderr_of(proc: subprocess.Popen[str]) -> str:
+    """What an exited background sync wrote on stderr."""
+    assert proc.stderr is not None
+    proc.stderr.seek(0)
+    return proc.stderr.read()[-2000:]
 
 
 def _assert_exactly(car: Car, pid: str, n: int) -> None:
