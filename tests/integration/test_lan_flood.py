@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
-from carhub.engine import CarConfig
-from carhub.runner import CarRunner, RunOptions
+from carhub.runner import CarRunner
 from phone_bridge.client import CarLink
 from phone_bridge.connect import ConnectOptions, Target
 from phone_bridge.engine import Contacts, do_pair, open_session, sync_once
@@ -30,17 +29,8 @@ OPTS = ConnectOptions(transport="lan", discover_timeout=1.0)
 
 
 @pytest.fixture
-async def car(tmp_path: Path) -> AsyncIterator[CarRunner]:
-    runner = CarRunner(
-        CarConfig(name="Flood Car", state_dir=tmp_path / "car", pairing_open=True,
-                  auto_confirm=True),
-        RunOptions(listen="127.0.0.1:0", ui="127.0.0.1:0", mdns=False),
-    )  # fmt: skip
-    await runner.start()
-    try:
-        yield runner
-    finally:
-        await runner.stop()
+async def car(start_car: Callable[..., Awaitable[CarRunner]]) -> CarRunner:
+    return await start_car("Flood Car")
 
 
 async def pair(car: CarRunner, state: PhoneState) -> Target:

@@ -5,14 +5,13 @@ is paired: an unknown id and a paired id with the wrong key get the same answer
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import websockets
 
-from carhub.engine import CarConfig
-from carhub.runner import CarRunner, RunOptions
+from carhub.runner import CarRunner
 from phone_bridge.connect import ConnectOptions, Target
 from phone_bridge.engine import do_pair, open_session
 from phone_bridge.state import PhoneState
@@ -35,17 +34,8 @@ class _Claims(Identity):
 
 
 @pytest.fixture
-async def car(tmp_path: Path) -> AsyncIterator[CarRunner]:
-    runner = CarRunner(
-        CarConfig(name="Oracle Car", state_dir=tmp_path / "car", pairing_open=True,
-                  auto_confirm=True),
-        RunOptions(listen="127.0.0.1:0", ui="127.0.0.1:0", mdns=False),
-    )  # fmt: skip
-    await runner.start()
-    try:
-        yield runner
-    finally:
-        await runner.stop()
+async def car(start_car: Callable[..., Awaitable[CarRunner]]) -> CarRunner:
+    return await start_car("Oracle Car")
 
 
 async def ask(car: CarRunner, identity: Identity) -> tuple[list[Message], list[int], str]:

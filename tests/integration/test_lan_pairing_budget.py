@@ -4,14 +4,13 @@ out once the car's user opens it (issue 9 item 8, PROTOCOL.md 5.3)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import websockets
 
-from carhub.engine import CarConfig
-from carhub.runner import CarRunner, RunOptions
+from carhub.runner import CarRunner
 from phone_bridge.connect import ConnectOptions, Target
 from phone_bridge.engine import do_pair
 from phone_bridge.state import PhoneState
@@ -23,17 +22,8 @@ OPTS = ConnectOptions(transport="lan", discover_timeout=1.0)
 
 
 @pytest.fixture
-async def car(tmp_path: Path) -> AsyncIterator[CarRunner]:
-    runner = CarRunner(
-        CarConfig(name="Budget Car", state_dir=tmp_path / "car", pairing_open=False,
-                  auto_confirm=True),
-        RunOptions(listen="127.0.0.1:0", ui="127.0.0.1:0", mdns=False),
-    )  # fmt: skip
-    await runner.start()
-    try:
-        yield runner
-    finally:
-        await runner.stop()
+async def car(start_car: Callable[..., Awaitable[CarRunner]]) -> CarRunner:
+    return await start_car("Budget Car", pairing_open=False)
 
 
 async def stranger_says_hello(car: CarRunner, source: str) -> str:
