@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from protocol.framing import FrameDecoder
 from protocol.identity import Identity, PairingUri
 from protocol.messages import Message, decode, encode
 from protocol.pairing import (
@@ -37,6 +38,16 @@ def seeded_rng(seed: int) -> Callable[[int], bytes]:
 def wire(msg: Message) -> Message:
     """Send a message through the real codec."""
     return decode(encode(msg))
+
+
+def frames(data: bytes) -> list[Message]:
+    """Decode the stream bytes a connection sent into its messages (pre-session frames)."""
+    dec = FrameDecoder()
+    dec.receive_data(data)
+    out = []
+    while (payload := dec.next_frame()) is not None:
+        out.append(decode(payload))
+    return out
 
 
 class PairingPair:

@@ -15,10 +15,11 @@ import pytest
 from protocol.admission import PairingAdmission
 from protocol.connection import CarConnection, ConnectionFailed, PhoneConnection, State
 from protocol.errors import Reason
-from protocol.framing import FrameDecoder, encode_frame
+from protocol.framing import encode_frame
 from protocol.identity import Identity
-from protocol.messages import Error, Hello, Message, decode, encode
+from protocol.messages import Error, Hello, Message, encode
 from protocol.pairing import PairResult
+from tests.protocol.helpers import frames
 
 SPEC = Path(__file__).resolve().parents[2] / "protocol" / "PROTOCOL.md"
 CAR, PHONE = Identity.generate(), Identity.generate()
@@ -38,22 +39,13 @@ def _car() -> CarConnection:
     return CarConnection(CAR, "Car", lookup_peer={}.get, admission=PairingAdmission(open_=True))
 
 
-def _frames(data: bytes) -> list[Message]:
-    dec = FrameDecoder()
-    dec.receive_data(data)
-    out = []
-    while (payload := dec.next_frame()) is not None:
-        out.append(decode(payload))
-    return out
-
-
 def _pump(phone: PhoneConnection, car: CarConnection) -> dict[str, list[Message]]:
     """Run both until quiet; return the plaintext messages each side sent."""
     sent: dict[str, list[Message]] = {"phone": [], "car": []}
     for _ in range(20):
         a, b = phone.data_to_send(), car.data_to_send()
-        sent["phone"] += _frames(a)
-        sent["car"] += _frames(b)
+        sent["phone"] += frames(a)
+        sent["car"] += frames(b)
         if a and car.state is not State.CLOSED:
             car.receive_data(a, 1.0)
         if b and phone.state is not State.CLOSED:
@@ -113,7 +105,7 @@ def test_a_hello_with_a_wrong_role_or_intent_gets_unexpected_message(
 ) -> None:
     car = _car()
     car.receive_data(_hello(role, intent), 0.0)
-    (reply,) = _frames(car.data_to_send())
+    (reply,) = frames(car.data_to_send())
     assert isinstance(reply, Error) and reply.reason == "unexpected-message"
     text = SPEC.read_text(encoding="utf-8")
     assert "answers `Error(unexpected-message)` to a `Hello` whose `role`" in text

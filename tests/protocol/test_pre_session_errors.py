@@ -11,9 +11,10 @@ import msgspec
 from protocol.admission import PairingAdmission
 from protocol.connection import CarConnection, ConnectionFailed, PhoneConnection, State
 from protocol.errors import ProtocolError, Reason, SessionError
-from protocol.framing import FrameDecoder, encode_frame
+from protocol.framing import encode_frame
 from protocol.identity import Identity
-from protocol.messages import Error, Message, decode
+from protocol.messages import Error, Message
+from tests.protocol.helpers import frames
 
 CAR, PHONE = Identity.generate(), Identity.generate()
 
@@ -21,15 +22,6 @@ CAR, PHONE = Identity.generate(), Identity.generate()
 def _car(pinned: dict[str, bytes] | None = None) -> CarConnection:
     pinned = pinned or {}
     return CarConnection(CAR, "Car", lookup_peer=pinned.get, admission=PairingAdmission(open_=True))
-
-
-def _frames(data: bytes) -> list[Message]:
-    dec = FrameDecoder()
-    dec.receive_data(data)
-    out = []
-    while (payload := dec.next_frame()) is not None:
-        out.append(decode(payload))
-    return out
 
 
 def _failure(car: CarConnection) -> ConnectionFailed:
@@ -44,7 +36,7 @@ def test_a_malformed_hello_gets_the_reason_only_and_the_car_keeps_the_detail() -
     # A Hello (tag 1) whose name is an array: the decoder names the path that failed.
     bad = msgspec.msgpack.encode([1, [1], "phone", "0" * 16, ["a", "name"], "", "pair", 0])
     car.receive_data(encode_frame(bad), 1.0)
-    sent = _frames(car.data_to_send())
+    sent = frames(car.data_to_send())
     assert sent == [Error(reason="malformed", detail="")]
     failed = _failure(car)
     assert failed.error.reason is Reason.MALFORMED
@@ -65,7 +57,7 @@ def _session_attempt(
         if a and car.state is not State.CLOSED:
             car.receive_data(a, 1.0)
         b = car.data_to_send()
-        sent += _frames(b)
+        sent += frames(b)
         sizes += [len(b)] if b else []
         if b and phone.state is not State.CLOSED:
             phone.receive_data(b, 1.0)
