@@ -24,6 +24,7 @@ __all__ = [
     "ContactPhone",
     "Media",
     "MediaCommandBody",
+    "Notification",
     "PairingRequest",
     "PairingUriBody",
     "Phone",
@@ -126,6 +127,23 @@ class Media(BaseModel):
     track_id: str | None
     artwork_url: str | None
     connected: bool
+
+
+# One notification of an Apple-profile phone (ANCS): ``GET /api/notifications`` and the
+# ``notifications`` event. ``uid`` is the ANCS uid; ``date`` is ``YYYY-MM-DDTHH:MM:SS``;
+# ``category`` the lower-case ANCS category name; the action labels are None when absent.
+class Notification(BaseModel):
+    phone_id: str
+    uid: int
+    app_id: str
+    app_name: str
+    title: str
+    subtitle: str
+    message: str
+    date: str
+    category: str
+    positive_action: str | None
+    negative_action: str | None
 
 
 # A command for the phone's player: ``POST /api/media/command``.
