@@ -35,11 +35,11 @@ __all__ = [
 # Fastest rate NowPlaying allows (protocol.media.Rate); faster is clamped.
 MAX_RATE = 16.0
 # Longest playback-info text accepted: three short numbers and two commas.
-_MAX_PLAYBACK_INFO = 64
-# A decimal with at most 9 integer digits: finite, and seconds below 31 years, so a hostile
-# value cannot make a huge int or float("inf"). Apple sends e.g. "1,1.000,12.345".
-_NUMBER = re.compile(r"\s*([-+]?\d{1,9}(?:\.\d{0,9})?)\s*")
-_INTEGER = re.compile(r"\s*[-+]?\d{1,9}\s*")
+_MAX_PLAYBACK_INFO = 96
+# A decimal with at most 9 integer digits (and 20 decimals): finite, seconds below 31 years,
+# so a hostile value cannot make a huge int or float("inf"). Apple sends "1,1.000,12.345".
+_NUMBER = re.compile(r"\s*([-+]?\d{1,9}(?:\.\d{0,20})?)\s*", re.ASCII)
+_INTEGER = re.compile(r"\s*[-+]?\d{1,9}\s*", re.ASCII)
 
 
 @dataclass(frozen=True)
