@@ -39,7 +39,7 @@ from protocol.apple._ancs_ids import (
     PerformAction,
     Response,
 )
-from protocol.apple.ancs_data import ResponseReader, encode_response, split
+from protocol.apple.ancs_data import ResponseReader, encode_answer, encode_response, split
 
 __all__ = [
     "CAR_APP_ATTRIBUTES",
@@ -66,6 +66,7 @@ __all__ = [
     "category_name",
     "decode_command",
     "decode_notification_source",
+    "encode_answer",
     "encode_command",
     "encode_notification_source",
     "encode_response",

@@ -8,9 +8,9 @@ attributes asked for, each once) and bounded by ``MAX_RESPONSE``. Layouts: secti
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from protocol.apple import bad, utf8
+from protocol.apple import bad, cut_utf8, utf8
 from protocol.apple._ancs_ids import (
     MAX_RESPONSE,
     AppAttributes,
@@ -21,7 +21,7 @@ from protocol.apple._ancs_ids import (
     Response,
 )
 
-__all__ = ["ResponseReader", "encode_response", "split"]
+__all__ = ["ResponseReader", "encode_answer", "encode_response", "split"]
 
 
 def encode_response(resp: Response, order: Sequence[int]) -> bytes:
@@ -46,6 +46,28 @@ def encode_response(resp: Response, order: Sequence[int]) -> bytes:
             raise ValueError(f"attribute {a} of {len(raw)} bytes does not fit its length")
         out += struct.pack("<BH", a, len(raw)) + raw
     return bytes(out)
+
+
+def encode_answer(
+    command: GetNotificationAttributes | GetAppAttributes, values: Mapping[int, str]
+) -> bytes:
+    """Encode the phone's whole answer to ``command``, as an iPhone builds it.
+
+    Attributes come in the command's order; each value is cut to the command's max length
+    (in bytes, at a UTF-8 character boundary) and a value absent from ``values`` is sent
+    empty.
+
+    Raises:
+        ValueError: as ``encode_response``.
+    """
+    cut: dict[int, str] = {}
+    for a, max_len in command.attributes:
+        raw = utf8(values.get(a, ""))
+        cut[a] = cut_utf8(raw, max_len if max_len is not None else len(raw)).decode()
+    order = [a for a, _ in command.attributes]
+    if isinstance(command, GetAppAttributes):
+        return encode_response(AppAttributes(command.app_id, cut), order)
+    return encode_response(NotificationAttributes(command.uid, cut), order)
 
 
 def split(data: bytes, mtu: int) -> list[bytes]:
