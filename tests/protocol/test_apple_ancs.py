@@ -244,3 +244,11 @@ def test_the_phone_cuts_values_to_the_max_lengths_asked() -> None:
     )  # "Zoë" is 4 bytes: 3 cannot hold the ë, and the cut never splits it
     app = GetAppAttributes("com.x", CAR_APP_ATTRIBUTES)
     assert ResponseReader(app).feed(encode_answer(app, {})) == AppAttributes("com.x", {0: ""})
+
+
+def test_dates_keep_four_digit_years_and_commands_refuse_bad_uids() -> None:
+    assert parse_date("00010101T000000") == "0001-01-01T00:00:00"
+    with pytest.raises(ValueError):
+        encode_command(PerformAction(2**32, ActionId.POSITIVE))
+    with pytest.raises(AppleDataError):
+        decode_command(b"\x00\x01\x00\x00\x00" + b"\x05" * 600)
