@@ -283,9 +283,12 @@ function renderPhones() {
   $("phones-empty").hidden = phones.length > 0;
   list.hidden = phones.length === 0;
   const open = !!(state.status && state.status.pairing_open);
+  const where = state.status && state.status.apple
+    ? "in the CarHub app on your phone, or in an iPhone's Settings › Bluetooth."
+    : "in the CarHub app on your phone.";
   $("phones-empty-hint").textContent = open
-    ? "Pairing is open. Choose this car in the CarHub app on your phone."
-    : "Open pairing, then choose this car in the CarHub app on your phone.";
+    ? `Pairing is open. Choose this car ${where}`
+    : `Open pairing, then choose this car ${where}`;
 }
 
 function profilesOf(p) {
