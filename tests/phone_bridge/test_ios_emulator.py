@@ -12,9 +12,8 @@ import pytest
 from bumble import hci
 from bumble.att import ATT_Error
 
-from phone_bridge.ios import IPhone, IPhoneOptions, NotificationSpec
+from phone_bridge.ios import IPhone, IPhoneOptions
 from phone_bridge.player import Player
-from protocol.apple.ancs import Category
 from protocol.media import Track
 from radio import LocalRadio
 from tests.phone_bridge.ios_car import CAR_ADDRESS, T, TinyCar
@@ -44,6 +43,8 @@ class Events(list[dict[str, Any]]):
 
 
 async def start_phone(air: LocalRadio, tmp_path: Path, events: Events, **kw: Any) -> IPhone:
+    # A player: with none, Bumble's AmsClient chokes on the empty values an idle iPhone sends.
+    kw.setdefault("player", Player(TRACKS, {}))
     options = IPhoneOptions(state_dir=tmp_path / "phone", auto_confirm=True,
                             emit=events.append, **kw)
     phone = IPhone(air, options)
