@@ -109,6 +109,7 @@ class _Link:
         self.registered: dict[int, tuple[int, ...]] = {}
         self.sent: dict[tuple[int, int], str] = {}
         self.attribute: tuple[int, int] | None = None
+        self.commands: bytes | None = None  # the Remote Command value last notified
 
 
 class AmsServer:
@@ -196,6 +197,7 @@ class AmsServer:
         connection = bearer.connection if att.is_enhanced_bearer(bearer) else bearer
         if notify:
             value = encode_remote_commands(self.supported_commands())
+            self._link(connection).commands = value
             task = asyncio.create_task(self._notify(connection, self.remote_command, value))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -236,6 +238,10 @@ class AmsServer:
                 await self._push(link, values)
 
     async def _push(self, link: _Link, values: dict[tuple[int, int], str]) -> None:
+        commands = encode_remote_commands(self.supported_commands())
+        if link.commands is not None and link.commands != commands:
+            link.commands = commands
+            await self._notify(link.connection, self.remote_command, commands)
         mtu = int(link.connection.att_mtu)
         for entity, attributes in list(link.registered.items()):
             for a in attributes:
