@@ -93,7 +93,8 @@ async def test_it_starts_scans_and_stops_cleanly(
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "phone_bridge.cli", "--state-dir", str(tmp_path), "emulate",
-        "ios", "--radio", radio, "--auto-confirm", "--json", env=ENV,
+        "ios", "--radio", radio, "--auto-confirm", "--json", "--btsnoop", str(tmp_path / "s.log"),
+        env=ENV,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     try:
@@ -109,3 +110,5 @@ async def test_it_starts_scans_and_stops_cleanly(
     assert b"Traceback" not in err
     assert b"AUTO-CONFIRM IS ON" in err
     assert (tmp_path / "ios-bonds.json").stat().st_mode & 0o777 == 0o600
+    capture = (tmp_path / "s.log").read_bytes()
+    assert capture.startswith(b"btsnoop\0") and len(capture) > 16 + 24  # header + a packet
