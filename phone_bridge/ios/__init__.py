@@ -31,10 +31,12 @@ Events (``emit``, ``--json``): ``scanning``, ``connected`` (car, address), ``pai
 reconnect), ``disconnected`` (reason), ``remote-command`` (command), ``notification-posted``,
 ``action`` (uid, action, label, app_id, title), ``notification-removed`` (uid).
 
-Unlike a real iPhone it has one player app and a fixed volume, no Service Changed
-indications (its services never come and go), no connection-parameter requests, no
-address rotation while connected, and it accepts its own Security Requests' outcome
-without asking iOS-style "allow notifications" questions.
+Unlike a real iPhone it has one player app, a fixed volume and no shuffle/repeat; no
+Service Changed indications (its services never come and go); no connection-parameter
+requests; no address rotation while connected (a new private address per connection
+only); no "Allow Notifications?" prompt after bonding; it refuses Just Works outright;
+and it re-pairs by itself when the car has lost the bond (iOS asks the user to forget
+the device first).
 """
 
 from __future__ import annotations
