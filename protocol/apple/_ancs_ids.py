@@ -109,7 +109,7 @@ class ErrorCode(IntEnum):
 
 
 # The car keeps the whole answer to one command in memory: this bounds it. The car's own
-# request (CAR_NOTIFICATION_ATTRIBUTES) needs under 1.2 KiB plus the two action labels.
+# request (CAR_NOTIFICATION_ATTRIBUTES) needs under 1 KiB plus the two action labels.
 MAX_RESPONSE = 8 * 1024
 # Bundle identifiers are short (reverse DNS); a longer app id is refused.
 MAX_APP_ID = 255

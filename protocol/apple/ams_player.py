@@ -35,11 +35,20 @@ __all__ = [
 # Fastest rate NowPlaying allows (protocol.media.Rate); faster is clamped.
 MAX_RATE = 16.0
 # Longest playback-info text accepted: three short numbers and two commas.
-_MAX_PLAYBACK_INFO = 64
-# A decimal with at most 9 integer digits: finite, and seconds below 31 years, so a hostile
-# value cannot make a huge int or float("inf"). Apple sends e.g. "1,1.000,12.345".
-_NUMBER = re.compile(r"\s*([-+]?\d{1,9}(?:\.\d{0,9})?)\s*")
-_INTEGER = re.compile(r"\s*[-+]?\d{1,9}\s*")
+_MAX_PLAYBACK_INFO = 96
+# A decimal with at most 9 integer digits (and 20 decimals): finite, seconds below 31 years,
+# so a hostile value cannot make a huge int or float("inf"). Apple sends "1,1.000,12.345".
+_NUMBER = re.compile(r"\s*([-+]?\d{1,9}(?:\.\d{0,20})?)\s*", re.ASCII)
+# The attributes that are free text; every other attribute is a number.
+_TEXT = frozenset(
+    {
+        (EntityId.PLAYER, PlayerAttribute.NAME),
+        (EntityId.TRACK, TrackAttribute.ARTIST),
+        (EntityId.TRACK, TrackAttribute.ALBUM),
+        (EntityId.TRACK, TrackAttribute.TITLE),
+    }
+)
+_INTEGER = re.compile(r"\s*[-+]?\d{1,9}\s*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -98,16 +107,21 @@ def track_id_of(artist: str, album: str, title: str) -> str:
     """
     if not (artist or album or title):
         return ""
-    joined = "\x1f".join((artist, album, title))  # unit separator: no field can fake it
-    return hashlib.sha256(utf8(joined)).hexdigest()[:16]
+    h = hashlib.sha256()
+    for field in (artist, album, title):  # length-prefixed, so fields cannot run together
+        raw = utf8(field)
+        h.update(len(raw).to_bytes(4, "little") + raw)
+    return h.hexdigest()[:16]
 
 
 class AmsPlayer:
     """The car's view of one iPhone's player, folded from Entity Updates.
 
-    A truncated update is applied as it is (the car re-reads it through Entity Attribute
-    and feeds the full value as a new update). Volume and queue values are validated and
-    kept, but are not part of ``NowPlaying``.
+    A truncated text (name, artist, album, title) is shown as it is until the car has
+    re-read it through Entity Attribute and fed the full value as a new update; a truncated
+    number (playback info, volume, queue, duration) is ignored until then, since its cut
+    text would parse to a wrong value or not at all. Volume and queue values are validated
+    and kept, but are not part of ``NowPlaying``.
     """
 
     def __init__(self) -> None:
@@ -129,6 +143,8 @@ class AmsPlayer:
                 (playback info, volume, duration, queue integers); the state is unchanged.
         """
         check_pair(upd.entity, upd.attribute)
+        if upd.truncated and (upd.entity, upd.attribute) not in _TEXT:
+            return False
         before = self.now_playing()
         if upd.entity == EntityId.PLAYER:
             self._update_player(upd.attribute, upd.value)

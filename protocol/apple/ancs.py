@@ -15,7 +15,7 @@ import re
 import struct
 from datetime import datetime
 
-from protocol.apple import bad, utf8
+from protocol.apple import MAX_ATTRIBUTE_VALUE, bad, utf8
 from protocol.apple._ancs_ids import (
     CAR_APP_ATTRIBUTES,
     CAR_NOTIFICATION_ATTRIBUTES,
@@ -39,7 +39,7 @@ from protocol.apple._ancs_ids import (
     PerformAction,
     Response,
 )
-from protocol.apple.ancs_data import ResponseReader, encode_response, split
+from protocol.apple.ancs_data import ResponseReader, encode_answer, encode_response, split
 
 __all__ = [
     "CAR_APP_ATTRIBUTES",
@@ -66,6 +66,7 @@ __all__ = [
     "category_name",
     "decode_command",
     "decode_notification_source",
+    "encode_answer",
     "encode_command",
     "encode_notification_source",
     "encode_response",
@@ -136,6 +137,8 @@ def encode_command(cmd: Command) -> bytes:
         ValueError: a command the iPhone would refuse (unknown or repeated attribute ids,
             a max length where none belongs or missing where required, a bad app id).
     """
+    if not isinstance(cmd, GetAppAttributes) and not 0 <= cmd.uid <= 0xFFFFFFFF:
+        raise ValueError(f"notification uid {cmd.uid} is not a u32")
     if isinstance(cmd, PerformAction):
         return struct.pack("<BIB", CommandId.PERFORM_NOTIFICATION_ACTION, cmd.uid, cmd.action)
     _check_attributes(cmd)
@@ -178,6 +181,8 @@ def decode_command(data: bytes) -> Command:
     """
     if not data:
         raise bad("empty control point command")
+    if len(data) > MAX_ATTRIBUTE_VALUE:
+        raise bad(f"control point command of {len(data)} bytes")
     if data[0] == CommandId.PERFORM_NOTIFICATION_ACTION:
         if len(data) != 6:
             raise bad(f"perform action of {len(data)} bytes, not 6")
@@ -229,7 +234,10 @@ def parse_date(text: str) -> str:
         dt = datetime(y, mo, d, h, mi, sec)
     except ValueError:
         raise bad(f"date {text!r} is not a real date") from None
-    return dt.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime: glibc writes year 1 as "1", not "0001".
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+    )
 
 
 def format_date(dt: datetime) -> str:

@@ -8,9 +8,9 @@ attributes asked for, each once) and bounded by ``MAX_RESPONSE``. Layouts: secti
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from protocol.apple import bad, utf8
+from protocol.apple import bad, cut_utf8, utf8
 from protocol.apple._ancs_ids import (
     MAX_RESPONSE,
     AppAttributes,
@@ -21,7 +21,7 @@ from protocol.apple._ancs_ids import (
     Response,
 )
 
-__all__ = ["ResponseReader", "encode_response", "split"]
+__all__ = ["ResponseReader", "encode_answer", "encode_response", "split"]
 
 
 def encode_response(resp: Response, order: Sequence[int]) -> bytes:
@@ -48,6 +48,28 @@ def encode_response(resp: Response, order: Sequence[int]) -> bytes:
     return bytes(out)
 
 
+def encode_answer(
+    command: GetNotificationAttributes | GetAppAttributes, values: Mapping[int, str]
+) -> bytes:
+    """Encode the phone's whole answer to ``command``, as an iPhone builds it.
+
+    Attributes come in the command's order; each value is cut to the command's max length
+    (in bytes, at a UTF-8 character boundary) and a value absent from ``values`` is sent
+    empty.
+
+    Raises:
+        ValueError: as ``encode_response``.
+    """
+    cut: dict[int, str] = {}
+    for a, max_len in command.attributes:
+        raw = utf8(values.get(a, ""))
+        cut[a] = cut_utf8(raw, max_len if max_len is not None else len(raw)).decode()
+    order = [a for a, _ in command.attributes]
+    if isinstance(command, GetAppAttributes):
+        return encode_response(AppAttributes(command.app_id, cut), order)
+    return encode_response(NotificationAttributes(command.uid, cut), order)
+
+
 def split(data: bytes, mtu: int) -> list[bytes]:
     """Split a Data Source answer into notifications of at most ``mtu - 3`` bytes.
 
@@ -63,6 +85,9 @@ def split(data: bytes, mtu: int) -> list[bytes]:
 class ResponseReader:
     """Reassemble the Data Source answer to one command, from any split.
 
+    Parsing is incremental (each byte is looked at once) and the buffer never grows past
+    ``MAX_RESPONSE``, so a hostile phone costs at most 8 KiB and linear time per answer.
+
     Args:
         command: the Get command the car wrote (its uid or app id and attribute ids are
             what the answer must match).
@@ -72,6 +97,8 @@ class ResponseReader:
         self._command = command
         self._wanted = frozenset(a for a, _ in command.attributes)
         self._buf = bytearray()
+        self._pos: int | None = None  # start of the next attribute once the head checked
+        self._values: dict[int, str] = {}
         self._done = False
         self._failed = False
 
@@ -88,65 +115,60 @@ class ResponseReader:
         """
         if self._done or self._failed:
             raise bad("data source notification after the answer ended")
-        self._buf += chunk
         try:
-            return self._parse()
+            if len(self._buf) + len(chunk) > MAX_RESPONSE:
+                raise bad(f"data source answer over {MAX_RESPONSE} bytes")
+            self._buf += chunk
+            return self._advance()
         except Exception:
             self._failed = True
             raise
 
-    def _parse(self) -> Response | None:
-        buf = bytes(self._buf)
-        if len(buf) > MAX_RESPONSE:
-            raise bad(f"data source answer over {MAX_RESPONSE} bytes")
-        cmd = self._command
-        expected_id = (
-            CommandId.GET_APP_ATTRIBUTES
-            if isinstance(cmd, GetAppAttributes)
-            else CommandId.GET_NOTIFICATION_ATTRIBUTES
-        )
+    def _head(self) -> int | None:
+        """Check the command id and uid or app id; the offset of the attributes, or None."""
+        buf, cmd = self._buf, self._command
+        is_app = isinstance(cmd, GetAppAttributes)
+        expected = CommandId.GET_APP_ATTRIBUTES if is_app else CommandId.GET_NOTIFICATION_ATTRIBUTES
         if not buf:
             return None
-        if buf[0] != expected_id:
-            raise bad(f"data source answer to command {buf[0]}, not {int(expected_id)}")
+        if buf[0] != expected:
+            raise bad(f"data source answer to command {buf[0]}, not {int(expected)}")
         if isinstance(cmd, GetAppAttributes):
             app = utf8(cmd.app_id) + b"\0"
-            head = buf[1 : 1 + len(app)]
-            if head != app[: len(head)]:
+            head = bytes(buf[1 : 1 + len(app)])
+            if head != app[: len(head)]:  # refuse at the first byte that differs
                 raise bad("data source answer for another app")
-            if len(head) < len(app):
-                return None
-            i = 1 + len(app)
-        else:
-            if len(buf) < 5:
-                return None
-            uid = int.from_bytes(buf[1:5], "little")
-            if uid != cmd.uid:
-                raise bad(f"data source answer for notification {uid}, not {cmd.uid}")
-            i = 5
-        values = self._attributes(buf, i)
-        if values is None:
+            return 1 + len(app) if len(head) == len(app) else None
+        if len(buf) < 5:
             return None
-        self._done = True
-        if isinstance(cmd, GetAppAttributes):
-            return AppAttributes(cmd.app_id, values)
-        return NotificationAttributes(cmd.uid, values)
+        uid = int.from_bytes(buf[1:5], "little")
+        if uid != cmd.uid:
+            raise bad(f"data source answer for notification {uid}, not {cmd.uid}")
+        return 5
 
-    def _attributes(self, buf: bytes, i: int) -> dict[int, str] | None:
-        values: dict[int, str] = {}
-        while i + 3 <= len(buf):
-            a, length = struct.unpack_from("<BH", buf, i)
+    def _advance(self) -> Response | None:
+        if self._pos is None:
+            self._pos = self._head()
+            if self._pos is None:
+                return None
+        buf, values = self._buf, self._values
+        while self._pos + 3 <= len(buf):
+            a, length = struct.unpack_from("<BH", buf, self._pos)
             if a not in self._wanted or a in values:
                 raise bad(f"data source attribute {a} was not asked for or came twice")
-            if len(buf) - i - 3 < length and i + 3 + length > MAX_RESPONSE:
-                # Refuse now: the declared length can never fit within the bound.
+            end = self._pos + 3 + length
+            if end > MAX_RESPONSE:  # the length can never fit: refuse before its bytes
                 raise bad(f"attribute {a} of {length} bytes overruns {MAX_RESPONSE}")
-            if i + 3 + length > len(buf):
+            if end > len(buf):
                 return None
-            values[a] = buf[i + 3 : i + 3 + length].decode("utf-8", errors="replace")
-            i += 3 + length
+            values[a] = bytes(buf[self._pos + 3 : end]).decode("utf-8", errors="replace")
+            self._pos = end
             if len(values) == len(self._wanted):
-                if i != len(buf):
-                    raise bad(f"{len(buf) - i} bytes after the data source answer")
-                return values
+                if end != len(buf):
+                    raise bad(f"{len(buf) - end} bytes after the data source answer")
+                self._done = True
+                cmd = self._command
+                if isinstance(cmd, GetAppAttributes):
+                    return AppAttributes(cmd.app_id, dict(values))
+                return NotificationAttributes(cmd.uid, dict(values))
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from protocol.apple import AppleDataError
@@ -248,3 +250,22 @@ def test_hostile_values_are_clamped_or_refused() -> None:
         with pytest.raises(AppleDataError):
             _feed(p, entity, attr, value)
     assert p.now_playing() == before
+
+
+def test_truncated_numbers_wait_for_the_re_read_and_texts_show() -> None:
+    p = AmsPlayer()
+    _feed(p, P, PlayerAttribute.PLAYBACK_INFO, "1,1.0,10")
+    assert p.update(EntityUpdate(P, PlayerAttribute.PLAYBACK_INFO, True, "0,0.0,")) is False
+    assert p.update(EntityUpdate(T, TrackAttribute.DURATION, True, "12")) is False
+    assert (p.now_playing().state, p.now_playing().duration_ms) == ("playing", 0)
+    assert p.update(EntityUpdate(T, TrackAttribute.TITLE, True, "A very long t"))
+    assert p.now_playing().title == "A very long t"
+    assert p.update(decode_entity_attribute_value(2, 2, b"A very long title"))
+    assert p.now_playing().title == "A very long title"
+
+
+def test_track_id_known_answer() -> None:
+    # SHA-256 of u32-length-prefixed UTF-8 fields (PROTOCOL.md 11.1), first 16 hex digits.
+    blob = b"".join(len(f).to_bytes(4, "little") + f for f in (b"A", b"", "é".encode()))
+    assert track_id_of("A", "", "é") == hashlib.sha256(blob).hexdigest()[:16]
+    assert track_id_of("A\x1f", "", "") != track_id_of("A", "", "")

@@ -27,6 +27,7 @@ from protocol.apple.ancs import (
     category_name,
     decode_command,
     decode_notification_source,
+    encode_answer,
     encode_command,
     encode_notification_source,
     encode_response,
@@ -232,3 +233,22 @@ def test_dates() -> None:
     ):
         with pytest.raises(AppleDataError):
             parse_date(bad)
+
+
+def test_the_phone_cuts_values_to_the_max_lengths_asked() -> None:
+    cmd = GetNotificationAttributes(9, ((NA.TITLE, 3), (NA.MESSAGE, 7), (NA.DATE, None)))
+    wire = encode_answer(cmd, {NA.TITLE: "Zoë Ng", NA.MESSAGE: "ok", NA.DATE: "20260315T123000"})
+    resp = ResponseReader(cmd).feed(wire)
+    assert resp == NotificationAttributes(
+        9, {NA.TITLE: "Zo", NA.MESSAGE: "ok", NA.DATE: "20260315T123000"}
+    )  # "Zoë" is 4 bytes: 3 cannot hold the ë, and the cut never splits it
+    app = GetAppAttributes("com.x", CAR_APP_ATTRIBUTES)
+    assert ResponseReader(app).feed(encode_answer(app, {})) == AppAttributes("com.x", {0: ""})
+
+
+def test_dates_keep_four_digit_years_and_commands_refuse_bad_uids() -> None:
+    assert parse_date("00010101T000000") == "0001-01-01T00:00:00"
+    with pytest.raises(ValueError):
+        encode_command(PerformAction(2**32, ActionId.POSITIVE))
+    with pytest.raises(AppleDataError):
+        decode_command(b"\x00\x01\x00\x00\x00" + b"\x05" * 600)
