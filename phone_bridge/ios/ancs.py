@@ -33,26 +33,23 @@ from protocol.apple import (
     ANCS_NOTIFICATION_SOURCE_UUID,
     ANCS_SERVICE_UUID,
     AppleDataError,
-    cut_utf8,
     utf8,
 )
 from protocol.apple.ancs import (
     ActionId,
     AppAttribute,
-    AppAttributes,
     ErrorCode,
     EventFlags,
     EventId,
     GetAppAttributes,
     GetNotificationAttributes,
     NotificationAttribute,
-    NotificationAttributes,
     NotificationEvent,
     PerformAction,
     category_name,
     decode_command,
+    encode_answer,
     encode_notification_source,
-    encode_response,
     format_date,
     split,
 )
@@ -228,8 +225,7 @@ class AncsServer:
             self._perform(cmd)
         elif isinstance(cmd, GetAppAttributes):
             values: dict[int, str] = {AppAttribute.DISPLAY_NAME: self._apps.get(cmd.app_id, "")}
-            order = [a for a, _ in cmd.attributes]
-            body = encode_response(AppAttributes(cmd.app_id, values), order)
+            body = encode_answer(cmd, values)
             self._spawn(self._answer(connection, body))
         else:
             self._spawn(self._answer(connection, self._notification_answer(cmd)))
@@ -239,14 +235,7 @@ class AncsServer:
         if item is None:
             log.info("ANCS: attributes asked for unknown notification %d", cmd.uid)
             raise att.ATT_Error(ErrorCode.INVALID_PARAMETER)
-        values = {}
-        for a, max_len in cmd.attributes:
-            text = item.attribute(a)
-            if max_len is not None:
-                text = cut_utf8(utf8(text), max_len).decode("utf-8")
-            values[a] = text
-        return encode_response(NotificationAttributes(cmd.uid, values),
-                               [a for a, _ in cmd.attributes])
+        return encode_answer(cmd, {a: item.attribute(a) for a, _ in cmd.attributes})
 
     def _perform(self, cmd: PerformAction) -> None:
         item = self.posted.get(cmd.uid)
