@@ -1,0 +1,163 @@
+"""``phone-bridge emulate ios``: an emulated iPhone (AMS and ANCS, no app) on the virtual radio.
+
+It is emulation only: ``--radio`` must be the emulated radio (``tcp-client:HOST:PORT``).
+It runs until Ctrl-C (exit 130) or SIGTERM (exit 0), reconnecting whenever the car drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from phone_bridge.cli.app import ROOT, fail, run_flow
+from phone_bridge.cli.options import Btsnoop, Json
+from phone_bridge.errors import BadInput, BridgeError, CarUnreachable
+from radio.hci import RadioUnavailableError
+from shell.radio import is_emulated
+
+__all__ = ["emulate_app", "ios_cmd"]
+
+log = logging.getLogger("phone_bridge")
+
+emulate_app = typer.Typer(
+    help="Emulated phones for labs and tests (EMULATION ONLY: on the virtual radio).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def ios_cmd(
+    radio: Annotated[
+        str,
+        typer.Option("--radio", help="The emulated radio, tcp-client:HOST:PORT (required)."),
+    ],
+    name: Annotated[str, typer.Option("--name", help="The phone's device name.")] = "iPhone",
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", help="A folder of audio files or an M3U playlist for AMS."),
+    ] = None,
+    notifications: Annotated[
+        Path | None,
+        typer.Option(
+            "--notifications",
+            help="A JSON list of notifications to post over ANCS: app_id, app_name, title, "
+            "subtitle, message, category (lower-case ANCS name), actions {positive, "
+            "negative}, delay (seconds after the car subscribes), remove_after.",
+        ),
+    ] = None,
+    auto_confirm: Annotated[
+        bool,
+        typer.Option("--auto-confirm",
+                     help="EMULATION ONLY: accept the pairing code without asking."),
+    ] = False,
+    car: Annotated[
+        str | None, typer.Option("--car", help="Connect only to this car (name or id prefix).")
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir",
+                     help="Where its identity and bonds persist (ios-bonds.json, mode 0600; "
+                     "default: the root --state-dir)."),
+    ] = None,
+    btsnoop: Btsnoop = None,
+    as_json: Json = False,
+) -> None:
+    """Emulate an iPhone: find a car by its ANCS solicitation, bond, serve AMS and ANCS.
+
+    With --json every event is one JSON line on stdout: pairing-code, bonded, connected,
+    disconnected, remote-command, notification-posted, action, notification-removed.
+    """
+    if not is_emulated(radio):
+        msg = f"emulate ios is emulation only: --radio must be tcp-client:HOST:PORT, got {radio!r}"
+        raise fail(BadInput(msg), as_json)
+    if auto_confirm:
+        log.warning("AUTO-CONFIRM IS ON: pairing codes are accepted without a human "
+                    "(emulation only)")
+    phone = _build(radio, name, media, notifications, auto_confirm, car,
+                   state_dir or ROOT.state_dir, btsnoop, as_json)
+    run_flow(_serve(phone), as_json)
+
+
+def _build(radio: str, name: str, media: Path | None, notifications: Path | None,
+           auto_confirm: bool, car: str | None, state_dir: Path, btsnoop: Path | None,
+           as_json: bool) -> Any:
+    """Read the files and make the phone, or fail with one line (nothing started)."""
+    from phone_bridge.cli.inputs import read_media
+    from phone_bridge.ios import IPhone, IPhoneOptions, load_notifications
+
+    player = read_media(media, as_json) if media else None
+    try:
+        specs = load_notifications(notifications) if notifications else []
+        options = IPhoneOptions(
+            state_dir=state_dir, name=name, player=player, notifications=specs,
+            confirm=_ask, auto_confirm=auto_confirm, car=car, btsnoop=btsnoop,
+            emit=_printer(as_json),
+        )
+        return IPhone(radio, options)
+    except BridgeError as exc:
+        raise fail(exc, as_json) from None
+
+
+def _printer(as_json: bool) -> Any:
+    def emit(event: dict[str, Any]) -> None:
+        if as_json:
+            print(json.dumps(event), flush=True)
+    return emit
+
+
+async def _ask(code: str) -> bool:
+    """Ask on stdin whether the car shows the same code (EOF or anything but y: no)."""
+    print(f"Pairing code {code[:3]} {code[3:]}: does the car show the same code? [y/n] ",
+          end="", file=sys.stderr, flush=True)
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def on_readable() -> None:
+        if not answer.done():
+            answer.set_result(sys.stdin.readline())
+
+    try:
+        loop.add_reader(sys.stdin.fileno(), on_readable)
+    except (OSError, ValueError, NotImplementedError) as exc:
+        log.warning("cannot read an answer from stdin (%s): pairing refused", exc)
+        return False
+    try:
+        return (await answer).strip().lower() in ("y", "yes")
+    finally:
+        loop.remove_reader(sys.stdin.fileno())
+
+
+async def _serve(phone: Any) -> None:
+    """Run the phone; SIGTERM stops it cleanly (exit 0), as Ctrl-C does (exit 130)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(phone.run())
+    terminated = False
+
+    def on_term() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        await task
+    except RadioUnavailableError as exc:
+        raise CarUnreachable(f"no emulated radio: {exc}") from None
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        log.info("stopped (SIGTERM)")
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGTERM)
