@@ -141,6 +141,28 @@ print("%d phone(s) listed, %d with contacts: %s" % (len(phones), len(synced), na
 sys.exit(0 if len(synced) >= int(sys.argv[1]) else 1)' "$1"
 }
 
+iphone_ready() {
+    # Succeed when the emulated iPhone is bonded and connected with AMS and ANCS, and the
+    # car shows at least one of its notifications.
+    python3 - "$CARHUB_UI_PORT" <<'PY'
+import json, sys, urllib.request
+base = "http://127.0.0.1:%s" % sys.argv[1]
+def get(path):
+    with urllib.request.urlopen(base + path, timeout=3) as r:
+        return json.load(r)
+try:
+    phones = [p for p in get("/api/phones") if "ams" in p.get("profiles", [])]
+    notes = get("/api/notifications")
+except OSError as exc:
+    print("car not answering: %s" % exc, file=sys.stderr)
+    sys.exit(1)
+up = [p for p in phones if p["connected"] and set(p["profiles"]) == {"ams", "ancs"}]
+print("%d iPhone(s), %d connected with ams+ancs, %d notification(s)"
+      % (len(phones), len(up), len(notes)), file=sys.stderr)
+sys.exit(0 if up and notes else 1)
+PY
+}
+
 phone_exited() {
     # Print the name of a phone container that has stopped, if any: no point waiting on it.
     local id
@@ -176,6 +198,7 @@ lab_up() {
     log "dashboard: http://127.0.0.1:$CARHUB_UI_PORT/"
     wait_for "phone log line /$SYNC_PATTERN/" sync_logged
     wait_for "a paired phone with contacts in /api/phones" phones_synced 1
+    wait_for "the emulated iPhone bonded, with notifications" iphone_ready
 }
 
 lab_scale() {

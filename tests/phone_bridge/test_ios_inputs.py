@@ -14,7 +14,7 @@ from phone_bridge.ios.scan import matches
 from protocol.apple import AMS_SERVICE_UUID, ANCS_SERVICE_UUID
 from protocol.apple.ancs import Category
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "ios-notifications.json"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "notifications.json"
 
 
 def test_the_sample_file_loads() -> None:
