@@ -127,6 +127,9 @@ async def test_ams_withdrawn_moves_ancs_and_the_range_covers_both(rig: Any) -> N
     await phone.set_services(ams=False)
     start, end = await watcher.changed()
     assert (start, end) == (before[AMS][0], before[ANCS][1])
+    # No stale subscription survives in the range: ANCS now sits on AMS's old handles.
+    cccds = phone.device.gatt_server.subscribers.values()
+    assert not [h for c in cccds for h in c if start <= h <= end]
     after = await watcher.rediscover(start, end)
     assert AMS not in after and after[ANCS][0] == before[AMS][0]  # ANCS moved up
     got = await fresh_ancs(watcher.peer)  # at its new handles it answers
