@@ -1,7 +1,8 @@
 """``phone-bridge emulate ios``: an emulated iPhone (AMS and ANCS, no app) on the virtual radio.
 
 It is emulation only: ``--radio`` must be the emulated radio (``tcp-client:HOST:PORT``).
-It runs until Ctrl-C (exit 130) or SIGTERM (exit 0), reconnecting whenever the car drops.
+It runs until Ctrl-C (exit 130) or SIGTERM (exit 0), reconnecting whenever the car drops,
+and reopening the radio with backoff whenever the radio process restarts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ emulate_app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+AncsOffAfter = Annotated[
+    float | None,
+    typer.Option("--ancs-off-after", metavar="SECONDS",
+                 help="Withdraw ANCS this long after the first connection (Share System "
+                 "Notifications turned off), indicating Service Changed."),
+]
+AncsOnAfter = Annotated[
+    float | None,
+    typer.Option("--ancs-on-after", metavar="SECONDS",
+                 help="Offer ANCS again this long after the first connection."),
+]
 
 
 def ios_cmd(
@@ -69,13 +82,16 @@ def ios_cmd(
                      help="Where its identity and bonds persist (ios-bonds.json, mode 0600; "
                      "default: the root --state-dir)."),
     ] = None,
+    ancs_off_after: AncsOffAfter = None,
+    ancs_on_after: AncsOnAfter = None,
     btsnoop: Btsnoop = None,
     as_json: Json = False,
 ) -> None:
     """Emulate an iPhone: find a car by its ANCS solicitation, bond, serve AMS and ANCS.
 
     With --json every event is one JSON line on stdout: pairing-code, bonded, connected,
-    disconnected, remote-command, notification-posted, action, notification-removed.
+    disconnected (reason "radio lost" when the radio restarts), scanning, remote-command,
+    notification-posted, action, notification-removed, services-changed.
     """
     if not is_emulated(radio):
         msg = f"emulate ios is emulation only: --radio must be tcp-client:HOST:PORT, got {radio!r}"
@@ -85,7 +101,9 @@ def ios_cmd(
                     "(emulation only)")
     phone = _build(radio, name, media, notifications, auto_confirm, car,
                    state_dir or ROOT.state_dir, btsnoop, as_json)
-    run_flow(_serve(phone), as_json)
+    toggles = [(t, on) for t, on in ((ancs_off_after, False), (ancs_on_after, True))
+               if t is not None]
+    run_flow(_serve(phone, toggles), as_json)
 
 
 def _build(radio: str, name: str, media: Path | None, notifications: Path | None,
@@ -137,10 +155,21 @@ async def _ask(code: str) -> bool:
         loop.remove_reader(sys.stdin.fileno())
 
 
-async def _serve(phone: Any) -> None:
+async def _toggle_ancs(phone: Any, toggles: list[tuple[float, bool]]) -> None:
+    """Withdraw or offer ANCS at the given seconds after the first connection."""
+    await phone.connected.wait()
+    elapsed = 0.0
+    for at, on in sorted(toggles):
+        await asyncio.sleep(max(0.0, at - elapsed))
+        elapsed = max(elapsed, at)
+        await phone.set_services(ancs=on)
+
+
+async def _serve(phone: Any, toggles: list[tuple[float, bool]] | None = None) -> None:
     """Run the phone; SIGTERM stops it cleanly (exit 0), as Ctrl-C does (exit 130)."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(phone.run())
+    toggler = asyncio.ensure_future(_toggle_ancs(phone, toggles)) if toggles else None
     terminated = False
 
     def on_term() -> None:
@@ -159,5 +188,7 @@ async def _serve(phone: Any) -> None:
             raise
         log.info("stopped (SIGTERM)")
     finally:
+        if toggler is not None:
+            toggler.cancel()
         with contextlib.suppress(NotImplementedError):
             loop.remove_signal_handler(signal.SIGTERM)

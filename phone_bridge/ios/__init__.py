@@ -15,6 +15,8 @@ offers Apple's two accessory services, which the car uses as a GATT client.
     ancs        ``AncsServer``: Notification Source, Control Point, Data Source
     notifications  the ``--notifications FILE`` format and its loader
     scan        which advertisements it connects to (``--car``)
+    services    ``ServiceTable``: AMS/ANCS withdrawn and restored (``IPhone.set_services``),
+                the GATT table rebuilt and Service Changed indicated
 
 The codecs are ``protocol.apple`` (shared with the car). In-process use::
 
@@ -24,15 +26,22 @@ The codecs are ``protocol.apple`` (shared with the car). In-process use::
     await phone.start()      # scans and connects in the background; reconnects on drop
     await phone.connected.wait()
     phone.ancs.post(spec)    # post one more notification now
+    await phone.set_services(ancs=False)   # "Share System Notifications" off: Service Changed
+    phone.ams.set_player(other_player)     # another playlist (None: no media app)
     await phone.stop()
 
 Events (``emit``, ``--json``): ``scanning``, ``connected`` (car, address), ``pairing-code``
 (code), ``bonded`` (car, authenticated), ``pairing-failed``, ``encrypted`` (car: a bonded
-reconnect), ``disconnected`` (reason), ``remote-command`` (command), ``notification-posted``,
-``action`` (uid, action, label, app_id, title), ``notification-removed`` (uid).
+reconnect), ``disconnected`` (reason; "radio lost" when the radio process went away: it
+then reopens with backoff 0.5 s to 5 s, powers on with the same identity, IRK and bonds and
+scans again), ``remote-command`` (command), ``notification-posted``, ``action`` (uid, action,
+label, app_id, title), ``notification-removed`` (uid), ``services-changed`` (ams, ancs,
+start, end).
 
-Unlike a real iPhone it has one player app, a fixed volume and no shuffle/repeat; no
-Service Changed indications (its services never come and go); no connection-parameter
+Unlike a real iPhone it has one player app, a fixed volume and no shuffle/repeat; its
+services come and go only when told (``set_services``, ``--ancs-off-after``), and a bonded
+car that was away meanwhile gets no Service Changed on reconnect (it must rediscover on
+each connection); no connection-parameter
 requests; no address rotation while connected (a new private address per connection
 only); no "Allow Notifications?" prompt after bonding; it refuses Just Works outright;
 and it re-pairs by itself when the car has lost the bond (iOS asks the user to forget

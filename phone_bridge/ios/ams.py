@@ -128,7 +128,7 @@ class AmsServer:
     ) -> None:
         self._device = device
         self._guard = guard
-        self.player = player
+        self.player: Any = None
         self._emit = emit
         self.player_name = player_name
         self._links: dict[int, _Link] = {}
@@ -150,13 +150,28 @@ class AmsServer:
             perms, guard.value(read=self._read_attribute, write=self._on_attribute_request),
         )
         for ch in (self.remote_command, self.entity_update):
-            guard.cccd(device.gatt_server, ch)
+            guard.cccd(ch)
         self.remote_command.on(Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
         self.service = Service(
             AMS_SERVICE_UUID, [self.remote_command, self.entity_update, self.entity_attribute]
         )
+        self.set_player(player)
+
+    def attach(self, device: Any) -> None:
+        """Serve on ``device`` from now on (a fresh Device after the radio restarted)."""
+        self._device = device
+        self._links.clear()
+
+    def set_player(self, player: Any) -> None:
+        """Switch to another player (None: no media app); cars are told what changed.
+
+        The supported Remote Commands and every registered attribute are notified again
+        where their values differ.
+        """
+        self.player = player
         if player is not None:
-            player.subscribe(lambda _np: self._dirty.set())
+            player.subscribe(lambda _np: self._dirty.set() if self.player is player else None)
+        self._dirty.set()
 
     def start(self) -> None:
         """Start pushing changes (call with a running loop)."""
@@ -175,10 +190,21 @@ class AmsServer:
         """Drop what a disconnected car registered."""
         self._links.pop(connection.handle, None)
 
+    def reset(self) -> None:
+        """Forget every car's registrations (AMS was withdrawn: cars register again)."""
+        self._links.clear()
+
     def supported_commands(self) -> frozenset[RemoteCommand]:
-        """The remote commands the player offers now (none without media)."""
-        if self.player is None or not self.player.state.tracks:
+        """The remote commands the player offers now.
+
+        No player or an empty playlist: none (nothing to play). One track: play, pause,
+        toggle and previous (which restarts the track) but no next. More: all five.
+        """
+        tracks = () if self.player is None else self.player.state.tracks
+        if not tracks:
             return frozenset()
+        if len(tracks) == 1:
+            return frozenset(_ACTIONS) - {RemoteCommand.NEXT_TRACK}
         return frozenset(_ACTIONS)
 
     def values(self) -> dict[tuple[int, int], str]:

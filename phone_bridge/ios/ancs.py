@@ -130,11 +130,15 @@ class AncsServer:
             ANCS_DATA_SOURCE_UUID, props.NOTIFY, perms, guard.value()
         )
         for ch in (self.notification_source, self.data_source):
-            guard.cccd(device.gatt_server, ch)
+            guard.cccd(ch)
         self.notification_source.on(Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
         self.service = Service(
             ANCS_SERVICE_UUID, [self.notification_source, self.control_point, self.data_source]
         )
+
+    def attach(self, device: Any) -> None:
+        """Serve on ``device`` from now on (a fresh Device after the radio restarted)."""
+        self._device = device
 
     async def stop(self) -> None:
         """Cancel the pending posts and answers."""

@@ -76,20 +76,24 @@ class LinkGuard:
 
         return gatt.CharacteristicValue(read=guarded_read, write=guarded_write)
 
-    def cccd(self, server: Server, characteristic: gatt.Characteristic[Any]) -> None:
+    def cccd(self, characteristic: gatt.Characteristic[Any]) -> None:
         """Give ``characteristic`` a CCCD that refuses insecure links (before ``add_service``).
 
-        The server then keeps it instead of adding its own unguarded one.
+        The server then keeps it instead of adding its own unguarded one. It stores the
+        state in the GATT server of the link's device, whichever that is now: the same
+        characteristic serves a fresh ``Device`` after the radio restarts.
         """
-        inner = server.make_descriptor_value(characteristic)
+
+        def server_of(bearer: Any) -> Server:
+            return _connection_of(bearer).device.gatt_server  # type: ignore[no-any-return]
 
         def read(bearer: Any) -> Any:
             self.check(_connection_of(bearer))
-            return inner.read(bearer)
+            return server_of(bearer).read_cccd(bearer, characteristic)
 
         def write(bearer: Any, value: bytes) -> Any:
             self.check(_connection_of(bearer))
-            return inner.write(bearer, value)
+            return server_of(bearer).write_cccd(bearer, characteristic, value)
 
         characteristic.descriptors = [
             *characteristic.descriptors,

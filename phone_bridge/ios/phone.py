@@ -19,7 +19,6 @@ from typing import Any
 from bumble import hci
 from bumble.device import Advertisement, Connection, Device, Peer
 
-from phone_bridge.errors import LinkClosed
 from phone_bridge.ios.ams import AmsServer
 from phone_bridge.ios.ancs import AncsServer
 from phone_bridge.ios.bonds import BondStore
@@ -27,6 +26,7 @@ from phone_bridge.ios.guard import LinkGuard
 from phone_bridge.ios.notifications import NotificationSpec
 from phone_bridge.ios.pairing import Confirm, NumericComparison, pairing_config
 from phone_bridge.ios.scan import advertised_name, matches
+from phone_bridge.ios.services import ServiceTable
 from radio.hci import HciSpec, open_hci
 
 __all__ = ["IPhone", "IPhoneOptions"]
@@ -39,6 +39,8 @@ PAIRING_TIMEOUT_S = 120.0  # a human reads and confirms the code
 ENCRYPT_TIMEOUT_S = 10.0
 MTU_TIMEOUT_S = 5.0
 RECONNECT_PAUSE_S = 0.5
+REOPEN_MIN_S = 0.5
+REOPEN_MAX_S = 5.0
 
 
 async def _refuse(_code: str) -> bool:
@@ -92,11 +94,16 @@ class IPhone:
         self.bonds = BondStore(options.state_dir)
         self.guard = LinkGuard()
         self.device: Device | None = None
-        self.ams: AmsServer | None = None
-        self.ancs: AncsServer | None = None
+        # The services outlive each Device: the radio restarting gives a fresh one.
+        self.ams = AmsServer(None, self.guard, options.player, self._emit)
+        self.ancs = AncsServer(None, self.guard, options.notifications, self._emit)
+        self.services: ServiceTable | None = None
+        self.offered: dict[str, bool] = {"ams": True, "ancs": True}
         self.connection: Connection | None = None
         self.connected = asyncio.Event()
         self._transport: Any = None
+        self._btsnoop = options.btsnoop
+        self._supervisor: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -114,22 +121,29 @@ class IPhone:
     async def start(self) -> None:
         """Open the transport, power on, serve AMS/ANCS and start scanning.
 
+        If the transport is lost later (the radio process restarts), the phone reopens it
+        with backoff, powers on again with the same identity and bonds, and scans again.
+
         Raises:
             radio.RadioUnavailableError: the transport could not be opened.
         """
-        self._transport = await open_hci(self.radio, self.options.btsnoop)
+        await self._open()
+        self.ams.start()
+        log.info("emulated iPhone %r up: identity %s", self.options.name, self.identity_address)
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _open(self) -> None:
+        """Open the transport and power a fresh Device on."""
+        # The capture covers the first transport only: reopening would truncate the file.
+        btsnoop, self._btsnoop = self._btsnoop, None
+        self._transport = await open_hci(self.radio, btsnoop)
         try:
             device = self._make_device()
             await device.power_on()
         except BaseException:
-            await self._transport.close()
-            self._transport = None
+            await self._close_transport()
             raise
         self.device = device
-        assert self.ams is not None
-        self.ams.start()
-        log.info("emulated iPhone %r up: identity %s", self.options.name, self.identity_address)
-        self._loop_task = asyncio.create_task(self._loop())
 
     def _make_device(self) -> Device:
         device = Device.with_hci(
@@ -142,50 +156,123 @@ class IPhone:
         device.le_rpa_timeout = 0  # rotated at each connection instead
         delegate = NumericComparison(self._confirm, self._on_code)
         device.smp_manager.pairing_config_factory = lambda _c: pairing_config(delegate)
-        self.ams = AmsServer(device, self.guard, self.options.player, self._emit)
-        self.ancs = AncsServer(device, self.guard, self.options.notifications, self._emit)
-        device.add_service(self.ams.service)
-        device.add_service(self.ancs.service)
-        self.device = device
+        self.ams.attach(device)
+        self.ancs.attach(device)
+        self.services = ServiceTable(
+            device, {"ams": self.ams.service, "ancs": self.ancs.service}, self.offered)
         return device
 
-    async def stop(self) -> None:
-        """Disconnect, stop serving and close the transport (idempotent)."""
-        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._loop_task = None
-        if self.connection is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.connection.disconnect(), 2)
-        for server in (self.ams, self.ancs):
-            if server is not None:
-                await server.stop()
+    async def _close_transport(self) -> None:
         if self._transport is not None:
             with contextlib.suppress(Exception):
                 await self._transport.close()
         self._transport = None
+
+    async def stop(self) -> None:
+        """Disconnect, stop serving and close the transport (idempotent)."""
+        tasks = [t for t in (self._supervisor, self._loop_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._supervisor = self._loop_task = None
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.connection.disconnect(), 2)
+        await self.ams.stop()
+        await self.ancs.stop()
+        await self._close_transport()
         self.device = None
 
     async def run(self) -> None:
-        """Start, then serve until the transport ends or this task is cancelled.
+        """Start, then serve (across radio restarts) until this task is cancelled.
 
         Raises:
-            LinkClosed: the radio went away.
+            radio.RadioUnavailableError: the transport could not be opened at first.
         """
         await self.start()
         try:
-            terminated = getattr(self._transport.source, "terminated", None)
-            waits: list[Any] = [self._loop_task]
-            if terminated is not None:
-                waits.append(asyncio.ensure_future(asyncio.shield(terminated)))
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            if self._loop_task in done:
-                self._loop_task.result()  # type: ignore[union-attr]
-            raise LinkClosed("the radio closed the HCI transport")
+            assert self._supervisor is not None
+            await self._supervisor
         finally:
             await self.stop()
+
+    # -- the radio coming and going -----------------------------------------------------
+    async def _supervise(self) -> None:
+        """Scan and connect; when the transport ends, reopen it and start over."""
+        while True:
+            self._loop_task = asyncio.create_task(self._loop())
+            source = self._transport.source if self._transport is not None else None
+            terminated = getattr(source, "terminated", None)
+            if terminated is None:  # an in-process radio never drops
+                await self._loop_task
+                return
+            lost = asyncio.ensure_future(asyncio.shield(terminated))
+            try:
+                done, _ = await asyncio.wait({self._loop_task, lost},
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lost.cancel()
+            if self._loop_task in done:
+                self._loop_task.result()  # the loop never ends by itself: a bug surfaces
+            await self._radio_lost()
+            await self._reopen()
+
+    async def _radio_lost(self) -> None:
+        log.warning("radio lost: HCI transport %s closed; reopening", self.radio)
+        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.connection is not None:
+            self._forget(self.connection)
+        self._emit({"event": "disconnected", "reason": "radio lost"})
+        self.device = None
+        self.services = None
+        await self._close_transport()
+
+    async def _reopen(self) -> None:
+        """Retry ``_open`` with backoff (0.5 s doubling to 5 s) until it works."""
+        delay = REOPEN_MIN_S
+        while True:
+            try:
+                await self._open()
+            except Exception as exc:  # the radio is not back yet
+                log.info("cannot reopen %s yet (%s); again in %.1f s", self.radio, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REOPEN_MAX_S)
+            else:
+                log.info("radio back: powered on again as %s", self.identity_address)
+                return
+
+    # -- services coming and going ------------------------------------------------------
+    async def set_services(self, *, ams: bool | None = None,
+                           ancs: bool | None = None) -> tuple[int, int] | None:
+        """Offer or withdraw AMS and ANCS now, as iOS does, and indicate Service Changed.
+
+        Args:
+            ams: offer AMS (None: leave as is).
+            ancs: offer ANCS (None: leave as is); off is "Share System Notifications" off.
+
+        Returns:
+            The affected handle range indicated to the car, or None when nothing changed
+            (or the phone is not powered on: the choice then applies at power on).
+        """
+        wanted = {k: v for k, v in (("ams", ams), ("ancs", ancs)) if v is not None}
+        ams_before = self.offered["ams"]
+        self.offered.update(wanted)
+        if self.services is None:
+            return None
+        changed = self.services.set(wanted)
+        if changed is None:
+            return None
+        if self.offered["ams"] != ams_before:
+            self.ams.reset()  # the car registers again after it rediscovers
+        log.info("services now %s; Service Changed 0x%04X-0x%04X",
+                 self.offered, *changed)
+        self._emit({"event": "services-changed", **self.offered,
+                    "start": changed[0], "end": changed[1]})
+        await self.services.indicate(changed)
+        return changed
 
     # -- pairing ----------------------------------------------------------------------
     def _on_code(self, code: str) -> None:
@@ -273,14 +360,16 @@ class IPhone:
             except Exception as exc:  # the car may refuse or vanish: the default MTU stays
                 log.info("MTU exchange failed: %s", exc)
         reason = await ended
-        self.connected.clear()
-        self.connection = None
-        self.guard.forget(connection)
-        if self.ams is not None:
-            self.ams.forget(connection)
+        self._forget(connection)
         name = hci.HCI_Constant.error_name(reason)  # type: ignore[no-untyped-call]
         log.info("disconnected (%s)", name)
         self._emit({"event": "disconnected", "reason": name})
+
+    def _forget(self, connection: Connection) -> None:
+        self.connected.clear()
+        self.connection = None
+        self.guard.forget(connection)
+        self.ams.forget(connection)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
