@@ -205,12 +205,20 @@ class AppleEventsMixin:
             except StoreError as exc:  # costs only what a later restart shows
                 log.warning("could not keep the profiles of %s: %s", phone_id, exc)
         self.hub.publish("phones", self.phones())
+        if "ancs" not in profiles:
+            # ANCS withdrawn (the user stopped sharing notifications): what it showed goes.
+            self.apple_notifications_reset(phone_id)
 
     def apple_disconnected(self, phone_id: str, handle: AppleHandle) -> None:
-        """That link ended; the bond, notifications and now playing (paused) stay."""
+        """That link ended; the bond and now playing (paused) stay, notifications go.
+
+        A notification is the phone's live state, and its actions need the link: the car
+        shows none it cannot act on, and reads them all again when the phone is back.
+        """
         if self.apple_phones.handles.get(phone_id) is not handle:
             return
         del self.apple_phones.handles[phone_id]
+        self.apple_notifications_reset(phone_id)
         if (kept := self._media.get(phone_id)) is not None:
             # Stop the dashboard's progress bar where the phone last was.
             np, received = kept

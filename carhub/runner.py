@@ -167,8 +167,12 @@ class CarRunner:
             on_link=self.engine.serve_link,
             gate=self.gate,
             btsnoop=Path(self.options.btsnoop) if self.options.btsnoop else None,
+            # iPhones with no app: the car is their AMS/ANCS client, bonds kept in the state dir.
+            apple=self.engine,
+            state_dir=self.config.state_dir,
         )
         await self._ble.start()
+        self.engine.apple_enabled = True
         self._ble.set_pairing_open(self.engine.pairing_open)
         self.engine.ble_address = str(self._ble.address)
         self.engine.on_pairing_change(self._ble.set_pairing_open)

@@ -221,7 +221,7 @@ async def test_notifications_are_bounded_per_phone_oldest_arrival_dropped(engine
     assert uids[0] == MAX_NOTIFICATIONS + 4 and min(uids) == 5
 
 
-async def test_notifications_stay_after_a_disconnect_but_their_actions_are_refused(
+async def test_notifications_go_with_the_link_and_their_actions_are_refused(
     engine: Engine,
 ) -> None:
     handle = connect(engine)
@@ -233,10 +233,19 @@ async def test_notifications_stay_after_a_disconnect_but_their_actions_are_refus
     with pytest.raises(UnknownNotification):
         await engine.notification_action(PID, 8, "positive")
     engine.apple_disconnected(PID, handle)
-    assert [n.uid for n in engine.notifications()] == [7]
-    with pytest.raises(CommandRefused, match="not connected"):
+    assert engine.notifications() == []  # nothing shown that the car could not act on
+    with pytest.raises(UnknownNotification):
         await engine.notification_action(PID, 7, "positive")
     assert handle.actions_sent == [(7, "positive")]
+
+
+async def test_ancs_withdrawn_takes_the_phones_notifications_with_it(engine: Engine) -> None:
+    handle = connect(engine)
+    engine.apple_notification(note(PID, 7))
+    handle.profiles = ("ams",)  # Service Changed: ANCS gone, AMS stays
+    engine.apple_connected(PID, handle)
+    assert engine.notifications() == []
+    assert next(p for p in engine.phones() if p.id == PID).profiles == ["ams"]
 
 
 async def test_an_action_the_phone_never_answers_ends_as_a_link_error(
