@@ -243,12 +243,12 @@ class BleCarServer:
         await self._device.notify_subscriber(connection, self._out, chunk)
 
     def advertising_data(self) -> bytes:
-        """Return the advertising payload: flags and the CarHub service data."""
-        return advertising_data(self._version, self._device_id, pairing_open=self._pairing_open)
+        """Return the advertising payload: flags, the ANCS solicitation and the name."""
+        return advertising_data(self._name)
 
     def scan_response_data(self) -> bytes:
-        """Return the scan response: the name, shortened if it does not fit."""
-        return scan_response_data(self._name)
+        """Return the scan response: the AMS solicitation and the CarHub service data."""
+        return scan_response_data(self._version, self._device_id, pairing_open=self._pairing_open)
 
     def _info_char(self) -> Characteristic[bytes]:
         """The READ-only info characteristic."""
