@@ -4,25 +4,27 @@ The engine owns the state that the REST API, the dashboard and the transports sh
 makes no protocol decisions itself: who may pair is ``protocol.admission``'s (the engine
 holds the one ``PairingAdmission`` and announces its changes), and each connected phone is
 a ``PhoneSession`` (``carhub.phone_session``) carrying out what its ``CarConnection``
-decides; the engine only keeps the car-level bookkeeping they report into.
+decides; the engine only keeps the car-level bookkeeping they report into. Apple-profile
+(AMS/ANCS) phones report in through ``AppleEvents``, implemented in ``carhub.apple_phones``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from carhub import views
+from carhub.apple_phones import AppleEventsMixin, ApplePhones
 from carhub.errors import CarhubError
 from carhub.events import EventHub
+from carhub.pending import PendingPairing, new_request_id
 from carhub.phone_session import PhoneSession
 from carhub.store import Store, StoreError
 from protocol.admission import OOB_LIFETIME, PairingAdmission
@@ -32,6 +34,9 @@ from protocol.identity import Identity, PairingUri
 from protocol.media import MediaCommand, NowPlaying, position_at
 from protocol.messages import PROTOCOL_VERSION, Message, decode, encode
 from shell.transport import BaseTransport
+
+if TYPE_CHECKING:
+    from carhub.apple import AppleEvents
 
 __all__ = [
     "OOB_LIFETIME",
@@ -58,18 +63,6 @@ class CarConfig:
     lan_endpoint: str | None = None  # host:port phones use, for /api/status and BLE info
 
 
-@dataclass
-class PendingPairing:
-    """A pairing request waiting for the car user's decision: what the API shows, and who asks."""
-
-    request: views.PairingRequest
-    session: SessionHandle = field(repr=False)
-
-    @property
-    def id(self) -> str:
-        return self.request.id
-
-
 class SessionHandle(Protocol):
     """What the engine needs of a connected phone's session (``carhub.phone_session``)."""
 
@@ -84,8 +77,8 @@ class NoPhoneError(CarhubError):
     """A media command was given while no phone is connected."""
 
 
-class Engine:
-    """The car's shared state.
+class Engine(AppleEventsMixin):
+    """The car's shared state (and ``carhub.apple.AppleEvents``, see ``AppleEventsMixin``).
 
     Args:
         config: the run configuration.
@@ -101,6 +94,8 @@ class Engine:
         self.pending: dict[str, PendingPairing] = {}
         self.connected: dict[str, SessionHandle] = {}
         self.ble_address: str | None = None
+        self.apple_enabled = False  # AMS/ANCS support on: the runner sets it with BLE
+        self.apple_phones = ApplePhones()
         # Who may pair, and when: every pairing rule is there, none here.
         self._admission = PairingAdmission()
         if config.pairing_open:
@@ -244,9 +239,7 @@ class Engine:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("background task failed: %r", exc, exc_info=exc)
 
-    @staticmethod
-    def new_request_id() -> str:
-        return secrets.token_hex(4)
+    new_request_id = staticmethod(new_request_id)
 
     # -- phones ------------------------------------------------------------------------
     def phones(self) -> list[views.Phone]:
@@ -263,9 +256,10 @@ class Engine:
                     transport=sess.transport_name if sess else None,
                     contacts=p.contacts,
                     last_sync=p.last_sync,
+                    profiles=["carhub"],
                 )
             )
-        return out
+        return out + self._apple_phones_view()
 
     def phone_connected(self, phone_id: str, session: SessionHandle) -> None:
         old = self.connected.get(phone_id)
@@ -282,8 +276,8 @@ class Engine:
                 self.hub.publish("media", self.media())
 
     def unpair(self, phone_id: str) -> bool:
-        """Erase a phone: keys, contacts, media, artwork; drop its connection."""
-        existed = self.store.delete_phone(phone_id)
+        """Erase a phone: keys, contacts, media, artwork (an Apple one's bond); drop its link."""
+        existed = self.store.delete_phone(phone_id) | self._unpair_apple(phone_id)
         self._media.pop(phone_id, None)
         sess = self.connected.pop(phone_id, None)
         if sess is not None:
@@ -329,7 +323,8 @@ class Engine:
             artwork_url=f"/api/phones/{pid}/artwork/{np.artwork.hex()}"
             if np.artwork and self.store.has_artwork(pid, np.artwork)
             else None,
-            connected=pid in self.connected,
+            connected=pid in self.connected or pid in self.apple_phones.handles,
+            source="ams" if any(p.id == pid for p in self.store.apple_phones()) else "carhub",
         )
 
     def _restore_media(self) -> None:
@@ -353,12 +348,18 @@ class Engine:
 
         Raises:
             NoPhoneError: no phone is connected.
+            CommandRefused: an Apple phone's player cannot take it (seek, or not offered).
+            AppleLinkError: an Apple phone could not be asked.
         """
         pid = self._active_media_phone
-        if pid not in self.connected:
-            pid = next(iter(self.connected), None)
+        apple = self.apple_phones.handles
+        if pid not in self.connected and pid not in apple:
+            pid = next(iter(self.connected), None) or next(iter(apple), None)
         if pid is None:
             raise NoPhoneError("no phone is connected")
+        if pid in apple:
+            await self.apple_media_command(pid, action)
+            return pid
         try:
             # app.py validated ``action`` against the same Literal.
             cmd = MediaCommand(action=action, position_ms=position_ms)  # type: ignore[arg-type]
@@ -380,6 +381,7 @@ class Engine:
             pairing_uri_expires_at=self._oob[1] if self._oob is not None else None,
             ble={"address": self.ble_address} if self.ble_address else None,
             lan={"endpoint": self.config.lan_endpoint} if self.config.lan_endpoint else None,
+            apple=self.apple_enabled,
         )
 
     # -- transports --------------------------------------------------------------------
@@ -398,6 +400,8 @@ class Engine:
         """Close every phone connection."""
         for sess in list(self.connected.values()):
             sess.close("car shutting down")
+        for handle in list(self.apple_phones.handles.values()):
+            handle.close("car shutting down")
         # Let the goodbyes go out, then stop whatever is left before the store closes.
         if self._background:
             await asyncio.wait(self._background, timeout=1)
@@ -421,4 +425,11 @@ _EMPTY_MEDIA = views.Media(
     track_id=None,
     artwork_url=None,
     connected=False,
+    source=None,
 )
+
+
+if TYPE_CHECKING:
+
+    def _engine_is_apple_events(engine: Engine) -> AppleEvents:
+        return engine  # mypy checks that Engine implements every AppleEvents method

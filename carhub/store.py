@@ -25,7 +25,7 @@ from carhub.errors import CarhubError
 from protocol.contacts import Contact, Photo
 from protocol.sync import ApplyBatch, MirrorState
 
-__all__ = ["PhoneRecord", "Store", "StoreError"]
+__all__ = ["ApplePhoneRecord", "PhoneRecord", "Store", "StoreError"]
 
 _SCHEMA = """
 PRAGMA foreign_keys = ON;
@@ -69,6 +69,14 @@ CREATE TABLE IF NOT EXISTS artwork (
     data BLOB NOT NULL,
     PRIMARY KEY (phone_id, hash)
 ) WITHOUT ROWID;
+-- Apple-profile phones (AMS/ANCS over BLE): no key pinned here (the LE bond is carhub.ble's),
+-- no contacts. A table of its own, so a database of an older car gains it on open.
+CREATE TABLE IF NOT EXISTS apple_phones (
+    id TEXT PRIMARY KEY,  -- the identity address, 12 lower-case hex digits
+    name TEXT NOT NULL,
+    profiles TEXT NOT NULL DEFAULT '',  -- what it offered when last connected: "ams,ancs"
+    bonded_at REAL NOT NULL
+);
 """
 
 _enc = msgspec.msgpack.Encoder()
@@ -88,6 +96,14 @@ class PhoneRecord:
     paired_at: float
     last_sync: float | None
     contacts: int
+
+
+@dataclass(frozen=True)
+class ApplePhoneRecord:
+    id: str
+    name: str
+    profiles: tuple[str, ...]
+    bonded_at: float
 
 
 class Store:
@@ -181,6 +197,39 @@ class Store:
         """Record the name the phone announced in its latest Hello."""
         with self._tx() as db:
             db.execute("UPDATE phones SET name = ? WHERE id = ?", (name, phone_id))
+
+    # -- Apple-profile phones ------------------------------------------------------------
+    def add_apple_phone(self, phone_id: str, name: str, now: float) -> None:
+        """Remember a newly bonded Apple-profile phone (a re-bond keeps its last profiles)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO apple_phones (id, name, bonded_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE"
+                " SET name = excluded.name, bonded_at = excluded.bonded_at",
+                (phone_id, name, now),
+            )
+
+    def apple_phones(self) -> list[ApplePhoneRecord]:
+        """Return every bonded Apple-profile phone, oldest bond first."""
+        rows = self._query(
+            "SELECT id, name, profiles, bonded_at FROM apple_phones ORDER BY bonded_at"
+        )
+        return [
+            ApplePhoneRecord(str(i), str(n), tuple(p for p in str(pr).split(",") if p), float(t))
+            for i, n, pr, t in rows
+        ]
+
+    def set_apple_profiles(self, phone_id: str, profiles: tuple[str, ...]) -> None:
+        """Record what the phone offers now (shown while it is away)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE apple_phones SET profiles = ? WHERE id = ?", (",".join(profiles), phone_id)
+            )
+
+    def delete_apple_phone(self, phone_id: str) -> bool:
+        """Forget an Apple-profile phone; True if it was bonded."""
+        with self._tx() as db:
+            return db.execute("DELETE FROM apple_phones WHERE id = ?", (phone_id,)).rowcount > 0
 
     # -- contacts ----------------------------------------------------------------------
     def mirror_state(self, phone_id: str) -> MirrorState:

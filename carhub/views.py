@@ -25,6 +25,7 @@ __all__ = [
     "Media",
     "MediaCommandBody",
     "Notification",
+    "NotificationActionBody",
     "PairingRequest",
     "PairingUriBody",
     "Phone",
@@ -43,9 +44,12 @@ class Status(BaseModel):
     pairing_uri_expires_at: float | None = None
     ble: dict[str, Any] | None
     lan: dict[str, Any] | None
+    apple: bool = False  # AMS/ANCS support on (whenever BLE is on)
 
 
 # A pairing request awaiting the car user: ``GET /api/pairing/requests``, ``pairing``.
+# ``method`` "carhub" is a CarHub phone's code; "le-sc" a Bluetooth LE Secure Connections
+# numeric comparison (an Apple-profile phone), whose ``phone_fingerprint`` is its address.
 class PairingRequest(BaseModel):
     id: str
     phone_id: str
@@ -53,6 +57,7 @@ class PairingRequest(BaseModel):
     phone_fingerprint: str
     code: str
     expires_at: float
+    method: Literal["carhub", "le-sc"] = "carhub"
 
 
 # A fresh one-time pairing URI: ``POST /api/pairing/uri``.
@@ -61,7 +66,9 @@ class PairingUriBody(BaseModel):
     expires_at: float
 
 
-# A paired phone: ``GET /api/phones`` and the ``phones`` event.
+# A paired phone: ``GET /api/phones`` and the ``phones`` event. ``profiles`` is ["carhub"]
+# for a CarHub phone, the subset of ["ams", "ancs"] an Apple-profile phone offers (the last
+# known while it is away); an Apple-profile phone's ``fingerprint`` is its identity address.
 class Phone(BaseModel):
     id: str
     name: str
@@ -70,6 +77,7 @@ class Phone(BaseModel):
     transport: str | None
     contacts: int
     last_sync: float | None
+    profiles: list[str]
 
 
 # One telephone number of a contact.
@@ -115,6 +123,8 @@ class ContactPage(BaseModel):
 
 
 # The active phone's now-playing state: ``GET /api/media`` and the ``media`` event.
+# ``source`` says whose player it is: "carhub" (a CarHub phone) or "ams" (an Apple-profile
+# phone's AMS); null, like ``phone_id``, while no phone has reported a track.
 class Media(BaseModel):
     phone_id: str | None
     title: str | None
@@ -127,6 +137,7 @@ class Media(BaseModel):
     track_id: str | None
     artwork_url: str | None
     connected: bool
+    source: Literal["carhub", "ams"] | None
 
 
 # One notification of an Apple-profile phone (ANCS): ``GET /api/notifications`` and the
@@ -152,7 +163,12 @@ class MediaCommandBody(BaseModel):
     position_ms: int | None = Field(default=None, ge=0)
 
 
-# Where a media command went.
+# A notification action: ``POST /api/notifications/{phone_id}/{uid}/action``.
+class NotificationActionBody(BaseModel):
+    action: Literal["positive", "negative"]
+
+
+# Where a media command (or a notification action) went.
 class CommandResult(BaseModel):
     ok: bool
     phone_id: str

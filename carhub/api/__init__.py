@@ -9,13 +9,25 @@ engine through ``EngineDep``; the shapes they return are the models in ``carhub.
     phones    GET  /api/phones;  DELETE /api/phones/{phone_id};
               GET  /api/phones/{phone_id}/contacts, /artwork/{art_hash}
     media     GET  /api/media;  POST /api/media/command
+    notifications  GET /api/notifications;  POST .../{phone_id}/{uid}/action
     events    WS   /api/events
 
 OpenAPI docs are at ``/docs``; every route lists the 4xx it can answer (``responses``),
 and a method a path does not serve gets 405 with ``Allow`` naming the ones it does.
 The dashboard's files are served at ``/``, but never under ``/api/``. ``/api/events`` is
-a WebSocket that first sends a snapshot (``status``, ``pairing``, ``phones``, ``media``)
-and then every change, ``contacts`` included, each as ``{"type": ..., "data": ...}``.
+a WebSocket that first sends a snapshot (``status``, ``pairing``, ``phones``, ``media``,
+``notifications``) and then every change, ``contacts`` and ``pairing_failed`` (``{phone_id,
+reason}``: a Bluetooth bond that did not happen) included, each as ``{"type": ..., "data": ...}``.
+
+Apple-profile (AMS/ANCS) phones: ``GET /api/phones`` lists them with ``profiles`` (a subset
+of ``["ams", "ancs"]``; CarHub phones say ``["carhub"]``) and their identity address as
+``fingerprint``; their LE SC codes are pairing requests with ``method`` "le-sc". ``GET
+/api/media`` says whose player it shows in ``source``: "carhub", "ams", or null while no
+phone has reported a track (``phone_id`` is null then too). Refusals of a command to a
+phone: 409 when nothing was sent (no phone connected, a ``seek`` for an AMS player, which
+has none, an action the player or the notification does not offer, the phone not
+connected); 502 when the phone was asked and failed or did not answer in time.
+``GET /api/notifications`` is newest ``date`` first, ties newest arrival first.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from carhub.api import events, media, pairing, phones, status
+from carhub.api import events, media, notifications, pairing, phones, status
 from carhub.api.guard import LOOPBACK_HOSTS, SameOriginGuard
 from carhub.api.pairing import qr_svg
 from carhub.api.responses import GUARDED
@@ -37,7 +49,14 @@ __all__ = ["LOOPBACK_HOSTS", "create_app", "qr_svg"]
 
 UI_DIR = Path(__file__).parent.parent / "ui"
 # In this order, which is also the order of /openapi.json's paths.
-ROUTERS = (status.router, pairing.router, phones.router, media.router, events.router)
+ROUTERS = (
+    status.router,
+    pairing.router,
+    phones.router,
+    media.router,
+    notifications.router,
+    events.router,
+)
 
 
 def create_app(engine: Engine, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> FastAPI:

@@ -17,7 +17,7 @@ router = APIRouter()
 
 @router.websocket("/api/events")
 async def events(ws: WebSocket, engine: EngineDep) -> None:
-    """Live updates: a snapshot (status, pairing, phones, media), then every change."""
+    """Live updates: a snapshot (status, pairing, phones, media, notifications), then changes."""
     await ws.accept()
     queue = engine.hub.subscribe()
     # Watch the client too, so a closed dashboard ends this handler at once.
@@ -46,6 +46,7 @@ def _snapshot(engine: Engine) -> list[dict[str, object]]:
         make_event("pairing", engine.pairing_requests()),
         make_event("phones", engine.phones()),
         make_event("media", engine.media()),
+        make_event("notifications", engine.notifications()),
     ]
 
 

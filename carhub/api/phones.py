@@ -21,7 +21,10 @@ async def phones(engine: EngineDep) -> list[Phone]:
 
 @router.delete("/api/phones/{phone_id}", responses=_NO_PHONE)
 async def unpair(phone_id: str, engine: EngineDep) -> dict[str, bool]:
-    """Unpair the phone and erase its keys, contacts, media and artwork."""
+    """Unpair the phone and erase its keys, contacts, media and artwork.
+
+    For an Apple-profile phone: its Bluetooth bond, notifications and now playing.
+    """
     if not engine.unpair(phone_id):
         raise HTTPException(404, f"no paired phone {phone_id}")
     return {"ok": True}
@@ -35,7 +38,8 @@ async def contacts(
     limit: int = Query(50, ge=0, le=1000),
     offset: int = Query(0, ge=0),
 ) -> ContactPage:
-    if engine.store.pinned_key(phone_id) is None:
+    # An Apple-profile phone shares no contacts: its page is empty, not missing.
+    if engine.store.pinned_key(phone_id) is None and not engine.apple_is_bonded(phone_id):
         raise HTTPException(404, f"no paired phone {phone_id}")
     total, items = engine.store.contacts(phone_id, q=q, limit=limit, offset=offset)
     return ContactPage(total=total, items=[ContactItem.from_contact(c) for c in items])

@@ -1,7 +1,7 @@
 // CarHub head-unit dashboard. Vanilla JS, no build step, no network beyond this car's API.
 //
 // Theory of operation: the WebSocket at /api/events is the source of truth. On connect it
-// sends one snapshot of each type (status, pairing, phones, contacts, media) and then the
+// sends one snapshot of each type (status, pairing, phones, media, notifications) and then the
 // full new value on every change, so each handler simply replaces its slice of `state` and
 // re-renders that slice. REST is used for actions, for the contacts list (paged, searched
 // on the server) and once at start-up in case the socket is slow. Two timers animate
@@ -15,6 +15,7 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const TOAST_MS = 4000;
 const CONFIRM_MS = 4000; // an armed Unpair button disarms itself after this
+const PROFILE_TITLES = { carhub: "CarHub app", ams: "Apple Media Service", ancs: "Apple Notification Center Service" };
 
 const state = {
   status: null,
@@ -23,6 +24,7 @@ const state = {
   phones: [],
   selectedPhoneId: null,
   media: null,
+  notifications: [], // Apple-profile phones' (ANCS), newest first as the car sorts them
   mediaAt: 0, // performance.now() when `media` arrived: the origin for extrapolation
   contacts: { items: [], total: 0, q: "", loading: false, seq: 0 },
   wsSeen: new Set(), // slices already delivered by the socket: stale REST answers must not win
@@ -224,13 +226,19 @@ function renderRequests() {
 
 function requestCard(r) {
   const id = encodeURIComponent(r.id);
+  const leSc = r.method === "le-sc"; // an Apple-profile phone's Bluetooth bond, not the CarHub app
   const card = el("li", {
-    class: "request", "data-testid": "pairing-request", "data-request-id": r.id,
+    class: "request", "data-testid": "pairing-request", "data-request-id": r.id, "data-method": r.method || "carhub",
     "data-code": String(r.code ?? ""), "data-expires-at": r.expires_at,
   },
     el("div", { class: "request-phone" }, icon("phone"), el("span", { text: r.phone_name || "Unknown phone" })),
-    el("div", { class: "request-fp", text: fmtFingerprint(r.phone_fingerprint), title: r.phone_fingerprint }),
-    el("div", { class: "request-hint", text: "Check that the phone shows the same code" }),
+    el("div", { class: "request-method", "data-testid": "pairing-method", "data-method": leSc ? "le-sc" : "carhub",
+      text: leSc ? "Bluetooth LE Secure Connections code" : "CarHub app code" }),
+    el("div", { class: "request-fp", "data-testid": "pairing-fingerprint",
+      text: leSc ? r.phone_fingerprint : fmtFingerprint(r.phone_fingerprint), title: r.phone_fingerprint }),
+    el("div", { class: "request-hint", text: leSc
+      ? "Check that the phone's Bluetooth pairing prompt shows the same code"
+      : "Check that the phone shows the same code" }),
     el("div", { class: "request-code", "data-testid": "pairing-code", text: fmtCode(r.code) }),
     el("div", { class: "request-timer" },
       el("div", { class: "bar" }, el("div", {})), el("span", { class: "countdown", "data-testid": "countdown" })),
@@ -275,15 +283,29 @@ function renderPhones() {
   $("phones-empty").hidden = phones.length > 0;
   list.hidden = phones.length === 0;
   const open = !!(state.status && state.status.pairing_open);
+  const where = state.status && state.status.apple
+    ? "in the CarHub app on your phone, or in an iPhone's Settings › Bluetooth."
+    : "in the CarHub app on your phone.";
   $("phones-empty-hint").textContent = open
-    ? "Pairing is open. Choose this car in the CarHub app on your phone."
-    : "Open pairing, then choose this car in the CarHub app on your phone.";
+    ? `Pairing is open. Choose this car ${where}`
+    : `Open pairing, then choose this car ${where}`;
+}
+
+function profilesOf(p) {
+  return Array.isArray(p && p.profiles) ? p.profiles : ["carhub"];
+}
+
+// A phone with the CarHub app syncs contacts; an Apple-profile one (AMS/ANCS) has none.
+function isCarhubPhone(p) {
+  return profilesOf(p).includes("carhub");
 }
 
 function phoneRow(p) {
   const selected = p.id === state.selectedPhoneId;
   const transport = p.connected && p.transport ? String(p.transport).toUpperCase() : null;
   const count = Number(p.contacts || 0);
+  const carhub = isCarhubPhone(p);
+  const profiles = profilesOf(p);
   const row = el("li", {
     class: `phone${selected ? " selected" : ""}${p.connected ? " connected" : ""}`,
     "data-testid": "phone", "data-phone-id": p.id, "data-connected": String(!!p.connected),
@@ -298,10 +320,15 @@ function phoneRow(p) {
         el("span", { class: `chip${p.connected ? " on" : ""}`, "data-testid": "phone-state",
           text: p.connected ? (transport || "Connected") : "Offline" }),
         el("span", { "data-testid": "phone-contacts", "data-count": count,
-          text: `${count.toLocaleString()} ${count === 1 ? "contact" : "contacts"}` })),
-      el("div", { class: "phone-meta ago", "data-testid": "phone-last-sync", "data-ts": p.last_sync ?? "",
-        text: fmtAgo(p.last_sync) }),
-      el("div", { class: "phone-fp", text: fmtFingerprint(p.fingerprint, 6), title: p.fingerprint })),
+          text: carhub ? `${count.toLocaleString()} ${count === 1 ? "contact" : "contacts"}` : "no contacts" })),
+      el("div", { class: "phone-meta" },
+        el("span", { class: "profiles", "data-testid": "phone-profiles", "data-profiles": profiles.join(",") },
+          ...profiles.map((name) => el("span", { class: "chip profile", "data-profile": name,
+            text: name === "carhub" ? "CarHub" : name.toUpperCase(), title: PROFILE_TITLES[name] || name }))),
+        carhub ? el("span", { class: "ago", "data-testid": "phone-last-sync", "data-ts": p.last_sync ?? "",
+          text: fmtAgo(p.last_sync) }) : null),
+      el("div", { class: "phone-fp", text: carhub ? fmtFingerprint(p.fingerprint, 6) : p.fingerprint,
+        title: p.fingerprint })),
     el("div", { class: "phone-actions" }, unpairButton(p)),
   );
   return row;
@@ -410,7 +437,8 @@ function renderContacts(keepScroll = false) {
   const scrollTop = list.scrollTop;
   const phone = state.phones.find((p) => p.id === state.selectedPhoneId);
   const search = $("contacts-search");
-  search.disabled = !phone;
+  const noContacts = !!phone && !isCarhubPhone(phone);
+  search.disabled = !phone || noContacts;
   $("contacts-heading").textContent = phone ? `Contacts · ${phone.name || "Phone"}` : "Contacts";
   $("contacts-count-wrap").hidden = !phone;
   $("contacts-count").textContent = String(c.total);
@@ -436,9 +464,10 @@ function renderContacts(keepScroll = false) {
   list.hidden = empty;
   if (empty) {
     $("contacts-empty-title").textContent = !phone ? "No phone selected"
-      : c.loading ? "Loading…" : c.q ? "No matches" : "No contacts yet";
+      : noContacts ? "No contacts" : c.loading ? "Loading…" : c.q ? "No matches" : "No contacts yet";
     $("contacts-empty-hint").textContent = !phone
       ? (state.phones.length ? "Select a paired phone to see its contacts." : "Pair a phone to see its contacts here.")
+      : noContacts ? "This phone shares its media and notifications with the car, not its contacts."
       : c.loading ? "" : c.q ? `Nothing matches “${c.q}”.` : "They appear here after the phone syncs.";
   }
 }
@@ -502,7 +531,10 @@ function renderMedia() {
 function renderMediaSource() {
   const m = state.media || {};
   const phone = state.phones.find((p) => p.id === m.phone_id);
-  $("np-source").textContent = phone ? `Now playing · ${phone.name}` : "Now playing";
+  const ams = m.source === "ams";
+  $("np-source").textContent = (phone ? `Now playing · ${phone.name}` : "Now playing") + (ams ? " · AMS" : "");
+  $("np-source").dataset.source = m.source || "";
+  $("np-progress").dataset.seekable = String(!ams); // AMS has no seek command
 }
 
 let artworkUrl = undefined;
@@ -569,9 +601,63 @@ function onPlayPause() {
 function onSeek(event) {
   const m = state.media;
   if (!m || !m.duration_ms) return;
+  if (m.source === "ams") { toast("This phone's player cannot seek from the car", "info"); return; }
   const rect = $("np-progress").getBoundingClientRect();
   const frac = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
   mediaCommand("seek", { position_ms: Math.round(frac * m.duration_ms) });
+}
+
+// ---------------------------------------------------------------- notifications (ANCS)
+
+// Shown once a phone offers notifications (or some are kept): otherwise the page is as it was.
+function renderNotifications() {
+  const notes = state.notifications;
+  const offered = state.phones.some((p) => profilesOf(p).includes("ancs"));
+  $("notes-panel").hidden = !(offered || notes.length);
+  $("notes-count").textContent = notes.length ? String(notes.length) : "";
+  $("note-list").replaceChildren(...notes.map(noteCard));
+  $("note-list").hidden = notes.length === 0;
+  $("notes-empty").hidden = notes.length > 0;
+}
+
+function noteCard(n) {
+  const path = `/api/notifications/${encodeURIComponent(n.phone_id)}/${encodeURIComponent(n.uid)}/action`;
+  const button = (action, label) => el("button", {
+    class: `btn${action === "negative" ? " btn-danger" : ""}`, type: "button",
+    "data-testid": `notification-${action}`, text: label, title: label,
+    onclick: (e) => notificationAction(e.currentTarget, path, action),
+  });
+  const actions = [
+    n.positive_action ? button("positive", n.positive_action) : null,
+    n.negative_action ? button("negative", n.negative_action) : null,
+  ].filter(Boolean);
+  return el("li", { class: "note", "data-testid": "notification", "data-phone-id": n.phone_id,
+    "data-uid": n.uid, "data-category": n.category },
+    el("div", { class: "note-head" }, icon("bell"),
+      el("span", { class: "note-app", "data-testid": "notification-app", text: n.app_name || n.app_id || "App" }),
+      el("span", { class: "note-time", "data-testid": "notification-time", "data-date": n.date, text: fmtNoteTime(n.date) })),
+    n.title ? el("div", { class: "note-title", "data-testid": "notification-title", text: n.title }) : null,
+    n.subtitle ? el("div", { class: "note-subtitle", "data-testid": "notification-subtitle", text: n.subtitle }) : null,
+    n.message ? el("div", { class: "note-message", "data-testid": "notification-message", text: n.message }) : null,
+    actions.length ? el("div", { class: "note-actions" }, ...actions) : null,
+  );
+}
+
+// The phone's local time, "YYYY-MM-DDTHH:MM:SS": the time alone today, else the day too.
+function fmtNoteTime(date) {
+  const d = new Date(String(date || ""));
+  if (Number.isNaN(d.getTime())) return "";
+  const hm = `${d.getHours()}:${String(d.getMinutes()).padStart(2, "0")}`;
+  if (d.toDateString() === new Date().toDateString()) return hm;
+  return `${d.toLocaleDateString(undefined, { day: "numeric", month: "short" })} ${hm}`;
+}
+
+async function notificationAction(button, path, action) {
+  const buttons = button.parentElement.querySelectorAll("button");
+  buttons.forEach((b) => { b.disabled = true; });
+  const res = await act("POST", path, { action });
+  // The phone removes the notification (a `notifications` event); on failure allow a retry.
+  if (res === undefined) buttons.forEach((b) => { b.disabled = false; });
 }
 
 // ---------------------------------------------------------------- live events
@@ -585,7 +671,10 @@ const handlers = {
     reconcileSelection();
     renderContacts(true);
     renderMediaSource();
+    renderNotifications();
   },
+  notifications: (d) => { state.notifications = Array.isArray(d) ? d : []; renderNotifications(); },
+  pairing_failed: (d) => { if (d && d.reason) toast(`Bluetooth pairing failed: ${d.reason}`); },
   contacts: (d) => {
     if (d && d.phone_id === state.selectedPhoneId) loadContacts(true, state.contacts.items.length);
   },
@@ -633,7 +722,7 @@ function setConnection(s) {
 async function initialLoad() {
   const slices = [
     ["status", "/api/status"], ["pairing", "/api/pairing/requests"],
-    ["phones", "/api/phones"], ["media", "/api/media"],
+    ["phones", "/api/phones"], ["media", "/api/media"], ["notifications", "/api/notifications"],
   ];
   await Promise.all(slices.map(async ([type, path]) => {
     try { apply(type, await api("GET", path), false); } catch (_) { /* the socket will deliver */ }

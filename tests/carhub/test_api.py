@@ -347,8 +347,9 @@ def test_events_websocket_snapshot_then_changes(tmp_path: Path) -> None:
         # TestClient's WebSocket URL is always ws://testserver: name a served host.
         tc.websocket_connect("/api/events", headers={"Host": "127.0.0.1:8080"}) as ws,
     ):
-        snapshot = [ws.receive_json() for _ in range(4)]
-        assert [e["type"] for e in snapshot] == ["status", "pairing", "phones", "media"]
+        snapshot = [ws.receive_json() for _ in range(5)]
+        kinds = ["status", "pairing", "phones", "media", "notifications"]  # issue 10 added the last
+        assert [e["type"] for e in snapshot] == kinds
         assert snapshot[0]["data"]["name"] == "Test Car"
         assert tc.post("/api/pairing/open").status_code == 200
         event = ws.receive_json()
