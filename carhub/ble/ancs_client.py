@@ -128,8 +128,6 @@ class AncsLink:
     def stop(self) -> None:
         """Stop fetching (the link ended or the service went away)."""
         self._stopped = True
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(AppleLinkError("ANCS stopped"))
         with contextlib.suppress(asyncio.QueueFull):
             self._events_queue.put_nowait(b"")
 

@@ -174,15 +174,14 @@ class ApplePhone:
 
     async def _run(self) -> None:
         """Classify, secure and serve; any failure ends this connection only."""
+        found = False
         try:
             found = await self._discover()
         finally:
             if not self._classified.done():
-                self._classified.set_result(False)
+                self._classified.set_result(found)
         if not found:
             return
-        if not self._classified.done():
-            self._classified.set_result(True)
         await self._watch_service_changed()
         if not await self._secure():
             await self.link.close()

@@ -131,7 +131,7 @@ class BleCarServer:
         self._phones: dict[int, ApplePhone] = {}
         self._app_names: dict[str, dict[str, str]] = {}
         if apple is not None:
-            apple.on_unpair(lambda phone_id: self._spawn(self.forget_bond(phone_id)))
+            apple.on_unpair(self._on_unpair)
         self._gate = gate
         self._name = name
         self._device_id = device_id
@@ -323,7 +323,7 @@ class BleCarServer:
         link = BleLink(
             connection,
             notify=self.notify,
-            spawn=self._spawn,
+            spawn=self._spawn_none,
             max_queued_bytes=self.max_queued_bytes,
         )
         self._links[connection.handle] = link
@@ -409,12 +409,28 @@ class BleCarServer:
             if phone.phone_id == phone_id:
                 phone.close("unpaired")
 
+    def _on_unpair(self, phone_id: str) -> None:
+        """The engine unpaired a phone: erase its bond in the background."""
+        self._spawn(self.forget_bond(phone_id))
+
     def _pairing_config(self, connection: Connection) -> PairingConfig:
         """LE SC with MITM and bonding; the delegate shows the code on the dashboard."""
         delegate = CarPairingDelegate(
             self._phones.get(connection.handle), self._apple, DECISION_TIMEOUT_S
         )
-        return PairingConfig(sc=True, mitm=True, bonding=True, delegate=delegate)
+        # The car's identity is the static address it advertises from (a controller's
+        # public address may change with the radio), so the phone's bond stays valid.
+        return PairingConfig(
+            sc=True,
+            mitm=True,
+            bonding=True,
+            delegate=delegate,
+            identity_address_type=PairingConfig.AddressType.RANDOM,
+        )
+
+    def _spawn_none(self, coro: Awaitable[None]) -> None:
+        """``_spawn`` for callers that keep no task."""
+        self._spawn(coro)
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         """Run ``coro`` in a task that ``stop`` will cancel."""

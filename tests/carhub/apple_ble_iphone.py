@@ -37,12 +37,12 @@ from protocol.apple.ams import (
     encode_remote_commands,
 )
 from protocol.apple.ancs import (
+    AppAttributes,
     EventFlags,
     EventId,
     GetAppAttributes,
     GetNotificationAttributes,
     NotificationAttributes,
-    AppAttributes,
     NotificationEvent,
     PerformAction,
     decode_command,
@@ -53,12 +53,14 @@ from protocol.apple.ancs import (
 from radio import LocalRadio, open_hci
 
 N = gatt.Characteristic.Properties
-PERMS = (
-    gatt.Characteristic.READABLE
-    | gatt.Characteristic.WRITEABLE
-)
+PERMS = gatt.Characteristic.READABLE | gatt.Characteristic.WRITEABLE
 TRACKS = [
-    {0: "Artist One", 1: "Album One", 2: "A title far too long for one AMS notification", 3: "201.5"},
+    {
+        0: "Artist One",
+        1: "Album One",
+        2: "A title far too long for one AMS notification",
+        3: "201.5",
+    },
     {0: "Artist Two", 1: "Album Two", 2: "Second", 3: "99.0"},
 ]
 
@@ -96,15 +98,21 @@ class FakeIPhone:
         self.connection: Connection | None = None
         self.device: Device | None = None
         self.transport: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- setup -----------------------------------------------------------------
     async def power_on(self) -> None:
         self.transport = await open_hci(self.air)
-        device = Device.with_hci(self.name, hci.Address.ANY_RANDOM, self.transport.source, self.transport.sink)
+        device = Device.with_hci(
+            self.name, hci.Address.ANY_RANDOM, self.transport.source, self.transport.sink
+        )
         device.keystore = self.keys
         device.irk = self.irk
         device.pairing_config_factory = lambda _c: PairingConfig(
-            sc=True, mitm=True, bonding=True, delegate=Delegate(self),
+            sc=True,
+            mitm=True,
+            bonding=True,
+            delegate=Delegate(self),
             identity_address_type=hci.Address.PUBLIC_DEVICE_ADDRESS,
         )
         self._build(device)
@@ -128,8 +136,12 @@ class FakeIPhone:
             self.log.append("refused")
             raise att.ATT_Error(att.ErrorCode.INSUFFICIENT_AUTHENTICATION)
 
-    def _char(self, device: Device, uuid: str, props: int, read: Any = None, write: Any = None) -> gatt.Characteristic[bytes]:
-        char: gatt.Characteristic[bytes] = gatt.Characteristic(UUID(uuid), props, PERMS, self._value(read, write))
+    def _char(
+        self, device: Device, uuid: str, props: int, read: Any = None, write: Any = None
+    ) -> gatt.Characteristic[bytes]:
+        char: gatt.Characteristic[bytes] = gatt.Characteristic(
+            UUID(uuid), props, PERMS, self._value(read, write)
+        )
         if props & N.NOTIFY:
             inner = device.gatt_server.make_descriptor_value(char)
 
@@ -141,19 +153,39 @@ class FakeIPhone:
                 self._check(bearer)
                 return inner.write(bearer, value)
 
-            char.descriptors = [gatt.Descriptor(gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR, PERMS, att.AttributeValueV2(cr, write=cw))]
+            char.descriptors = [
+                gatt.Descriptor(
+                    gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+                    PERMS,
+                    att.AttributeValueV2(cr, write=cw),
+                )
+            ]
         return char
 
     def _build(self, device: Device) -> None:
-        self.remote = self._char(device, AMS_REMOTE_COMMAND_UUID, N.NOTIFY | N.WRITE, write=self._on_command)
-        self.update = self._char(device, AMS_ENTITY_UPDATE_UUID, N.NOTIFY | N.WRITE, write=self._on_register)
-        self.attribute = self._char(device, AMS_ENTITY_ATTRIBUTE_UUID, N.READ | N.WRITE, read=self._read_attr, write=self._on_attr)
+        self.remote = self._char(
+            device, AMS_REMOTE_COMMAND_UUID, N.NOTIFY | N.WRITE, write=self._on_command
+        )
+        self.update = self._char(
+            device, AMS_ENTITY_UPDATE_UUID, N.NOTIFY | N.WRITE, write=self._on_register
+        )
+        self.attribute = self._char(
+            device,
+            AMS_ENTITY_ATTRIBUTE_UUID,
+            N.READ | N.WRITE,
+            read=self._read_attr,
+            write=self._on_attr,
+        )
         self.ns = self._char(device, ANCS_NOTIFICATION_SOURCE_UUID, N.NOTIFY)
         self.cp = self._char(device, ANCS_CONTROL_POINT_UUID, N.WRITE, write=self._on_cp)
         self.ds = self._char(device, ANCS_DATA_SOURCE_UUID, N.NOTIFY)
-        device.add_service(gatt.Service(UUID(AMS_SERVICE_UUID), [self.remote, self.update, self.attribute]))
+        device.add_service(
+            gatt.Service(UUID(AMS_SERVICE_UUID), [self.remote, self.update, self.attribute])
+        )
         device.add_service(gatt.Service(UUID(ANCS_SERVICE_UUID), [self.ns, self.cp, self.ds]))
-        self.remote.on(self.remote.EVENT_SUBSCRIPTION, lambda c, n, i: self._spawn(self.push_commands()))
+        self.remote.on(
+            self.remote.EVENT_SUBSCRIPTION, lambda c, n, i: self._spawn(self.push_commands())
+        )
         self.ns.on(self.ns.EVENT_SUBSCRIPTION, lambda c, n, i: self._spawn(self._replay()))
 
     # -- connection --------------------------------------------------------------
@@ -164,14 +196,24 @@ class FakeIPhone:
         await self.device.send_command(hci.HCI_LE_Set_Random_Address_Command(random_address=rpa))
         self.device.random_address = rpa
         target = hci.Address(car_address, hci.Address.RANDOM_DEVICE_ADDRESS)
-        conn = await self.device.connect(target, own_address_type=hci.OwnAddressType.RANDOM, timeout=5)
+        conn = await self.device.connect(
+            target, own_address_type=hci.OwnAddressType.RANDOM, timeout=5
+        )
         self.connection = conn
-        conn.on(conn.EVENT_SECURITY_REQUEST, lambda _a: self._spawn(self._on_security_request(conn)))
+        conn.on(
+            conn.EVENT_SECURITY_REQUEST, lambda _a: self._spawn(self._on_security_request(conn))
+        )
         conn.on(conn.EVENT_PAIRING, lambda _k: self._secure(conn, "paired"))
         conn.on(conn.EVENT_PAIRING_FAILURE, lambda r: self.log.append(f"pairing_failed:{r}"))
-        conn.on(conn.EVENT_CONNECTION_ENCRYPTION_CHANGE, lambda: self._spawn(self._on_encrypted(conn)))
-        conn.on(conn.EVENT_DISCONNECTION, lambda _r: self.log.append("disconnected"))
+        conn.on(
+            conn.EVENT_CONNECTION_ENCRYPTION_CHANGE, lambda: self._spawn(self._on_encrypted(conn))
+        )
+        conn.on(conn.EVENT_DISCONNECTION, lambda _r: self._gone(conn))
         return conn
+
+    def _gone(self, conn: Connection) -> None:
+        self.secure.discard(conn.handle)  # handles are reused by the next connection
+        self.log.append("disconnected")
 
     def _secure(self, conn: Connection, why: str) -> None:
         self.secure.add(conn.handle)
@@ -188,17 +230,17 @@ class FakeIPhone:
                 self.log.append(f"pair_error:{type(exc).__name__}")
 
     async def _on_encrypted(self, conn: Connection) -> None:
-        if conn.is_encrypted and await self.keys.get(str(conn.peer_address)) is not None:
-            if conn.handle not in self.secure:
-                self._secure(conn, "encrypted_bonded")
+        bonded = await self.keys.get(str(conn.peer_address)) is not None
+        if conn.is_encrypted and bonded and conn.handle not in self.secure:
+            self._secure(conn, "encrypted_bonded")
 
     async def disconnect(self) -> None:
-        if self.connection is not None:
+        conn, self.connection = self.connection, None
+        if conn is not None and conn.handle in (self.device.connections if self.device else {}):
             try:
-                await self.connection.disconnect()
+                await asyncio.wait_for(conn.disconnect(), 5)
             except Exception:
                 pass
-            self.connection = None
 
     async def close(self) -> None:
         await self.disconnect()
@@ -206,7 +248,9 @@ class FakeIPhone:
             await self.transport.close()
 
     def _spawn(self, coro: Any) -> None:
-        asyncio.ensure_future(coro)
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def mtu(self) -> int:
         return int(self.connection.att_mtu) if self.connection else 23
@@ -230,7 +274,9 @@ class FakeIPhone:
 
     async def push_entity(self, entity: int) -> None:
         for attr in self.registered.get(entity, ()):
-            data = encode_entity_update(entity, attr, self._values(entity)[attr], max_size=self.mtu() - 3)
+            data = encode_entity_update(
+                entity, attr, self._values(entity)[attr], max_size=self.mtu() - 3
+            )
             await self.notify(self.update, data)
 
     async def push_commands(self) -> None:
@@ -259,18 +305,31 @@ class FakeIPhone:
         self.notes[uid] = values
         self.flags[uid] = flags
 
-    async def post(self, uid: int, values: dict[int, str], flags: EventFlags = EventFlags(0), category: int = 4) -> None:
+    async def post(
+        self, uid: int, values: dict[int, str], flags: EventFlags = EventFlags(0), category: int = 4
+    ) -> None:
         self.add_note(uid, values, flags)
-        await self.notify(self.ns, encode_notification_source(NotificationEvent(EventId.ADDED, flags, category, 1, uid)))
+        await self.notify(
+            self.ns,
+            encode_notification_source(NotificationEvent(EventId.ADDED, flags, category, 1, uid)),
+        )
 
     async def remove(self, uid: int) -> None:
         self.notes.pop(uid, None)
-        await self.notify(self.ns, encode_notification_source(NotificationEvent(EventId.REMOVED, EventFlags(0), 4, 0, uid)))
+        await self.notify(
+            self.ns,
+            encode_notification_source(
+                NotificationEvent(EventId.REMOVED, EventFlags(0), 4, 0, uid)
+            ),
+        )
 
     async def _replay(self) -> None:
         for uid in list(self.notes):
             flags = self.flags[uid] | EventFlags.PRE_EXISTING
-            await self.notify(self.ns, encode_notification_source(NotificationEvent(EventId.ADDED, flags, 4, 1, uid)))
+            await self.notify(
+                self.ns,
+                encode_notification_source(NotificationEvent(EventId.ADDED, flags, 4, 1, uid)),
+            )
 
     def _on_cp(self, _conn: Connection, value: bytes) -> None:
         cmd = decode_command(value)
@@ -282,8 +341,12 @@ class FakeIPhone:
             if cmd.uid not in self.notes:
                 raise att.ATT_Error(0xA2)
             values = self.notes[cmd.uid]
-            wanted = {a: (values.get(a, "")[:m] if m else values.get(a, "")) for a, m in cmd.attributes}
-            data = encode_response(NotificationAttributes(cmd.uid, wanted), [a for a, _ in cmd.attributes])
+            wanted = {
+                a: (values.get(a, "")[:m] if m else values.get(a, "")) for a, m in cmd.attributes
+            }
+            data = encode_response(
+                NotificationAttributes(cmd.uid, wanted), [a for a, _ in cmd.attributes]
+            )
         else:
             assert isinstance(cmd, GetAppAttributes)
             data = encode_response(AppAttributes(cmd.app_id, {0: "Messages"}), [0])
