@@ -11,7 +11,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from phone_bridge.discovery import SHORT_ID_RE, CarSighting, discover, is_hostport
+from phone_bridge.discovery import (
+    SHORT_ID_RE,
+    SHORTENED_MARK,
+    CarSighting,
+    discover,
+    is_hostport,
+)
 from phone_bridge.errors import CarNotFound
 from phone_bridge.state import PairedCar, PhoneState
 from shell.transport import BaseTransport, TransportError
@@ -52,7 +58,7 @@ class Target:
 
 
 def _match(query: str, car_id: str, name: str) -> bool:
-    """Match by exact name, or by the query being a prefix of the car's id.
+    """Match by exact name (or its shortened BLE form), or by the query prefixing the car's id.
 
     The reverse (the car's id a prefix of the query) is allowed only for an 8-hex BLE short
     id, which is all a BLE advert carries; any shorter id would capture every query.
@@ -64,7 +70,11 @@ def _match(query: str, car_id: str, name: str) -> bool:
         return True
     if SHORT_ID_RE.fullmatch(cid) and q.startswith(cid):
         return True
-    return name.casefold() == q
+    shown = name.casefold()
+    if shown.endswith(SHORTENED_MARK) and len(shown) > 1:
+        # A BLE advert's shortened name (PROTOCOL.md §1.2): the query may complete it.
+        return q.startswith(shown[: -len(SHORTENED_MARK)])
+    return shown == q
 
 
 async def resolve(query: str | None, state: PhoneState, opts: ConnectOptions) -> Target:

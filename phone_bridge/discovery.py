@@ -19,7 +19,10 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from protocol.dnssd import SERVICE_TYPE, decode_txt
 from protocol.errors import MessageError
 
-__all__ = ["SERVICE_TYPE", "CarSighting", "discover", "discover_mdns", "merge"]
+__all__ = ["SERVICE_TYPE", "SHORTENED_MARK", "CarSighting", "discover", "discover_mdns", "merge"]
+
+# Appended to a name the car advertised shortened over BLE (it is a prefix of the name).
+SHORTENED_MARK = "…"
 
 log = logging.getLogger("phone_bridge.discovery")
 
@@ -183,17 +186,24 @@ async def _discover_ble(
 
     def wanted(car: BleCar) -> bool:
         # The advert carries an 8-hex id prefix; a full id matches by its prefix.
+        # A name past 8 bytes is advertised shortened (PROTOCOL.md §1.2): match its prefix.
+        target = want or ""
         return (
             bool(want)
             and bool(car.name)
-            and (car.name == want or (want or "").startswith(car.id_prefix))
+            and (
+                car.name == want
+                or target.startswith(car.id_prefix)
+                or (not car.name_complete and target.startswith(car.name) and bool(car.name))
+            )
         )
 
     cars = await scan_cars(timeout, radio, stop_when=wanted if want else None)
     return [
         CarSighting(
             id=c.id_prefix,
-            name=c.name,
+            # A shortened advertised name (PROTOCOL.md §1.2) is shown, and matched, as a prefix.
+            name=c.name if c.name_complete else c.name + SHORTENED_MARK,
             version=c.version,
             pairing_open=c.pairing_open,
             ble_address=c.address,

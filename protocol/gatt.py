@@ -1,14 +1,15 @@
 """BLE constants and the bytes CarHub puts in advertisements and the GATT info value.
 
-Theory of operation: a car advertises the CarHub service UUID with *service data* for
-that UUID, so a phone can list cars (and tell whether pairing is open) without connecting:
+Theory of operation: a car advertises *service data* under the 32-bit UUID 0x8d3e0001
+(the first 32 bits of the CarHub service UUID) in its scan response, so a phone can list
+cars (and tell whether pairing is open) without connecting (PROTOCOL.md §1.2):
 
     offset  size  field
     0       1     version     protocol version the car speaks (highest)
     1       1     flags       bit0 = pairing window open; other bits reserved, sent as 0
     2       4     short_id    the first 4 bytes of the car's 16-hex-digit device id
 
-The car's name travels in the scan response (Complete Local Name). After connecting, the
+The car's name travels in the advertising data (shortened past 8 bytes). After connecting, the
 ``info`` characteristic returns a UTF-8 JSON object ``{id, name, model, version, lan}``
 where ``lan`` lists ``host:port`` endpoints for a hand-over to the LAN. The two channel
 characteristics carry the framed byte stream (see ``protocol.framing``). This module is

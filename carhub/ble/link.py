@@ -85,6 +85,11 @@ class BleLink(BaseTransport):
         self.peer = self.peer_address
 
     @property
+    def handle(self) -> int:
+        """The LE connection handle."""
+        return int(self._connection.handle)
+
+    @property
     def mtu(self) -> int:
         """The ATT MTU negotiated on this connection."""
         return int(self._connection.att_mtu)

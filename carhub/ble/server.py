@@ -18,6 +18,11 @@ Any nearby device can connect and write, so a connection holds bounded state onl
 ``BleLink``), and a connection that has not subscribed within ``subscribe_timeout`` is
 disconnected (the controller has few LE connection slots).
 
+On every connection the car also looks for AMS and ANCS on the peer: an iPhone with no
+CarHub app is served as an Apple-profile phone (``carhub.ble.apple``), bonded by LE Secure
+Connections numeric comparison (``carhub.ble.bonds``; keys in ``STATE/bonds.json``), and
+is not dropped for not subscribing. Both kinds of phone can be connected at once.
+
 Bumble's GATT server does not enforce attribute permissions, and a read of an attribute
 without a read callback never answers (the client waits 30 s). So every value has both
 callbacks, and the disallowed one raises the ATT error a real stack would send.
@@ -36,7 +41,9 @@ from bumble import hci
 from bumble.att import ATT_Error, ErrorCode
 from bumble.device import AdvertisingType, Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.pairing import PairingConfig
 
+from carhub.apple import AppleEvents
 from carhub.ble.advertising import (
     ADV_INTERVAL_MAX_MS,
     ADV_INTERVAL_MIN_MS,
@@ -44,6 +51,16 @@ from carhub.ble.advertising import (
     plain_address,
     scan_response_data,
     static_address,
+)
+from carhub.ble.apple import ApplePhone
+from carhub.ble.bonds import (
+    DECISION_TIMEOUT_S,
+    CarPairingDelegate,
+    NumericComparisonSession,
+    drop_unknown_bonds,
+    erase_bonds,
+    load_irk,
+    open_keystore,
 )
 from carhub.ble.link import BleLink
 from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID, SERVICE_UUID, encode_info
@@ -84,7 +101,12 @@ class BleCarServer:
             ``shell.chunks.CHUNK_OVERHEAD`` per chunk) before the car disconnects it,
             once its session is up (less before, see ``carhub.ble.link``).
         gate: counts each connection from the LE connection until its session is up
-            (and disconnects the ones it displaces); None counts nothing.
+            (an Apple-profile phone: its encrypted, bonded link) and disconnects the ones
+            it displaces; None counts nothing.
+        apple: the engine's side of Apple-profile phones (AMS/ANCS); None serves none
+            (and refuses every pairing).
+        state_dir: where the bonds live (``bonds.json``, 0600) and the car's IRK; None
+            keeps them in memory.
     """
 
     def __init__(
@@ -99,8 +121,17 @@ class BleCarServer:
         subscribe_timeout: float = SUBSCRIBE_TIMEOUT_S,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
         gate: IntakeGate | None = None,
+        apple: AppleEvents | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self._hci = hci
+        self._apple = apple
+        self._keystore = open_keystore(state_dir)
+        self._irk = load_irk(state_dir)
+        self._phones: dict[int, ApplePhone] = {}
+        self._app_names: dict[str, dict[str, str]] = {}
+        if apple is not None:
+            apple.on_unpair(self._on_unpair)
         self._gate = gate
         self._name = name
         self._device_id = device_id
@@ -137,6 +168,8 @@ class BleCarServer:
         """
         self._out.on(self._out.EVENT_SUBSCRIPTION, self._on_subscription)
         self._running = True
+        if self._apple is not None:
+            await drop_unknown_bonds(self._keystore, self._apple)
         await self._open()
         self._spawn(self._watch_transport())
         log.info("BLE car %s advertising as %s", self._name, self.address)
@@ -156,6 +189,12 @@ class BleCarServer:
             self._transport.sink,
         )
         device.add_service(self._service)
+        # Bonds: loaded (and the resolving list filled) at power-on; LE SC numeric
+        # comparison only, each pairing shown on the dashboard (carhub.ble.bonds).
+        device.keystore = self._keystore
+        device.irk = self._irk
+        device.pairing_config_factory = self._pairing_config
+        device.smp_session_proxy = NumericComparisonSession
         device.on(device.EVENT_CONNECTION, self._on_connection)
         self._device = device
         await device.power_on()
@@ -177,6 +216,9 @@ class BleCarServer:
             for link in list(self._links.values()):
                 link.mark_closed()
             self._links.clear()
+            for phone in list(self._phones.values()):
+                phone.gone()
+            self._phones.clear()
             self._device = None
             with contextlib.suppress(Exception):
                 await self._transport.close()
@@ -243,12 +285,12 @@ class BleCarServer:
         await self._device.notify_subscriber(connection, self._out, chunk)
 
     def advertising_data(self) -> bytes:
-        """Return the advertising payload: flags and the CarHub service data."""
-        return advertising_data(self._version, self._device_id, pairing_open=self._pairing_open)
+        """Return the advertising payload: flags, the ANCS solicitation and the name."""
+        return advertising_data(self._name)
 
     def scan_response_data(self) -> bytes:
-        """Return the scan response: the name, shortened if it does not fit."""
-        return scan_response_data(self._name)
+        """Return the scan response: the AMS solicitation and the CarHub service data."""
+        return scan_response_data(self._version, self._device_id, pairing_open=self._pairing_open)
 
     def _info_char(self) -> Characteristic[bytes]:
         """The READ-only info characteristic."""
@@ -281,7 +323,7 @@ class BleCarServer:
         link = BleLink(
             connection,
             notify=self.notify,
-            spawn=self._spawn,
+            spawn=self._spawn_none,
             max_queued_bytes=self.max_queued_bytes,
         )
         self._links[connection.handle] = link
@@ -289,6 +331,12 @@ class BleCarServer:
             link.leave = self._gate.enter(link.peer_address, link.evict)
         connection.on(connection.EVENT_DISCONNECTION, lambda _r: self._on_gone(connection))
         log.info("BLE phone %s connected", link.peer_address)
+        if self._apple is not None:
+            phone = ApplePhone(
+                connection, link, self._apple, self._keystore, self._app_names, self._spawn
+            )
+            self._phones[connection.handle] = phone
+            phone.start()
         self._spawn(self._subscribe_deadline(link))
         # A connection stops connectable advertising; restart it so more phones can join.
         self._spawn(self._advertise())
@@ -297,6 +345,9 @@ class BleCarServer:
         """Disconnect ``link`` if it has not subscribed within ``subscribe_timeout``."""
         # A link counts as subscribed once closed too, so this task never outlives it.
         if not await link.wait_subscribed(self.subscribe_timeout):
+            phone = self._phones.get(link.handle)
+            if phone is not None and await phone.is_apple():
+                return  # an Apple-profile phone never subscribes; it has its own deadlines
             log.warning(
                 "BLE phone %s did not subscribe within %.1f s; disconnecting",
                 link.peer_address,
@@ -314,6 +365,9 @@ class BleCarServer:
 
     def _on_gone(self, connection: Connection) -> None:
         """End the link of a phone that disconnected."""
+        phone = self._phones.pop(connection.handle, None)
+        if phone is not None:
+            phone.gone()
         link = self._links.pop(connection.handle, None)
         if link is not None:
             log.info("BLE phone %s disconnected", link.peer_address)
@@ -341,11 +395,49 @@ class BleCarServer:
                 advertising_interval_max=ADV_INTERVAL_MAX_MS,
             )
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    async def forget_bond(self, phone_id: str) -> None:
+        """Erase an Apple-profile phone's bond (keys, IRK) and disconnect it.
+
+        Args:
+            phone_id: the phone's id (``carhub.apple.apple_phone_id``).
+        """
+        await erase_bonds(self._keystore, phone_id)
+        if self._device is not None:
+            with contextlib.suppress(Exception):  # the radio may be gone; reloaded at reopen
+                await self._device.refresh_resolving_list()
+        for phone in list(self._phones.values()):
+            if phone.phone_id == phone_id:
+                phone.close("unpaired")
+
+    def _on_unpair(self, phone_id: str) -> None:
+        """The engine unpaired a phone: erase its bond in the background."""
+        self._spawn(self.forget_bond(phone_id))
+
+    def _pairing_config(self, connection: Connection) -> PairingConfig:
+        """LE SC with MITM and bonding; the delegate shows the code on the dashboard."""
+        delegate = CarPairingDelegate(
+            self._phones.get(connection.handle), self._apple, DECISION_TIMEOUT_S
+        )
+        # The car's identity is the static address it advertises from (a controller's
+        # public address may change with the radio), so the phone's bond stays valid.
+        return PairingConfig(
+            sc=True,
+            mitm=True,
+            bonding=True,
+            delegate=delegate,
+            identity_address_type=PairingConfig.AddressType.RANDOM,
+        )
+
+    def _spawn_none(self, coro: Awaitable[None]) -> None:
+        """``_spawn`` for callers that keep no task."""
+        self._spawn(coro)
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         """Run ``coro`` in a task that ``stop`` will cancel."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _deny_read(_connection: Connection) -> bytes:

@@ -81,7 +81,8 @@ async def test_scan_finds_car_with_service_data_and_name(air: LocalRadio, car: E
     assert len(cars) == 1
     found = cars[0]
     assert found.id_prefix == DEVICE_ID[:8]
-    assert found.name == "Test Golf"
+    # 9 bytes: past the 8 that fit beside the ANCS solicitation (PROTOCOL.md §1.2).
+    assert (found.name, found.name_complete) == ("Test Gol", False)
     assert found.version == 1
     assert found.pairing_open is False
     assert found.address == car.server.address

@@ -328,3 +328,26 @@ def test_noise_kk_recomputed_from_primitives() -> None:
     assert _pub(er) + seal_empty() == b("session.msg2")
     assert h == b("session.hash")
     assert _hkdf2(ck, b"") == (b("session.k1"), b("session.k2"))
+
+
+def _ad(kind: int, value: bytes) -> bytes:
+    return bytes([len(value) + 1, kind]) + value
+
+
+def _uuid_le(text: str) -> bytes:
+    return bytes.fromhex(text.replace("-", ""))[::-1]
+
+
+def test_ble_advertising_vectors_follow_the_text() -> None:
+    """§1.2 rebuilt from its tables: both PDUs fit the 31 bytes of a legacy PDU."""
+    service_data = bytes([1, 0x01]) + bytes.fromhex(s("ble.device_id"))[:4]
+    adv_head = _ad(0x01, b"\x06") + _ad(0x15, _uuid_le("7905f431-b5ce-4e99-a40f-4b1e122d00d0"))
+    name = s("ble.name").encode()
+    assert len(name) > 31 - len(adv_head) - 2  # the vector exercises the shortened name
+    assert b("ble.adv_data") == adv_head + _ad(0x08, name[: 31 - len(adv_head) - 2])
+    assert b("ble.adv_short") == adv_head + _ad(0x09, s("ble.short_name").encode())
+    assert b("ble.scan_response") == _ad(
+        0x15, _uuid_le("89d3502b-0f36-433a-8ef4-c502ad55f8dc")
+    ) + _ad(0x20, (0x8D3E0001).to_bytes(4, "little") + service_data)
+    for key in ("ble.adv_data", "ble.adv_short", "ble.scan_response"):
+        assert len(b(key)) <= 31, key

@@ -1,0 +1,241 @@
+"""The car's Bluetooth LE bonds: where their keys live, and which pairings may make one.
+
+Keys (LTK, the phone's IRK and identity address) live in ``STATE/bonds.json``, a Bumble
+``JsonKeyStore`` written 0600 (it holds secrets), so a bonded iPhone reconnects encrypted
+after a car restart with no new code. The file is keyed by the phone's identity address:
+Bumble resolves a resolvable private address through the IRKs loaded at power-on (and
+after every new bond, ``Device.refresh_resolving_list``), so ``connection.peer_address``
+of a bonded phone is its identity address whatever address it connected from.
+
+Only LE Secure Connections numeric comparison makes a bond (Apple requires MITM): Bumble
+marks every bond "authenticated", Just Works included, so ``NumericComparisonSession``
+refuses any other method before a key exists, and ``CarPairingDelegate`` shows the code
+through ``AppleEvents.apple_pairing_requested`` and waits for the car user's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from bumble import smp
+from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore
+from bumble.pairing import PairingDelegate
+
+from carhub.apple import AppleEvents, apple_phone_id
+
+__all__ = [
+    "DECISION_TIMEOUT_S",
+    "CarKeyStore",
+    "CarPairingDelegate",
+    "NumericComparisonSession",
+    "PairingState",
+    "drop_unknown_bonds",
+    "erase_bonds",
+    "load_irk",
+    "open_keystore",
+]
+
+log = logging.getLogger("carhub.ble.apple")
+
+# The car user's answer must come within the SMP timeout (30 s, Core Vol 3 Part H 3.4),
+# or the phone gives up first; 25 s leaves room for the rest of the exchange.
+DECISION_TIMEOUT_S = 25.0
+_NAMESPACE = "car"
+
+
+class CarKeyStore(JsonKeyStore):
+    """A ``JsonKeyStore`` whose file is created 0600 and replaced atomically."""
+
+    async def save(self, db: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """Write ``db`` to a 0600 temporary file, then rename it over the store."""
+        self.directory_name.mkdir(parents=True, exist_ok=True)
+        temp = self.filename.with_name(self.filename.name + ".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(db, out, sort_keys=True, indent=4)
+        os.chmod(temp, 0o600)  # an older temporary file may have had wider bits
+        os.replace(temp, self.filename)
+
+
+def open_keystore(state_dir: Path | None) -> KeyStore:
+    """Return the car's key store: ``STATE/bonds.json``, or in memory without a state dir."""
+    if state_dir is None:
+        return MemoryKeyStore()
+    return CarKeyStore(_NAMESPACE, str(state_dir / "bonds.json"))
+
+
+def load_irk(state_dir: Path | None) -> bytes:
+    """Return the car's Identity Resolving Key, created once in ``STATE/ble_irk`` (0600).
+
+    The car advertises from a static address, so its IRK only has to be unguessable (it
+    is distributed to every bonded phone); without a state dir it is random per run.
+    """
+    if state_dir is None:
+        return secrets.token_bytes(16)
+    path = state_dir / "ble_irk"
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        irk = bytes.fromhex(path.read_text().strip())
+        if len(irk) == 16:
+            return irk
+    irk = secrets.token_bytes(16)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(irk.hex() + "\n")
+    return irk
+
+
+async def erase_bonds(keystore: KeyStore, phone_id: str) -> None:
+    """Erase every stored bond of ``phone_id`` (its identity address)."""
+    for name, _keys in await keystore.get_all():
+        if apple_phone_id(name) == phone_id:
+            with contextlib.suppress(KeyError):
+                await keystore.delete(name)
+            log.info("BLE: erased the bond of %s", phone_id)
+
+
+async def drop_unknown_bonds(keystore: KeyStore, events: AppleEvents) -> None:
+    """Erase stored bonds the engine does not list (unpaired while the radio was off)."""
+    for name, _keys in await keystore.get_all():
+        if not events.apple_is_bonded(apple_phone_id(name)):
+            log.info("BLE: erasing the bond of %s, which the car no longer lists", name)
+            with contextlib.suppress(KeyError):
+                await keystore.delete(name)
+
+
+class PairingState(Protocol):
+    """What a pairing delegate needs of the Apple-profile link it pairs (``carhub.ble.apple``)."""
+
+    phone_name: str
+    refusal: str  # why the car refused, "" if it did not
+
+    @property
+    def phone_id(self) -> str:
+        """The phone's id as the pairing request shows it."""
+        ...
+
+    def paired_by_comparison(self) -> None:
+        """Note that the car user accepted a numeric-comparison code on this link."""
+        ...
+
+
+class CarPairingDelegate(PairingDelegate):
+    """Numeric comparison through the dashboard; every other method is refused.
+
+    Args:
+        state: the link being paired, or None (a connection that is not an Apple-profile
+            phone: refuse).
+        events: the engine (window state, the pairing request).
+        timeout: seconds to wait for the car user's answer.
+    """
+
+    def __init__(
+        self, state: PairingState | None, events: AppleEvents | None, timeout: float
+    ) -> None:
+        super().__init__(io_capability=PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
+        self._state = state
+        self._events = events
+        self._timeout = timeout
+
+    def refuse(self, reason: str) -> bool:
+        """Record why the car refused (the first reason wins) and return False."""
+        if self._state is not None and not self._state.refusal:
+            self._state.refusal = reason
+        return False
+
+    async def accept(self) -> bool:
+        """Start a pairing only for an Apple-profile link, with the pairing window open."""
+        if self._state is None or self._events is None:
+            return self.refuse("not an Apple-profile phone")
+        if not self._events.apple_may_bond():
+            return self.refuse("the pairing window is closed")
+        return True
+
+    async def confirm(self, auto: bool = False) -> bool:
+        """Refuse Just Works: it has no MITM protection."""
+        return self.refuse("the phone offered Just Works pairing (no code); refused")
+
+    async def get_number(self) -> int | None:
+        """Refuse passkey entry (the car only compares numbers)."""
+        self.refuse("the phone asked for passkey entry; only numeric comparison is allowed")
+        return None
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        """Show the code on the dashboard and wait for the car user's answer."""
+        state, events = self._state, self._events
+        if state is None or events is None:
+            return self.refuse("not an Apple-profile phone")
+        if not events.apple_may_bond():
+            return self.refuse("the pairing window is closed")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+
+        def decide(accepted: bool) -> None:
+            if not answer.done():
+                answer.set_result(bool(accepted))
+
+        code = f"{number:0{digits}d}"
+        withdraw: Callable[[], None] = events.apple_pairing_requested(
+            state.phone_id, state.phone_name, code, time.time() + self._timeout, decide
+        )
+        try:
+            accepted = await asyncio.wait_for(answer, self._timeout)
+        except TimeoutError:
+            return self.refuse(f"no answer to code {code} within {self._timeout:.0f} s")
+        finally:
+            with contextlib.suppress(Exception):
+                withdraw()
+        if not accepted:
+            return self.refuse(f"code {code} was rejected on the car")
+        state.paired_by_comparison()
+        return True
+
+
+class NumericComparisonSession(smp.Session):
+    """An SMP session that refuses every method but LE SC numeric comparison up front.
+
+    The check runs on the Pairing Request, before any key is derived, so nothing is stored
+    for a refused pairing (the delegate alone would see Just Works only after the keys).
+    """
+
+    async def on_smp_pairing_request_command_async(
+        self, command: smp.SMP_Pairing_Request_Command
+    ) -> None:
+        """Refuse a pairing that would not be numeric comparison; else pair as usual."""
+        reason = self._refusal(command)
+        if reason:
+            log.info("BLE pairing with %s refused: %s", self.connection.peer_address, reason)
+            delegate = self.pairing_config.delegate
+            if isinstance(delegate, CarPairingDelegate):
+                delegate.refuse(reason)
+            self.send_pairing_failed(smp.ErrorCode.AUTHENTICATION_REQUIREMENTS)
+            return
+        await super().on_smp_pairing_request_command_async(command)
+
+    def _refusal(self, command: smp.SMP_Pairing_Request_Command) -> str:
+        """Why this Pairing Request cannot be numeric comparison ("" if it is)."""
+        if not (self.sc and command.auth_req & smp.AuthReq.SC):
+            return "the phone asked for legacy pairing; LE Secure Connections only"
+        if command.oob_data_flag:
+            return "the phone asked for out-of-band pairing; numeric comparison only"
+        if not (self.mitm or command.auth_req & smp.AuthReq.MITM):
+            return "the phone asked for pairing without MITM protection"
+        try:
+            method: Any = self.PAIRING_METHODS[command.io_capability][self.io_capability]  # type: ignore[index]
+        except (KeyError, IndexError):
+            return f"unknown IO capability {command.io_capability}"
+        if isinstance(method, tuple) and len(method) == 2:
+            method = method[1]
+        if method != smp.PairingMethod.NUMERIC_COMPARISON:
+            name = getattr(method, "name", method)
+            return f"the phone's IO capabilities give {name}, not numeric comparison"
+        return ""
