@@ -166,8 +166,6 @@ class CarRunner:
             },
             on_link=self.engine.serve_link,
             gate=self.gate,
-            apple=self.engine,
-            state_dir=self.config.state_dir,
             btsnoop=Path(self.options.btsnoop) if self.options.btsnoop else None,
             # iPhones with no app: the car is their AMS/ANCS client, bonds kept in the state dir.
             apple=self.engine,

@@ -16,14 +16,12 @@ channel_out). With one, the car:
    encrypts with its stored key (no code); a new one pairs by numeric comparison through
    the dashboard (``carhub.ble.bonds``). A refusal, a failure or a timeout is reported
    with ``apple_pairing_failed`` and the link is dropped; nothing is stored;
-3. on the encrypted, bonded link starts ``AmsLink`` and ``AncsLink`` and registers itself
-   with ``apple_connected`` as the phone's ``AppleHandle``; only then does it leave the
-   intake gate, which counts it as unauthenticated until here.
+3. on the encrypted, bonded link registers itself with ``apple_connected`` as the phone's
+   ``AppleHandle``, starts ``AmsLink`` and ``AncsLink``, and leaves the intake gate.
 
-The phone id is ``apple_phone_id`` of the identity address: once bonded, Bumble resolves
-the phone's private address through its IRK, so ``connection.peer_address`` is the
-identity address on every reconnect. Before the bond exists (during the first pairing)
-only the private address is known, and the pairing request shows that id.
+The phone id is ``apple_phone_id`` of the identity address, which Bumble resolves from the
+private address through the IRK on every reconnect; during the first pairing only the
+private address is known, and the pairing request shows that id.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import contextlib
 import logging
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from bumble.att import ATT_Error, ErrorCode
 from bumble.device import Connection, Peer
@@ -80,14 +78,9 @@ class _AncsProxy(ProfileServiceProxy):
     def __init__(self, service_proxy: ServiceProxy) -> None:
         from bumble.core import UUID
 
-        def char(uuid: str) -> Any:
-            return service_proxy.get_required_characteristic_by_uuid(UUID(uuid))
-
-        self.chars = AncsChars(
-            char(ANCS_NOTIFICATION_SOURCE_UUID),
-            char(ANCS_CONTROL_POINT_UUID),
-            char(ANCS_DATA_SOURCE_UUID),
-        )
+        uuids = (ANCS_NOTIFICATION_SOURCE_UUID, ANCS_CONTROL_POINT_UUID, ANCS_DATA_SOURCE_UUID)
+        get = service_proxy.get_required_characteristic_by_uuid
+        self.chars = AncsChars(*(get(UUID(u)) for u in uuids))
 
 
 class ApplePhone:
@@ -134,6 +127,7 @@ class ApplePhone:
         self._security: asyncio.Queue[str] = asyncio.Queue()
         self._pairing_started = False
         self._rediscovery = asyncio.Lock()
+        self.started = asyncio.Event()
         self._watch(connection)
 
     @property
@@ -189,7 +183,16 @@ class ApplePhone:
         await self._serve()
 
     async def _serve(self) -> None:
-        """Start AMS/ANCS on the secured link and register with the engine."""
+        """Register with the engine first (it drops values of phones it does not know), then
+        start AMS/ANCS, which notify at once; ``started`` is set when both are running."""
+        found: tuple[tuple[Profile, object], ...] = (
+            ("ams", self._ams_proxy),
+            ("ancs", self._ancs_proxy),
+        )
+        self.profiles = tuple(p for p, proxy in found if proxy is not None)
+        self._events.apple_connected(self.phone_id, self)
+        self.up = True  # from here on, the end of the link is reported as a disconnect
+        announced = self.profiles
         await self._start_profiles()
         if not self.profiles:
             log.warning(
@@ -197,10 +200,11 @@ class ApplePhone:
             )
             await self.link.close()
             return
-        self.up = True
         log.info("BLE Apple phone %s up (%s)", self.phone_id, ", ".join(self.profiles))
-        self._events.apple_connected(self.phone_id, self)
+        if self.profiles != announced:  # one of them did not start
+            self._events.apple_connected(self.phone_id, self)
         self.link.leave()
+        self.started.set()
 
     # -- discovery -----------------------------------------------------------------------
     async def _discover(self) -> bool:

@@ -181,6 +181,7 @@ async def bond(car: BleCarServer, events: Events, phone: FakeIPhone) -> str:
     await phone.connect(car.address)
     pid = phone_id_of(phone)
     await events.wait(lambda: pid in events.handles)
+    await asyncio.wait_for(events.handles[pid].started.wait(), 10)  # type: ignore[attr-defined]
     return pid
 
 
@@ -290,7 +291,7 @@ async def test_reconnect_after_a_car_restart_from_a_new_rpa_needs_no_code(
         await events.wait(lambda: pid not in events.handles)
     finally:
         await car.stop()
-    assert (pid, 7) in events.notes  # the car keeps them while the phone is away
+    assert (pid, 7) in events.notes  # the BLE side resets nothing on a disconnect
     events.calls.clear()
     car = make_car(air, events, tmp_path)  # a new process: bonds come from bonds.json
     await car.start()
@@ -301,6 +302,7 @@ async def test_reconnect_after_a_car_restart_from_a_new_rpa_needs_no_code(
         assert "requested" not in events.names() and len(phone.codes) == 1
         assert "encrypted_bonded" in phone.log, str(phone.log)
         # Notifications are forgotten, then re-read; now playing is refreshed.
+        await events.wait(lambda: "reset" in events.names())
         await events.wait(lambda: (pid, 7) in events.notes)
         assert events.names().index("reset") < events.names().index("notification")
         await events.wait(lambda: "now_playing" in events.names())
