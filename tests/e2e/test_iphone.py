@@ -279,3 +279,24 @@ def test_a_radio_restart_ends_the_link_and_the_bond_brings_it_back(
     assert len(iphone.events("pairing-code")) == 1
     _notifications(car, 1)
     assert car.get("/api/media")["source"] == "ams"
+
+
+def test_an_iphone_killed_mid_transfer_comes_back_bonded(
+    tmp_path: Path, radio: Radio, iphone: IPhoneProc
+) -> None:
+    car = ble_car(tmp_path, radio, "BLE Car")
+    iphone.start()
+    first = _bonded(car, iphone)
+    iphone.wait_event("notification-posted")
+    assert iphone.proc is not None
+    iphone.proc.kill()  # walks away with no goodbye, whatever the car was reading
+    iphone.proc.wait(5)
+    poll(lambda: not (phone_row(car, first["id"]) or {}).get("connected"), timeout=15,
+         what="the car to end the link")  # fmt: skip
+    assert car.get("/api/notifications") == []  # nothing left that could not be acted on
+    iphone.start()
+    assert _bonded(car, iphone, timeout=40)["id"] == first["id"]
+    assert len(iphone.events("pairing-code")) == 1
+    _notifications(car, 1)
+    assert car.proc is not None and car.proc.poll() is None
+    assert "Traceback" not in car.log()
