@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bumble.core import BaseBumbleError
+from bumble.gatt_client import CharacteristicProxy
 from bumble.profiles.ams import AmsProxy
 
 from carhub.apple import AppleEvents, AppleLinkError
@@ -44,7 +45,7 @@ from protocol.apple.ams import (
     encode_register,
 )
 
-__all__ = ["ATT_TIMEOUT_S", "MAX_PENDING_UPDATES", "AmsLink"]
+__all__ = ["ATT_TIMEOUT_S", "MAX_PENDING_UPDATES", "AmsLink", "ams_chars"]
 
 log = logging.getLogger("carhub.ble.apple")
 
@@ -90,6 +91,11 @@ async def att(awaitable: Awaitable[Any], what: str, timeout: float = ATT_TIMEOUT
     except _LINK_ERRORS as exc:
         detail = str(exc) or type(exc).__name__
         raise AppleLinkError(f"{what}: {detail}") from exc
+
+
+def ams_chars(proxy: AmsProxy) -> tuple[CharacteristicProxy[bytes], ...]:
+    """The AMS characteristics (their subscriptions are renewed on a restart)."""
+    return (proxy.remote_command, proxy.entity_update, proxy.entity_attribute)
 
 
 class AmsLink:

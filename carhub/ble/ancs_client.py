@@ -20,17 +20,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from bumble.gatt_client import CharacteristicProxy
+from bumble.core import UUID
+from bumble.gatt_client import CharacteristicProxy, ProfileServiceProxy, ServiceProxy
+from bumble.profiles.ancs import Ancs
 
 from carhub.apple import AppleEvents, AppleLinkError
 from carhub.ble.ams_client import att
 from carhub.views import Notification
-from protocol.apple import AppleDataError
+from protocol.apple import (
+    ANCS_CONTROL_POINT_UUID,
+    ANCS_DATA_SOURCE_UUID,
+    ANCS_NOTIFICATION_SOURCE_UUID,
+    AppleDataError,
+)
 from protocol.apple.ancs import (
     CAR_NOTIFICATION_ATTRIBUTES,
+    MAX_APP_ID,
     ActionId,
     AppAttribute,
     AppAttributes,
@@ -49,7 +58,7 @@ from protocol.apple.ancs import (
     parse_date,
 )
 
-__all__ = ["COMMAND_TIMEOUT_S", "MAX_PENDING_EVENTS", "AncsChars", "AncsLink"]
+__all__ = ["COMMAND_TIMEOUT_S", "MAX_PENDING_EVENTS", "AncsChars", "AncsLink", "AncsProxy"]
 
 log = logging.getLogger("carhub.ble.apple")
 
@@ -60,6 +69,11 @@ COMMAND_TIMEOUT_S = 10.0
 MAX_PENDING_EVENTS = 1024
 # Labels for an action the event flags offer but whose label attribute came back empty.
 _DEFAULT_LABELS = {ActionId.POSITIVE: "Accept", ActionId.NEGATIVE: "Dismiss"}
+# The most bytes the car keeps of each text (the lengths it asks for; a phone may send more).
+_ASKED = {attr: size or 64 for attr, size in CAR_NOTIFICATION_ATTRIBUTES}
+MAX_NAME = 64  # an app's display name, an action label
+# App display names kept per phone (a hostile phone could invent app ids without end).
+MAX_APP_NAMES = 128
 Answer = NotificationAttributes | AppAttributes
 _Get = GetNotificationAttributes | GetAppAttributes
 
@@ -76,6 +90,21 @@ class AncsChars:
         self.notification_source = notification_source
         self.control_point = control_point
         self.data_source = data_source
+
+    def all(self) -> tuple[CharacteristicProxy[bytes], ...]:
+        """The three characteristics (their subscriptions are renewed on a restart)."""
+        return (self.notification_source, self.control_point, self.data_source)
+
+
+class AncsProxy(ProfileServiceProxy):
+    """ANCS with raw characteristics (Bumble's proxy decodes Notification Source itself)."""
+
+    SERVICE_CLASS = Ancs
+
+    def __init__(self, service_proxy: ServiceProxy) -> None:
+        uuids = (ANCS_NOTIFICATION_SOURCE_UUID, ANCS_CONTROL_POINT_UUID, ANCS_DATA_SOURCE_UUID)
+        get = service_proxy.get_required_characteristic_by_uuid
+        self.chars = AncsChars(*(get(UUID(u)) for u in uuids))
 
 
 class AncsLink:
@@ -181,6 +210,8 @@ class AncsLink:
                 log.warning("ANCS %s: dropped notification data: %s", self.phone_id, exc)
             except AppleLinkError as exc:
                 log.warning("ANCS %s: could not fetch a notification: %s", self.phone_id, exc)
+            except Exception:  # a bug must not end every later notification of the phone
+                log.exception("ANCS %s: failed to handle a notification", self.phone_id)
 
     async def _handle(self, event: NotificationEvent) -> None:
         """Report one event (fetching its attributes and app name first)."""
@@ -190,16 +221,21 @@ class AncsLink:
         answer = await self._ask(GetNotificationAttributes(event.uid, CAR_NOTIFICATION_ATTRIBUTES))
         assert isinstance(answer, NotificationAttributes)
         values = answer.values
+
+        def text(attribute: NotificationAttribute) -> str:
+            # Cut to what the car asked for, whatever the phone sent.
+            return _cut(values.get(attribute, ""), _ASKED[attribute])
+
         app_id = values.get(NotificationAttribute.APP_IDENTIFIER, "")
         self._events.apple_notification(
             Notification(
                 phone_id=self.phone_id,
                 uid=event.uid,
-                app_id=app_id,
+                app_id=_cut(app_id, MAX_APP_ID),
                 app_name=await self._app_name(app_id),
-                title=values.get(NotificationAttribute.TITLE, ""),
-                subtitle=values.get(NotificationAttribute.SUBTITLE, ""),
-                message=values.get(NotificationAttribute.MESSAGE, ""),
+                title=text(NotificationAttribute.TITLE),
+                subtitle=text(NotificationAttribute.SUBTITLE),
+                message=text(NotificationAttribute.MESSAGE),
                 date=self._date(values.get(NotificationAttribute.DATE, "")),
                 category=category_name(event.category),
                 positive_action=_label(event, values, ActionId.POSITIVE),
@@ -209,28 +245,30 @@ class AncsLink:
 
     async def _app_name(self, app_id: str) -> str:
         """The app's display name, asked once per app id (the app id if it cannot be had)."""
-        if not app_id:
-            return ""
+        if not app_id or "\x00" in app_id or len(app_id.encode()) > MAX_APP_ID:
+            return _cut(app_id, MAX_NAME)  # not an id the phone could be asked about
         if app_id not in self._app_names:
             try:
                 answer = await self._ask(
                     GetAppAttributes(app_id, ((AppAttribute.DISPLAY_NAME, None),))
                 )
             except (AppleLinkError, AppleDataError) as exc:
-                log.info("ANCS %s: no display name for %s: %s", self.phone_id, app_id, exc)
-                return app_id
-            self._app_names[app_id] = answer.values.get(AppAttribute.DISPLAY_NAME, "") or app_id
+                log.info("ANCS %s: no display name for %r: %s", self.phone_id, app_id[:64], exc)
+                return _cut(app_id, MAX_NAME)
+            if len(self._app_names) >= MAX_APP_NAMES:  # bounded: the oldest name goes
+                del self._app_names[next(iter(self._app_names))]
+            name = answer.values.get(AppAttribute.DISPLAY_NAME, "") or app_id
+            self._app_names[app_id] = _cut(name, MAX_NAME)
         return self._app_names[app_id]
 
     def _date(self, text: str) -> str:
-        """The ISO 8601 date, or "" for a missing or malformed one."""
-        if not text:
-            return ""
+        """The ISO 8601 date; for a missing or malformed one, the car's time of arrival."""
         try:
             return parse_date(text)
         except AppleDataError as exc:
-            log.warning("ANCS %s: dropped a notification date: %s", self.phone_id, exc)
-            return ""
+            if text:
+                log.warning("ANCS %s: dropped a notification date: %s", self.phone_id, exc)
+            return time.strftime("%Y-%m-%dT%H:%M:%S")
 
     async def _ask(self, command: _Get) -> Answer:
         """Write one Get command and wait for its reassembled answer.
@@ -269,4 +307,9 @@ def _label(event: NotificationEvent, values: dict[int, str], action: ActionId) -
         if action == ActionId.POSITIVE
         else NotificationAttribute.NEGATIVE_ACTION_LABEL
     )
-    return values.get(key) or _DEFAULT_LABELS[action]
+    return _cut(values.get(key) or _DEFAULT_LABELS[action], MAX_NAME)
+
+
+def _cut(text: str, size: int) -> str:
+    """``text`` cut to at most ``size`` UTF-8 bytes, at a character boundary."""
+    return text.encode()[:size].decode(errors="ignore")

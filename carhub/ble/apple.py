@@ -40,21 +40,15 @@ from bumble.gatt import (
     GATT_GENERIC_ATTRIBUTE_SERVICE,
     GATT_SERVICE_CHANGED_CHARACTERISTIC,
 )
-from bumble.gatt_client import ProfileServiceProxy, ServiceProxy
 from bumble.keys import KeyStore
 from bumble.profiles.ams import AmsProxy
-from bumble.profiles.ancs import Ancs
 
 from carhub.apple import AppleEvents, AppleLinkError, Profile, apple_phone_id
-from carhub.ble.ams_client import ATT_TIMEOUT_S, AmsLink, att
-from carhub.ble.ancs_client import AncsChars, AncsLink
+from carhub.ble.ams_client import ATT_TIMEOUT_S, AmsLink, ams_chars, att
+from carhub.ble.ancs_client import AncsLink, AncsProxy
 from carhub.ble.bonds import DECISION_TIMEOUT_S
 from carhub.ble.link import BleLink
-from protocol.apple import (
-    ANCS_CONTROL_POINT_UUID,
-    ANCS_DATA_SOURCE_UUID,
-    ANCS_NOTIFICATION_SOURCE_UUID,
-)
+from carhub.ble.rediscovery import SETTLE_S, ChangedRange, forget
 
 __all__ = ["DISCOVERY_TIMEOUT_S", "SECURITY_TIMEOUT_S", "ApplePhone"]
 
@@ -68,19 +62,6 @@ SECURITY_TIMEOUT_S = DECISION_TIMEOUT_S + 10.0
 _NEEDS_SECURITY = (ErrorCode.INSUFFICIENT_AUTHENTICATION, ErrorCode.INSUFFICIENT_ENCRYPTION)
 _MAX_NAME = 64
 T = TypeVar("T")
-
-
-class _AncsProxy(ProfileServiceProxy):
-    """ANCS with raw characteristics (Bumble's proxy decodes Notification Source itself)."""
-
-    SERVICE_CLASS = Ancs
-
-    def __init__(self, service_proxy: ServiceProxy) -> None:
-        from bumble.core import UUID
-
-        uuids = (ANCS_NOTIFICATION_SOURCE_UUID, ANCS_CONTROL_POINT_UUID, ANCS_DATA_SOURCE_UUID)
-        get = service_proxy.get_required_characteristic_by_uuid
-        self.chars = AncsChars(*(get(UUID(u)) for u in uuids))
 
 
 class ApplePhone:
@@ -119,7 +100,7 @@ class ApplePhone:
         self.up = False
         self._peer = Peer(connection)
         self._ams_proxy: AmsProxy | None = None
-        self._ancs_proxy: _AncsProxy | None = None
+        self._ancs_proxy: AncsProxy | None = None
         self._ams: AmsLink | None = None
         self._ancs: AncsLink | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -127,6 +108,7 @@ class ApplePhone:
         self._security: asyncio.Queue[str] = asyncio.Queue()
         self._pairing_started = False
         self._rediscovery = asyncio.Lock()
+        self._changed = ChangedRange()
         self.started = asyncio.Event()
         self._watch(connection)
 
@@ -168,6 +150,13 @@ class ApplePhone:
 
     async def _run(self) -> None:
         """Classify, secure and serve; any failure ends this connection only."""
+        try:
+            await self._classify_and_serve()
+        except Exception:  # a bug, not the phone's bytes: end this link, keep the car
+            log.exception("BLE phone %s: Apple-profile handling failed", self.phone_id)
+            await self.link.close()
+
+    async def _classify_and_serve(self) -> None:
         found = False
         try:
             found = await self._discover()
@@ -210,7 +199,7 @@ class ApplePhone:
     async def _discover(self) -> bool:
         """Find AMS and ANCS on the peer (each bounded); True if either is there."""
         self._ams_proxy = await self._find(AmsProxy, "AMS")
-        self._ancs_proxy = await self._find(_AncsProxy, "ANCS")
+        self._ancs_proxy = await self._find(AncsProxy, "ANCS")
         if self._ams_proxy is None and self._ancs_proxy is None:
             return False
         with contextlib.suppress(AppleLinkError):
@@ -266,18 +255,17 @@ class ApplePhone:
             return
         start, end = struct.unpack("<HH", bytes(value))
         log.info("BLE phone %s: services changed (0x%04x-0x%04x)", self.phone_id, start, end)
-        self.spawn(self._rediscover(start, end))
+        if self._changed.add(start, end):
+            self.spawn(self._rediscover())
 
-    async def _rediscover(self, start: int, end: int) -> None:
+    async def _rediscover(self) -> None:
         """Drop what the phone changed, discover AMS/ANCS again and restart them."""
         async with self._rediscovery:
-            client = self._peer.gatt_client
-            client.services = [
-                s for s in client.services if s.end_group_handle < start or s.handle > end
-            ]
-            for subscribers in (client.notification_subscribers, client.indication_subscribers):
-                for handle in [h for h in subscribers if start <= h <= end]:
-                    del subscribers[handle]
+            await asyncio.sleep(SETTLE_S)  # one rediscovery for a burst of indications
+            start, end = self._changed.take()
+            ams, ancs = self._ams_proxy, self._ancs_proxy
+            chars = [*(ancs.chars.all() if ancs else ()), *(ams_chars(ams) if ams else ())]
+            forget(self._peer.gatt_client, start, end, chars)
             was_up = self.up
             self._stop_profiles()
             await self._discover()

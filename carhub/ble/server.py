@@ -1,9 +1,9 @@
 """The car's BLE peripheral: a Bumble GATT server that moves CarHub's byte stream.
 
-Theory of operation: the car advertises the CarHub service UUID with 6 bytes of service
-data (version, flags, short id; ``protocol.gatt``) and its name in the scan response,
-every 20-30 ms so phones find it in well under a second (``carhub.ble.advertising``). Its
-GATT service has:
+Theory of operation: the car advertises every 20-30 ms, so phones find it in well under a
+second: the ANCS solicitation and its name, then in the scan response the AMS solicitation
+and 6 bytes of CarHub service data (``carhub.ble.advertising``, PROTOCOL.md §1.2). Its GATT
+service has:
 
     info         READ                     JSON {id, name, model, version, lan}
     channel_in   WRITE WITHOUT RESPONSE   phone -> car stream chunks
@@ -11,8 +11,7 @@ GATT service has:
 
 Each connected phone gets its own ``BleLink`` (``carhub.ble.link``); ``on_link`` is called
 once the phone has subscribed to ``channel_out`` (before that the car could not answer).
-The link only moves bytes: the protocol layer feeds ``recv()`` chunks into a
-``FrameDecoder``.
+The link only moves bytes: the protocol layer feeds ``recv()`` chunks to a ``FrameDecoder``.
 
 Any nearby device can connect and write, so a connection holds bounded state only (see
 ``BleLink``), and a connection that has not subscribed within ``subscribe_timeout`` is
@@ -402,6 +401,7 @@ class BleCarServer:
             phone_id: the phone's id (``carhub.apple.apple_phone_id``).
         """
         await erase_bonds(self._keystore, phone_id)
+        self._app_names.pop(phone_id, None)
         if self._device is not None:
             with contextlib.suppress(Exception):  # the radio may be gone; reloaded at reopen
                 await self._device.refresh_resolving_list()

@@ -300,6 +300,12 @@ class FakeIPhone:
         entity, attr = self._attr_request
         return self._values(entity)[attr].encode()
 
+    async def indicate_service_changed(self, value: bytes) -> None:
+        """Indicate Service Changed (0x2A05) with raw ``value`` to the car."""
+        assert self.device is not None and self.connection is not None
+        char = self.device.gatt_service.service_changed_characteristic  # type: ignore[union-attr]
+        await asyncio.wait_for(self.device.indicate_subscriber(self.connection, char, value), 5)
+
     # -- ANCS -----------------------------------------------------------------------
     def add_note(self, uid: int, values: dict[int, str], flags: EventFlags = EventFlags(0)) -> None:
         self.notes[uid] = values
