@@ -50,6 +50,12 @@ log = logging.getLogger("carhub.ble.apple")
 # or the phone gives up first; 25 s leaves room for the rest of the exchange.
 DECISION_TIMEOUT_S = 25.0
 _NAMESPACE = "car"
+# Refusing a pairing that would take over a bond: at the Pairing Request, what Bumble sends
+# when the delegate refuses; during key distribution no code names a stolen identity, so
+# the one Bumble sends for an unexpected key.
+_NOT_SUPPORTED = smp.ErrorCode.PAIRING_NOT_SUPPORTED
+_UNSPECIFIED = smp.ErrorCode.UNSPECIFIED_REASON
+_TAKEOVER = "identity already bonded to another phone; unpair it first"
 
 
 class CarKeyStore(JsonKeyStore):
@@ -201,25 +207,109 @@ class CarPairingDelegate(PairingDelegate):
 
 
 class NumericComparisonSession(smp.Session):
-    """An SMP session that refuses every method but LE SC numeric comparison up front.
+    """An SMP session that refuses every method but LE SC numeric comparison up front, and
+    every pairing that would take over an existing bond.
 
-    The check runs on the Pairing Request, before any key is derived, so nothing is stored
-    for a refused pairing (the delegate alone would see Just Works only after the keys).
+    The method check runs on the Pairing Request, before any key is derived, so nothing is
+    stored for a refused pairing (the delegate alone would see Just Works only after the keys).
+
+    Bumble stores a new bond under the identity address the peer distributes, replacing any
+    keys already there, so a phone that distributes a bonded phone's address (or IRK, which
+    resolves to it) would be served as that phone. A bonded iPhone reconnects with encryption
+    and never pairs again, so the car refuses a pairing from a bonded identity, or one whose
+    distributed identity matches a bond: the bond must be unpaired first.
     """
+
+    _bonded_ids: frozenset[str] = frozenset()  # apple_phone_id of every stored bond
+    _bonded_irks: frozenset[bytes] = frozenset()
 
     async def on_smp_pairing_request_command_async(
         self, command: smp.SMP_Pairing_Request_Command
     ) -> None:
-        """Refuse a pairing that would not be numeric comparison; else pair as usual."""
+        """Refuse a pairing that would not be numeric comparison, or that comes from a
+        bonded identity; else pair as usual."""
         reason = self._refusal(command)
         if reason:
             log.info("BLE pairing with %s refused: %s", self.connection.peer_address, reason)
-            delegate = self.pairing_config.delegate
-            if isinstance(delegate, CarPairingDelegate):
-                delegate.refuse(reason)
-            self.send_pairing_failed(smp.ErrorCode.AUTHENTICATION_REQUIREMENTS)
+            self._refuse(reason, smp.ErrorCode.AUTHENTICATION_REQUIREMENTS)
+            return
+        if not await self._load_bonds():
+            return
+        if self._taken(self.connection.peer_address, None):
+            self._refuse_takeover("address", self.connection.peer_address, _NOT_SUPPORTED)
             return
         await super().on_smp_pairing_request_command_async(command)
+
+    def on_smp_identity_information_command(
+        self, command: smp.SMP_Identity_Information_Command
+    ) -> None:
+        """Refuse a distributed IRK that is a bonded phone's; else take it."""
+        if self._taken(None, command.identity_resolving_key):
+            self._refuse_takeover("IRK", "(a bonded phone's)", _UNSPECIFIED)
+            return
+        super().on_smp_identity_information_command(command)
+
+    def on_smp_identity_address_information_command(
+        self, command: smp.SMP_Identity_Address_Information_Command
+    ) -> None:
+        """Refuse a distributed identity address that is a bonded phone's; else take it."""
+        if self._taken(command.bd_addr, None):
+            self._refuse_takeover("identity address", command.bd_addr, _UNSPECIFIED)
+            return
+        super().on_smp_identity_address_information_command(command)
+
+    async def on_pairing(self) -> None:
+        """Check the distributed identity once more against the bonds as they are now (a
+        concurrent pairing may have made a bond since the Pairing Request), then store."""
+        if self.completed:
+            return
+        address = self.peer_bd_addr or self.connection.peer_address
+        irk: bytes | None = self.peer_identity_resolving_key
+        if not await self._load_bonds():
+            return
+        if self._taken(address, irk):
+            self._refuse_takeover("identity", address, _UNSPECIFIED)
+            return
+        await super().on_pairing()
+
+    async def _load_bonds(self) -> bool:
+        """Keep the stored bonds' identities on the session; refuse the pairing if unreadable."""
+        keystore = self.manager.device.keystore
+        try:
+            bonds = await keystore.get_all() if keystore is not None else []
+        except Exception as exc:  # a damaged bonds.json: make no bond that could clash
+            log.warning("BLE pairing refused: cannot read the bonds (%s)", type(exc).__name__)
+            self._refuse("the car cannot read its bonds", _UNSPECIFIED)
+            return False
+        self._bonded_ids = frozenset(apple_phone_id(name) for name, _keys in bonds)
+        self._bonded_irks = frozenset(k.irk.value for _n, k in bonds if k.irk is not None)
+        return True
+
+    def _taken(self, address: object | None, irk: bytes | None) -> bool:
+        """Whether ``address`` (either address type) or ``irk`` is a stored bond's."""
+        if address is not None and apple_phone_id(str(address)) in self._bonded_ids:
+            return True
+        return irk is not None and bytes(irk) in self._bonded_irks
+
+    def _refuse_takeover(self, what: str, value: object, error: smp.ErrorCode) -> None:
+        """Refuse a pairing whose ``what`` (peer-controlled ``value``) is a bond's already."""
+        if self.completed:
+            return  # refused already (the IRK, then the address of the same pairing)
+        log.warning(
+            "BLE %r: refused pairing: identity already bonded to another phone; "
+            "unpair it first (%s %r)",
+            str(self.connection.peer_address),
+            what,
+            str(value),
+        )
+        self._refuse(_TAKEOVER, error)
+
+    def _refuse(self, reason: str, error: smp.ErrorCode) -> None:
+        """Give the delegate the reason (the engine's ``apple_pairing_failed``), fail."""
+        delegate = self.pairing_config.delegate
+        if isinstance(delegate, CarPairingDelegate):
+            delegate.refuse(reason)
+        self.send_pairing_failed(error)
 
     def _refusal(self, command: smp.SMP_Pairing_Request_Command) -> str:
         """Why this Pairing Request cannot be numeric comparison ("" if it is)."""
