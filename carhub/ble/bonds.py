@@ -202,6 +202,8 @@ class CarPairingDelegate(PairingDelegate):
                 withdraw()
         if not accepted:
             return self.refuse(f"code {code} was rejected on the car")
+        if not events.apple_may_bond():  # the window ran out while the user looked
+            return self.refuse("the pairing window closed before the code was accepted")
         state.paired_by_comparison()
         return True
 
