@@ -374,6 +374,9 @@ class ApplePhone:
         if keys is None:
             return self._failed("the link is encrypted but the car holds no bond for it")
         if not self._events.apple_is_bonded(self.phone_id):
+            if self.compared:  # the phone paired before the car asked; the code was compared
+                self._events.apple_bonded(self.phone_id, self.phone_name)
+                return True
             await self._erase_keys()
             return self._failed("a bond the car no longer lists (unpaired); pair again")
         return True

@@ -22,6 +22,7 @@ from tests.carhub.test_apple_ble_car import (  # noqa: F401  (fixtures)
     car,
     events,
     phone,
+    phone_id_of,
 )
 
 SMS = "com.apple.MobileSMS"
@@ -93,3 +94,16 @@ async def test_a_flood_of_service_changed_indications_costs_few_rediscoveries(
     await events.wait(lambda: (pid, 50) in events.notes, timeout=10)
     await asyncio.sleep(1.0)  # whatever else the flood would still set off
     assert events.names().count("connected") - before <= 10  # not one per indication
+
+
+async def test_an_iphone_that_pairs_before_the_car_asks_is_bonded_all_the_same(
+    car: BleCarServer, events: Events, phone: FakeIPhone
+) -> None:
+    # iOS may start pairing itself (the user tapped the car in Settings): the code is
+    # compared on the dashboard as usual, and the bond must stay, not be erased.
+    connection = await phone.connect(car.address)
+    await asyncio.wait_for(connection.pair(), 30)
+    pid = phone_id_of(phone)
+    await events.wait(lambda: pid in events.bonded and pid in events.handles, timeout=15)
+    await events.wait(lambda: (pid, 7) in events.notes)
+    assert len(phone.codes) == 1
