@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the engine and client fixtures of test_api are imported, then requested)
 """The REST API and ``/api/events`` for Apple-profile phones, through ``httpx.ASGITransport``.
 
 The engine is real; the BLE side is ``FakeAppleHandle``, fed through ``AppleEvents`` as
@@ -7,7 +8,6 @@ The engine is real; the BLE side is ``FakeAppleHandle``, fed through ``AppleEven
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,24 +20,9 @@ from carhub.store import Store
 from protocol.identity import Identity
 from protocol.media import NowPlaying
 from tests.carhub.apple_api_double import FakeAppleHandle, note
+from tests.carhub.test_api import client, engine  # noqa: F401
 
 PID = "a1b2c3d4e5f6"
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    store = Store(tmp_path / "carhub.sqlite3")
-    eng = Engine(CarConfig(name="Test Car", state_dir=tmp_path), Identity.generate(), store)
-    yield eng
-    await eng.shutdown()
-    store.close()
-
-
-@pytest.fixture
-async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as c:
-        yield c
 
 
 @pytest.fixture

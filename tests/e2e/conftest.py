@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import Car, Phone, stop_all
+from tests.e2e.ble_helpers import Radio
+from tests.e2e.helpers import _LIVE, Car, Phone, stop, stop_all
 
 
 @pytest.fixture
@@ -44,3 +45,15 @@ def paired(car: Car, phone: Phone) -> tuple[Car, Phone, str]:
     """A car and a phone paired with it; the third item is the phone's id."""
     phone.pair(car)
     return car, phone, phone.status()["phone_id"]
+
+
+@pytest.fixture
+def radio(tmp_path: Path) -> Iterator[Radio]:
+    """One virtual air; every process of the test is stopped afterwards, even on failure."""
+    try:
+        yield Radio(tmp_path).start()
+    finally:
+        # Newest first: phones, then cars, then the radio, so nobody waits on a dead air.
+        for proc in reversed(list(_LIVE)):
+            stop(proc)
+        stop_all()

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,19 +25,7 @@ from tests.e2e.ble_helpers import (
     corpus_file,
     phone_row,
 )
-from tests.e2e.helpers import _LIVE, MEDIA, Car, Phone, poll, sample_vcf, stop, stop_all
-
-
-@pytest.fixture
-def radio(tmp_path: Path) -> Iterator[Radio]:
-    """One virtual air; every process of the test is stopped afterwards, even on failure."""
-    try:
-        yield Radio(tmp_path).start()
-    finally:
-        # Newest first: phones, then cars, then the radio, so nobody waits on a dead air.
-        for proc in reversed(list(_LIVE)):
-            stop(proc)
-        stop_all()
+from tests.e2e.helpers import MEDIA, Car, Phone, poll, sample_vcf, stop
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,8 @@ import httpx
 import pytest
 
 from tests.e2e.ble_helpers import BlePhone, Radio, ble_car, phone_row
-from tests.e2e.helpers import _LIVE, Car, Phone, poll, sample_vcf, stop, stop_all
+from tests.e2e.helpers import Car, Phone, poll, sample_vcf
 from tests.e2e.ios_helpers import IPhoneProc
-
-
-@pytest.fixture
-def radio(tmp_path: Path) -> Iterator[Radio]:
-    """One virtual air; every process of the test is stopped afterwards, even on failure."""
-    try:
-        yield Radio(tmp_path).start()
-    finally:
-        for proc in reversed(list(_LIVE)):
-            stop(proc)
-        stop_all()
 
 
 @pytest.fixture
@@ -54,6 +42,15 @@ def _bonded(car: Car, iphone: IPhoneProc, timeout: float = 30) -> dict[str, Any]
 def _notifications(car: Car, n: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
     return poll(lambda: (lambda ns: ns if len(ns) >= n else [])(car.get("/api/notifications")),
                 timeout=timeout, what=f"{n} notification(s) on the car")  # fmt: skip
+
+
+def _up(tmp_path: Path, radio: Radio, iphone: IPhoneProc) -> tuple[Car, dict[str, Any]]:
+    """A car that auto-confirms, and the iPhone bonded to it with a notification shown."""
+    car = ble_car(tmp_path, radio, "BLE Car")
+    iphone.start()
+    row = _bonded(car, iphone)
+    _notifications(car, 1)
+    return car, row
 
 
 # 1. bonding with the code on both screens ---------------------------------------------
@@ -153,10 +150,7 @@ def test_notifications_arrive_are_acted_on_and_disappear(
 def test_after_a_car_restart_the_iphone_reconnects_with_no_new_code(
     tmp_path: Path, radio: Radio, iphone: IPhoneProc
 ) -> None:
-    car = ble_car(tmp_path, radio, "BLE Car")
-    iphone.start()
-    first = _bonded(car, iphone)
-    _notifications(car, 1)
+    car, first = _up(tmp_path, radio, iphone)
     car.stop()
     # No window and no auto-confirm this time: only the bond can let the iPhone back in.
     extra = [a for a in car.extra if a != "--auto-confirm"]
@@ -173,10 +167,7 @@ def test_after_a_car_restart_the_iphone_reconnects_with_no_new_code(
 def test_unpair_erases_the_bond_the_notifications_and_the_media(
     tmp_path: Path, radio: Radio, iphone: IPhoneProc
 ) -> None:
-    car = ble_car(tmp_path, radio, "BLE Car")
-    iphone.start()
-    row = _bonded(car, iphone)
-    _notifications(car, 1)
+    car, row = _up(tmp_path, radio, iphone)
     car.post("/api/pairing/close")
     r = httpx.delete(f"{car.url}/api/phones/{row['id']}")
     assert r.status_code == 200
@@ -265,10 +256,7 @@ def test_ancs_withdrawn_then_offered_again_follows_service_changed(
 def test_a_radio_restart_ends_the_link_and_the_bond_brings_it_back(
     tmp_path: Path, radio: Radio, iphone: IPhoneProc
 ) -> None:
-    car = ble_car(tmp_path, radio, "BLE Car")
-    iphone.start()
-    first = _bonded(car, iphone)
-    _notifications(car, 1)
+    car, first = _up(tmp_path, radio, iphone)
     radio.kill()
     poll(lambda: not (phone_row(car, first["id"]) or {}).get("connected"), timeout=10,
          what="the car to see the link gone")  # fmt: skip
