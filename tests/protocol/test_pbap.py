@@ -96,10 +96,10 @@ def test_the_error_is_a_message_error_with_a_reason() -> None:
 
 
 def test_unknown_tags_are_skipped_when_well_formed() -> None:
-    raw = bytes.fromhex("4003aabbcc" "08020007" "ff00")
+    raw = bytes.fromhex("4003aabbcc08020007ff00")
     assert decode_app_params(raw) == AppParams(phonebook_size=7)
     with pytest.raises(PbapError):
-        decode_app_params(bytes.fromhex("08020007" "4005aabb"))  # unknown, cut short
+        decode_app_params(bytes.fromhex("080200074005aabb"))  # unknown, cut short
 
 
 def test_search_value_is_variable_and_may_be_empty() -> None:
@@ -260,7 +260,7 @@ XXE = (
         b'<!DOCTYPE x SYSTEM "http://evil/x.dtd"><vCard-listing/>',
         b'<vCard-listing><!ENTITY a "b"></vCard-listing>',
         b'<vCard-listing><card handle="1.vcf" name="&undefined;"/></vCard-listing>',
-        b'<vCard-listing><![CDATA[x]]></vCard-listing>',
+        b"<vCard-listing><![CDATA[x]]></vCard-listing>",
         b'<vCard-listing><card handle="../../etc.vcf"/></vCard-listing>',
         b'<vCard-listing><card name="no handle"/></vCard-listing>',
         b'<vCard-listing><card handle="1.vcf"/><card handle="1.VCF"/></vCard-listing>',
