@@ -52,7 +52,7 @@ EXPECTED: dict[str, tuple[bytes, AppParams]] = {
             format=1,
             property_selector=0x80A311B7,
         ),
-    ),  # fmt: skip
+    ),
     "pbap.photo_get": (
         pbap.pull_phone_book(max_count=100, selector=pbap.PHOTO_ONLY).app_params,
         AppParams(max_list_count=100, format=1, property_selector=0x80A1000F),
