@@ -226,7 +226,9 @@ def pull_vcard_entry(
     """
     if not _HANDLE.fullmatch(handle):
         raise LocalProtocolError(Reason.MALFORMED, f"not a vCard handle: {handle!r}")
-    params = AppParams(format=int(fmt), property_selector=None if selector is None else selector)
+    params = AppParams(
+        format=int(fmt), property_selector=None if selector is None else int(selector)
+    )
     return PbapGet(handle, TYPE_VCARD, encode_app_params(params))
 
 

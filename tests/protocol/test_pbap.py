@@ -139,7 +139,7 @@ def test_property_and_feature_bits_follow_the_spec_table() -> None:
 def test_no_photo_asks_for_everything_the_importer_keeps_but_the_photo() -> None:
     from protocol.vcard import _WANTED  # what protocol.vcard reads from a card
 
-    by_name = {p.name.replace("_", "-"): p for p in Property}
+    by_name = {str(p.name).replace("_", "-"): p for p in Property}
     for prop in _WANTED - {"PHOTO"}:
         if prop in by_name:
             assert by_name[prop] & pbap.NO_PHOTO, prop

@@ -55,7 +55,7 @@ def test_tlv_shaped_bytes_cut_and_spliced(data: bytes, cut: int, tail: bytes) ->
     _decode_or_refuse(data[:cut] + tail)
 
 
-_name = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_name = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 _handle = st.one_of(
     st.integers(0, 0xFFFF).map(lambda i: f"{i:x}.vcf"),
     st.text(max_size=8),
