@@ -1,9 +1,7 @@
 """The PBAP hex test vectors of PROTOCOL.md section 12.2, checked both ways.
 
-The section is written in protocol/PBAP_SECTION.md until it is pasted into PROTOCOL.md;
-the test reads PROTOCOL.md once it has a "### 12.2 PBAP" heading. Every value is parsed
-from the document, rebuilt by the encoders from the inputs the text names, and decoded
-back to those inputs.
+Every value is parsed from the document, rebuilt by the encoders from the inputs the text
+names, and decoded back to those inputs.
 """
 
 from __future__ import annotations
@@ -22,10 +20,7 @@ DB = bytes.fromhex("0123456789abcdeffedcba9876543210")
 
 
 def _source() -> str:
-    main = (DOCS / "PROTOCOL.md").read_text(encoding="utf-8")
-    if "### 12.2 PBAP" in main:
-        return main
-    return (DOCS / "PBAP_SECTION.md").read_text(encoding="utf-8")
+    return (DOCS / "PROTOCOL.md").read_text(encoding="utf-8")
 
 
 def _vectors() -> dict[str, bytes]:
