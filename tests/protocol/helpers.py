@@ -9,7 +9,9 @@ and may replace it, which is how tests play a man in the middle or a tamperer.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 from protocol.framing import FrameDecoder
 from protocol.identity import Identity, PairingUri
@@ -139,3 +141,19 @@ class SessionPair:
         (first,) = self.phone.start()
         (second,) = self.car.receive_handshake(wire(first))
         assert self.phone.receive_handshake(wire(second)) == []
+
+
+SPEC = Path(__file__).resolve().parents[2] / "protocol" / "PROTOCOL.md"
+_VECTOR_LINE = re.compile(r"^([a-z0-9_.]+)\s+=\s+([0-9a-f]+)\s*$")
+
+
+def spec_vectors(marker: str) -> dict[str, bytes]:
+    """The ``name = hex`` vectors PROTOCOL.md prints between ``<!-- marker:begin/end -->``."""
+    text = SPEC.read_text(encoding="utf-8")
+    section = text[text.index(f"<!-- {marker}:begin -->") : text.index(f"<!-- {marker}:end -->")]
+    out: dict[str, bytes] = {}
+    for line in section.splitlines():
+        if m := _VECTOR_LINE.match(line):
+            assert m.group(1) not in out, f"duplicate vector {m.group(1)}"
+            out[m.group(1)] = bytes.fromhex(m.group(2))
+    return out

@@ -7,15 +7,11 @@ Source event is also read by Bumble's parser as a second opinion.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from bumble.profiles import ancs as bancs
 
 from protocol.apple import ams, ancs
+from tests.protocol.helpers import spec_vectors
 
-SPEC = Path(__file__).resolve().parents[2] / "protocol" / "PROTOCOL.md"
-_LINE = re.compile(r"^([a-z0-9_.]+)\s+=\s+([0-9a-f]+)\s*$")
 NA = ancs.NotificationAttribute
 VALUES = {
     NA.APP_IDENTIFIER: "com.apple.MobileSMS",
@@ -28,18 +24,9 @@ VALUES = {
 }
 
 
-def _vectors() -> dict[str, bytes]:
-    text = SPEC.read_text(encoding="utf-8")
-    section = text[text.index("<!-- apple:begin -->") : text.index("<!-- apple:end -->")]
-    out: dict[str, bytes] = {}
-    for line in section.splitlines():
-        if m := _LINE.match(line):
-            assert m.group(1) not in out, f"duplicate vector {m.group(1)}"
-            out[m.group(1)] = bytes.fromhex(m.group(2))
-    return out
 
 
-V = _vectors()
+V = spec_vectors("apple")
 CHECKED: set[str] = set()
 
 

@@ -7,9 +7,7 @@ them must give those inputs back.
 
 from __future__ import annotations
 
-import re
 import uuid
-from pathlib import Path
 
 from protocol.obex import (
     BodyChunk,
@@ -28,9 +26,8 @@ from protocol.obex import (
     encode_app_params,
     encode_packet,
 )
+from tests.protocol.helpers import spec_vectors
 
-SPEC = Path(__file__).resolve().parents[2] / "protocol" / "PROTOCOL.md"
-_LINE = re.compile(r"^([a-z0-9_.]+)\s+=\s+([0-9a-f]+)\s*$")
 PBAP = uuid.UUID("796135f0-f0c5-11d8-0966-0800200c9a66").bytes
 FEATURES = encode_app_params([(0x10, (0x3FF).to_bytes(4, "big"))])
 PAGE = encode_app_params([(0x04, (100).to_bytes(2, "big")), (0x05, (0).to_bytes(2, "big"))])
@@ -38,18 +35,9 @@ PART1 = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Alice\r\n"
 PART2 = b"TEL:+15551234\r\nEND:VCARD\r\n"
 
 
-def _vectors() -> dict[str, bytes]:
-    text = SPEC.read_text(encoding="utf-8")
-    section = text[text.index("<!-- obex:begin -->") : text.index("<!-- obex:end -->")]
-    out: dict[str, bytes] = {}
-    for line in section.splitlines():
-        if m := _LINE.match(line):
-            assert m.group(1) not in out, f"duplicate vector {m.group(1)}"
-            out[m.group(1)] = bytes.fromhex(m.group(2))
-    return out
 
 
-V = _vectors()
+V = spec_vectors("obex")
 
 
 def test_the_section_prints_every_vector() -> None:

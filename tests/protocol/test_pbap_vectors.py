@@ -6,35 +6,19 @@ names, and decoded back to those inputs.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
 from protocol import pbap
 from protocol.pbap import AppParams, Format, decode_app_params, encode_app_params
+from tests.protocol.helpers import spec_vectors
 
-DOCS = Path(__file__).resolve().parents[2] / "protocol"
-_LINE = re.compile(r"^([a-z0-9_.]+)\s+=\s+([0-9a-f]+)\s*$")
 DB = bytes.fromhex("0123456789abcdeffedcba9876543210")
 
 
-def _source() -> str:
-    return (DOCS / "PROTOCOL.md").read_text(encoding="utf-8")
 
 
-def _vectors() -> dict[str, bytes]:
-    text = _source()
-    section = text[text.index("<!-- pbap:begin -->") : text.index("<!-- pbap:end -->")]
-    out: dict[str, bytes] = {}
-    for line in section.splitlines():
-        if m := _LINE.match(line):
-            assert m.group(1) not in out, f"duplicate vector {m.group(1)}"
-            out[m.group(1)] = bytes.fromhex(m.group(2))
-    return out
 
-
-VECTORS = _vectors()
+VECTORS = spec_vectors("pbap")
 # name -> (what the car's code builds, what the bytes decode to)
 EXPECTED: dict[str, tuple[bytes, AppParams]] = {
     "pbap.connect": (pbap.connect_app_params(), AppParams(supported_features=0x8F)),
