@@ -29,6 +29,8 @@ from bumble.controller import Controller
 from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
 
+from radio.classic import ClassicController, end_classic_links
+
 __all__ = ["DLE_ACL_LENGTH", "AirController", "AirLink", "LocalRadio", "address_for"]
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,11 @@ def address_for(index: int) -> str:
     return ":".join(f"{b:02X}" for b in (*_ADDRESS_PREFIX, *tail))
 
 
-class AirController(Controller):
-    """A Bumble virtual controller whose scan responses carry the real scan response."""
+class AirController(ClassicController):
+    """A Bumble virtual controller whose scan responses carry the real scan response.
+
+    Its Classic side (``ClassicController``) survives departed peers.
+    """
 
     def on_advertising_pdu(self, pdu: Any) -> None:
         """Handle an advertising PDU from the link; report adv data and scan response."""
@@ -194,8 +199,10 @@ class LocalRadio:
         return controller
 
     def remove(self, controller: AirController) -> None:
-        """Detach ``controller``: end its connections (peers see 0x13), stop advertising."""
+        """Detach ``controller``: end its LE and BR/EDR connections (peers see 0x13), stop
+        advertising."""
         reason = hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR
+        end_classic_links(self.link, controller, reason)
         for connection in list(controller.le_connections.values()):
             peer = self.link.find_le_controller(connection.peer_address)
             if peer is not None:
