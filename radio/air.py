@@ -29,7 +29,8 @@ from bumble.controller import Controller
 from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
 
-from radio.classic import ClassicController, end_classic_links
+from radio.classic import end_classic_links
+from radio.linkkey import LinkKeyController
 
 __all__ = ["DLE_ACL_LENGTH", "AirController", "AirLink", "LocalRadio", "address_for"]
 
@@ -50,10 +51,11 @@ def address_for(index: int) -> str:
     return ":".join(f"{b:02X}" for b in (*_ADDRESS_PREFIX, *tail))
 
 
-class AirController(ClassicController):
+class AirController(LinkKeyController):
     """A Bumble virtual controller whose scan responses carry the real scan response.
 
-    Its Classic side (``ClassicController``) survives departed peers.
+    Its Classic side survives departed peers (``radio.classic``) and authenticates with
+    the hosts' stored link keys before SSP (``radio.linkkey``).
     """
 
     def on_advertising_pdu(self, pdu: Any) -> None:

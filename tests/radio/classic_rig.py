@@ -23,14 +23,14 @@ T = 5.0  # every wait on the air has this timeout
 class CountingDelegate(PairingDelegate):
     """Numeric comparison delegate that records each code it was asked to confirm."""
 
-    def __init__(self, accept: bool = True) -> None:
+    def __init__(self) -> None:
         super().__init__(io_capability=PairingDelegate.IoCapability.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
-        self.accept = accept
         self.codes: list[int] = []
 
     async def compare_numbers(self, number: int, digits: int) -> bool:
+        """Confirm the code (both users press yes) and remember it."""
         self.codes.append(number)
-        return self.accept
+        return True
 
 
 @dataclass
