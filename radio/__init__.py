@@ -1,4 +1,4 @@
-"""CarHub's virtual Bluetooth radio: Bumble controllers sharing one air.
+"""CarHub's virtual Bluetooth radio: Bumble controllers sharing one air, LE and BR/EDR.
 
 ``LocalRadio`` for one process, ``RadioServer`` (``carhub-radio serve``) across processes,
 ``open_hci`` to reach either (or real hardware) from a Bumble host.

@@ -12,12 +12,12 @@ from radio.server import RadioServer
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(add_completion=False, help="The CarHub virtual Bluetooth LE radio.")
+app = typer.Typer(add_completion=False, help="The CarHub virtual Bluetooth radio (LE and Classic).")
 
 
 @app.callback()
 def _root() -> None:
-    """The CarHub virtual Bluetooth LE radio."""
+    """The CarHub virtual Bluetooth radio (LE and Classic)."""
 
 
 @app.command()
