@@ -5,6 +5,10 @@ transaction together with its new anchor, so a crash or a full disk leaves the m
 the previous anchor and the phone's resume logic re-sends the batch. Unpairing deletes a
 phone's row and, through ``ON DELETE CASCADE``, everything stored for it.
 
+A ``phones`` row is a CarHub phone's (``kind`` "carhub", its pinned key) or a Bluetooth
+Classic phone's (``kind`` "classic", no key: ``carhub.store_classic``, which adds that
+phone's tables); pinning, lookups and listing here see "carhub" rows only.
+
 Contacts are stored as their msgpack encoding (the very bytes the phone sent, see
 ``apply_synced``) plus a lower-cased ``search`` column for the dashboard's filter.
 """
