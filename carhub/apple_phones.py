@@ -302,7 +302,8 @@ class AppleEventsMixin:
 
     # -- unpair ----------------------------------------------------------------------------
     def on_unpair(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(phone_id)`` when an Apple-profile phone is unpaired."""
+        """Call ``listener(phone_id)`` when a Bluetooth (Apple-profile or Classic) phone is
+        unpaired, to erase its bond (``AppleEvents`` and ``ClassicEvents`` share this)."""
         self.apple_phones.unpair_listeners.append(listener)
 
     def _unpair_apple(self, phone_id: str) -> bool:
@@ -313,14 +314,18 @@ class AppleEventsMixin:
             self.hub.publish("notifications", self.notifications())
         handle = self.apple_phones.handles.pop(phone_id, None)
         self._media.pop(phone_id, None)
+        self._call_unpair_listeners(phone_id)
+        if handle is not None:
+            handle.close("unpaired")
+        return True
+
+    def _call_unpair_listeners(self, phone_id: str) -> None:
+        """Tell the Bluetooth sides (LE and Classic share the keystore) to erase the bond."""
         for listener in self.apple_phones.unpair_listeners:
             try:
                 listener(phone_id)
             except Exception as exc:  # one listener's fault must not keep the rest from erasing
                 log.error("unpair listener failed for %s: %r", phone_id, exc)
-        if handle is not None:
-            handle.close("unpaired")
-        return True
 
     def _apple_phones_view(self) -> list[views.Phone]:
         """The bonded Apple phones as ``GET /api/phones`` shows them."""

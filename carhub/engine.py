@@ -5,7 +5,8 @@ makes no protocol decisions itself: who may pair is ``protocol.admission``'s (th
 holds the one ``PairingAdmission`` and announces its changes), and each connected phone is
 a ``PhoneSession`` (``carhub.phone_session``) carrying out what its ``CarConnection``
 decides; the engine only keeps the car-level bookkeeping they report into. Apple-profile
-(AMS/ANCS) phones report in through ``AppleEvents``, implemented in ``carhub.apple_phones``.
+(AMS/ANCS) phones report in through ``AppleEvents``, implemented in ``carhub.apple_phones``;
+Bluetooth Classic (PBAP) phones through ``ClassicEvents``, in ``carhub.classic_phones``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import msgspec
 
 from carhub import views
 from carhub.apple_phones import AppleEventsMixin, ApplePhones
+from carhub.classic_phones import ClassicEventsMixin, ClassicPhones
 from carhub.errors import CarhubError
 from carhub.events import EventHub
 from carhub.pending import PendingPairing, new_request_id
 from carhub.phone_session import PhoneSession
 from carhub.store import Store, StoreError
+from carhub.store_classic import ClassicStore
 from protocol.admission import OOB_LIFETIME, PairingAdmission
 from protocol.connection import PairingCode
 from protocol.errors import ProtocolError
@@ -37,6 +40,7 @@ from shell.transport import BaseTransport
 
 if TYPE_CHECKING:
     from carhub.apple import AppleEvents
+    from carhub.classic import ClassicEvents
 
 __all__ = [
     "OOB_LIFETIME",
@@ -77,8 +81,8 @@ class NoPhoneError(CarhubError):
     """A media command was given while no phone is connected."""
 
 
-class Engine(AppleEventsMixin):
-    """The car's shared state (and ``carhub.apple.AppleEvents``, see ``AppleEventsMixin``).
+class Engine(AppleEventsMixin, ClassicEventsMixin):
+    """The car's shared state, and ``AppleEvents`` and ``ClassicEvents`` (see the mixins).
 
     Args:
         config: the run configuration.
@@ -96,6 +100,7 @@ class Engine(AppleEventsMixin):
         self.ble_address: str | None = None
         self.apple_enabled = False  # AMS/ANCS support on: the runner sets it with BLE
         self.apple_phones = ApplePhones()
+        self.classic = ClassicPhones(ClassicStore(store))
         # Who may pair, and when: every pairing rule is there, none here.
         self._admission = PairingAdmission()
         if config.pairing_open:
@@ -259,7 +264,7 @@ class Engine(AppleEventsMixin):
                     profiles=["carhub"],
                 )
             )
-        return out + self._apple_phones_view()
+        return out + self._with_classic_phones(self._apple_phones_view())
 
     def phone_connected(self, phone_id: str, session: SessionHandle) -> None:
         old = self.connected.get(phone_id)
@@ -276,8 +281,10 @@ class Engine(AppleEventsMixin):
                 self.hub.publish("media", self.media())
 
     def unpair(self, phone_id: str) -> bool:
-        """Erase a phone: keys, contacts, media, artwork (an Apple one's bond); drop its link."""
-        existed = self.store.delete_phone(phone_id) | self._unpair_apple(phone_id)
+        """Erase a phone: keys, contacts, media, artwork (a Bluetooth one's bond); drop its link."""
+        # Classic first: it leaves the unpair listeners to _unpair_apple when both are bonded.
+        existed = self._unpair_classic(phone_id) | self.store.delete_phone(phone_id)
+        existed |= self._unpair_apple(phone_id)
         self._media.pop(phone_id, None)
         sess = self.connected.pop(phone_id, None)
         if sess is not None:
@@ -382,6 +389,7 @@ class Engine(AppleEventsMixin):
             ble={"address": self.ble_address} if self.ble_address else None,
             lan={"endpoint": self.config.lan_endpoint} if self.config.lan_endpoint else None,
             apple=self.apple_enabled,
+            classic=self.classic.address,
         )
 
     # -- transports --------------------------------------------------------------------
@@ -402,6 +410,7 @@ class Engine(AppleEventsMixin):
             sess.close("car shutting down")
         for handle in list(self.apple_phones.handles.values()):
             handle.close("car shutting down")
+        self._close_classic_links("car shutting down")
         # Let the goodbyes go out, then stop whatever is left before the store closes.
         if self._background:
             await asyncio.wait(self._background, timeout=1)
@@ -433,3 +442,6 @@ if TYPE_CHECKING:
 
     def _engine_is_apple_events(engine: Engine) -> AppleEvents:
         return engine  # mypy checks that Engine implements every AppleEvents method
+
+    def _engine_is_classic_events(engine: Engine) -> ClassicEvents:
+        return engine

@@ -28,8 +28,9 @@ def make_event(type_: str, data: Any) -> dict[str, Any]:
 
 
 def _key(type_: str, data: Any) -> tuple[str, str]:
-    """Events that supersede each other share a key: one per type, per phone for contacts."""
-    if type_ == "contacts" and isinstance(data, dict):
+    """Events that supersede each other share a key: one per type, per phone for
+    ``contacts``, ``sync`` and ``calls``."""
+    if type_ in ("contacts", "sync", "calls") and isinstance(data, dict):
         return type_, str(data.get("phone_id", ""))
     return type_, ""
 

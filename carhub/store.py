@@ -5,6 +5,10 @@ transaction together with its new anchor, so a crash or a full disk leaves the m
 the previous anchor and the phone's resume logic re-sends the batch. Unpairing deletes a
 phone's row and, through ``ON DELETE CASCADE``, everything stored for it.
 
+A ``phones`` row is a CarHub phone's (``kind`` "carhub", its pinned key) or a Bluetooth
+Classic phone's (``kind`` "classic", no key: ``carhub.store_classic``, which adds that
+phone's tables); pinning, lookups and listing here see "carhub" rows only.
+
 Contacts are stored as their msgpack encoding (the very bytes the phone sent, see
 ``apply_synced``) plus a lower-cased ``search`` column for the dashboard's filter.
 """
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +40,9 @@ CREATE TABLE IF NOT EXISTS phones (
     fingerprint TEXT NOT NULL,
     paired_at REAL NOT NULL,
     last_sync REAL,
-    anchor BLOB NOT NULL DEFAULT x'00000000000000000000000000000000'
+    anchor BLOB NOT NULL DEFAULT x'00000000000000000000000000000000',
+    -- "carhub": a pinned key; "classic": a PBAP phone's mirror (no key; carhub.store_classic)
+    kind TEXT NOT NULL DEFAULT 'carhub'
 );
 CREATE TABLE IF NOT EXISTS contacts (
     phone_id TEXT NOT NULL REFERENCES phones(id) ON DELETE CASCADE,
@@ -122,6 +128,11 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(phones)")}
+            if "kind" not in columns:  # a database of a car from before Classic phones
+                self._db.execute(
+                    "ALTER TABLE phones ADD COLUMN kind TEXT NOT NULL DEFAULT 'carhub'"
+                )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open {path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -162,7 +173,8 @@ class Store:
     ) -> None:
         """Pin a newly paired phone (re-pairing replaces its key and erases its old data)."""
         with self._tx() as db:
-            db.execute("DELETE FROM phones WHERE id = ?", (phone_id,))
+            # Never over a Classic phone's row: the INSERT then fails and nothing is pinned.
+            db.execute("DELETE FROM phones WHERE id = ? AND kind = 'carhub'", (phone_id,))
             db.execute(
                 "INSERT INTO phones (id, name, public_key, fingerprint, paired_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -171,7 +183,9 @@ class Store:
 
     def pinned_key(self, phone_id: str) -> bytes | None:
         """Return the pinned public key of a paired phone."""
-        rows = self._query("SELECT public_key FROM phones WHERE id = ?", (phone_id,))
+        rows = self._query(
+            "SELECT public_key FROM phones WHERE id = ? AND kind = 'carhub'", (phone_id,)
+        )
         return bytes(rows[0][0]) if rows else None
 
     def phones(self) -> list[PhoneRecord]:
@@ -179,7 +193,7 @@ class Store:
         rows = self._query(
             "SELECT p.id, p.name, p.public_key, p.fingerprint, p.paired_at, p.last_sync,"
             " (SELECT COUNT(*) FROM contacts c WHERE c.phone_id = p.id)"
-            " FROM phones p ORDER BY p.paired_at"
+            " FROM phones p WHERE p.kind = 'carhub' ORDER BY p.paired_at"
         )
         return [PhoneRecord(*r) for r in rows]
 
@@ -196,7 +210,9 @@ class Store:
     def rename_phone(self, phone_id: str, name: str) -> None:
         """Record the name the phone announced in its latest Hello."""
         with self._tx() as db:
-            db.execute("UPDATE phones SET name = ? WHERE id = ?", (name, phone_id))
+            db.execute(
+                "UPDATE phones SET name = ? WHERE id = ? AND kind = 'carhub'", (name, phone_id)
+            )
 
     # -- Apple-profile phones ------------------------------------------------------------
     def add_apple_phone(self, phone_id: str, name: str, now: float) -> None:
@@ -302,9 +318,13 @@ class Store:
         photos: list[Photo],
         anchor: bytes,
         now: float,
+        also: Sequence[tuple[str, tuple[object, ...]]] = (),
     ) -> None:
-        """Write contact rows, deletes, photos and the new anchor in one transaction."""
+        """Write contact rows, deletes, photos, the new anchor and ``also``'s SQL in one
+        transaction (``carhub.store_classic`` adds a Classic phone's state so)."""
         with self._tx() as db:
+            for sql, args in also:
+                db.execute(sql, args)
             db.executemany(
                 "INSERT OR REPLACE INTO contacts (phone_id, uid, digest, name, search, data)"
                 " VALUES (?, ?, ?, ?, ?, ?)",

@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 from protocol.contacts import Contact
 
 __all__ = [
+    "CallItem",
+    "ClassicConnectBody",
     "CommandResult",
     "ContactItem",
     "ContactPage",
@@ -45,11 +47,13 @@ class Status(BaseModel):
     ble: dict[str, Any] | None
     lan: dict[str, Any] | None
     apple: bool = False  # AMS/ANCS support on (whenever BLE is on)
+    classic: str | None = None  # the car's Classic (PBAP) address, null when Classic is off
 
 
 # A pairing request awaiting the car user: ``GET /api/pairing/requests``, ``pairing``.
 # ``method`` "carhub" is a CarHub phone's code; "le-sc" a Bluetooth LE Secure Connections
-# numeric comparison (an Apple-profile phone), whose ``phone_fingerprint`` is its address.
+# numeric comparison (an Apple-profile phone), whose ``phone_fingerprint`` is its address;
+# "ssp" a Bluetooth Classic Secure Simple Pairing numeric comparison (a PBAP phone), likewise.
 class PairingRequest(BaseModel):
     id: str
     phone_id: str
@@ -57,7 +61,7 @@ class PairingRequest(BaseModel):
     phone_fingerprint: str
     code: str
     expires_at: float
-    method: Literal["carhub", "le-sc"] = "carhub"
+    method: Literal["carhub", "le-sc", "ssp"] = "carhub"
 
 
 # A fresh one-time pairing URI: ``POST /api/pairing/uri``.
@@ -69,6 +73,9 @@ class PairingUriBody(BaseModel):
 # A paired phone: ``GET /api/phones`` and the ``phones`` event. ``profiles`` is ["carhub"]
 # for a CarHub phone, the subset of ["ams", "ancs"] an Apple-profile phone offers (the last
 # known while it is away); an Apple-profile phone's ``fingerprint`` is its identity address.
+# A Bluetooth Classic phone's ``profiles`` include "pbap" (its ``transport`` "classic" while
+# connected); a phone seen over both LE and Classic is one entry, with both profiles.
+# ``owner`` is the name on the phone's own card (PBAP's owner card), null when unknown.
 class Phone(BaseModel):
     id: str
     name: str
@@ -78,6 +85,22 @@ class Phone(BaseModel):
     contacts: int
     last_sync: float | None
     profiles: list[str]
+    owner: str | None = None
+
+
+# One entry of a Classic phone's recent calls: ``GET /api/phones/{phone_id}/calls``, newest
+# first; ``date`` is ISO 8601 local time as the phone wrote it, "" when it gave none.
+class CallItem(BaseModel):
+    name: str
+    number: str
+    type: Literal["incoming", "outgoing", "missed"]
+    date: str
+
+
+# A car-initiated Classic connection: ``POST /api/classic/connect`` (and its 202 answer);
+# ``address`` is a BD_ADDR, ``AA:BB:CC:DD:EE:FF`` (the answer gives it in upper case).
+class ClassicConnectBody(BaseModel):
+    address: str
 
 
 # One telephone number of a contact.

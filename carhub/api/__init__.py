@@ -7,7 +7,8 @@ engine through ``EngineDep``; the shapes they return are the models in ``carhub.
     pairing   POST /api/pairing/open, /close, /uri;  GET /api/pairing/uri.svg;
               GET  /api/pairing/requests;  POST .../{request_id}/accept, /reject
     phones    GET  /api/phones;  DELETE /api/phones/{phone_id};
-              GET  /api/phones/{phone_id}/contacts, /artwork/{art_hash}
+              GET  /api/phones/{phone_id}/contacts, /calls, /artwork/{art_hash}
+    classic   POST /api/classic/connect
     media     GET  /api/media;  POST /api/media/command
     notifications  GET /api/notifications;  POST .../{phone_id}/{uid}/action
     events    WS   /api/events
@@ -28,6 +29,17 @@ phone: 409 when nothing was sent (no phone connected, a ``seek`` for an AMS play
 has none, an action the player or the notification does not offer, the phone not
 connected); 502 when the phone was asked and failed or did not answer in time.
 ``GET /api/notifications`` is newest ``date`` first, ties newest arrival first.
+
+Bluetooth Classic (PBAP) phones: ``GET /api/phones`` lists them with ``profiles`` including
+"pbap" (one entry with "ams"/"ancs" when the same address is a bonded Apple phone),
+``transport`` "classic" while connected, and ``owner`` (every phone has the field: the name
+on the phone's own card, null when unknown). Their contacts are at ``.../contacts`` as for
+any phone, their recent calls at ``.../calls``; SSP codes are pairing requests with
+``method`` "ssp"; ``GET /api/status`` says ``classic`` (the car's address, or null);
+``POST /api/classic/connect`` answers 202 at once (400 for a bad address, 409 when Classic
+is off). ``/api/events`` adds ``sync`` (``{phone_id, done, total, stage}``, stage
+"contacts", "photos", "done", "skipped" or "failed") and ``calls`` (``{phone_id, total}``),
+each coalesced per phone like ``contacts``.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from carhub.api import events, media, notifications, pairing, phones, status
+from carhub.api import classic, events, media, notifications, pairing, phones, status
 from carhub.api.guard import LOOPBACK_HOSTS, SameOriginGuard
 from carhub.api.pairing import qr_svg
 from carhub.api.responses import GUARDED
@@ -55,6 +67,7 @@ ROUTERS = (
     phones.router,
     media.router,
     notifications.router,
+    classic.router,
     events.router,
 )
 

@@ -15,7 +15,10 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const TOAST_MS = 4000;
 const CONFIRM_MS = 4000; // an armed Unpair button disarms itself after this
-const PROFILE_TITLES = { carhub: "CarHub app", ams: "Apple Media Service", ancs: "Apple Notification Center Service" };
+const PROFILE_TITLES = { carhub: "CarHub app", ams: "Apple Media Service", ancs: "Apple Notification Center Service",
+  pbap: "Phone Book Access (Bluetooth Classic)" };
+const SYNC_STAGES = { contacts: "Downloading contacts", photos: "Downloading photos", done: "Up to date",
+  skipped: "Unchanged since the last download", failed: "Download stopped" };
 
 const state = {
   status: null,
@@ -25,6 +28,8 @@ const state = {
   selectedPhoneId: null,
   media: null,
   notifications: [], // Apple-profile phones' (ANCS), newest first as the car sorts them
+  sync: {}, // phone id -> the latest `sync` event of a Classic (PBAP) pull
+  calls: { phoneId: null, items: [], seq: 0 }, // the selected Classic phone's recent calls
   mediaAt: 0, // performance.now() when `media` arrived: the origin for extrapolation
   contacts: { items: [], total: 0, q: "", loading: false, seq: 0 },
   wsSeen: new Set(), // slices already delivered by the socket: stale REST answers must not win
@@ -224,21 +229,29 @@ function renderRequests() {
   tickRequests();
 }
 
+// How each kind of code is named, and where the phone shows its side of it.
+const METHODS = {
+  carhub: { label: "CarHub app code", hint: "Check that the phone shows the same code" },
+  "le-sc": { label: "Bluetooth LE Secure Connections code",
+    hint: "Check that the phone's Bluetooth pairing prompt shows the same code" },
+  ssp: { label: "Bluetooth Classic pairing code (SSP)",
+    hint: "Check that the phone's Bluetooth pairing prompt shows the same code" },
+};
+
 function requestCard(r) {
   const id = encodeURIComponent(r.id);
-  const leSc = r.method === "le-sc"; // an Apple-profile phone's Bluetooth bond, not the CarHub app
+  const method = METHODS[r.method] ? r.method : "carhub";
+  const bluetooth = method !== "carhub"; // a Bluetooth bond, not the CarHub app: the address shows
   const card = el("li", {
-    class: "request", "data-testid": "pairing-request", "data-request-id": r.id, "data-method": r.method || "carhub",
+    class: "request", "data-testid": "pairing-request", "data-request-id": r.id, "data-method": method,
     "data-code": String(r.code ?? ""), "data-expires-at": r.expires_at,
   },
     el("div", { class: "request-phone" }, icon("phone"), el("span", { text: r.phone_name || "Unknown phone" })),
-    el("div", { class: "request-method", "data-testid": "pairing-method", "data-method": leSc ? "le-sc" : "carhub",
-      text: leSc ? "Bluetooth LE Secure Connections code" : "CarHub app code" }),
+    el("div", { class: "request-method", "data-testid": "pairing-method", "data-method": method,
+      text: METHODS[method].label }),
     el("div", { class: "request-fp", "data-testid": "pairing-fingerprint",
-      text: leSc ? r.phone_fingerprint : fmtFingerprint(r.phone_fingerprint), title: r.phone_fingerprint }),
-    el("div", { class: "request-hint", text: leSc
-      ? "Check that the phone's Bluetooth pairing prompt shows the same code"
-      : "Check that the phone shows the same code" }),
+      text: bluetooth ? r.phone_fingerprint : fmtFingerprint(r.phone_fingerprint), title: r.phone_fingerprint }),
+    el("div", { class: "request-hint", text: METHODS[method].hint }),
     el("div", { class: "request-code", "data-testid": "pairing-code", text: fmtCode(r.code) }),
     el("div", { class: "request-timer" },
       el("div", { class: "bar" }, el("div", {})), el("span", { class: "countdown", "data-testid": "countdown" })),
@@ -295,9 +308,14 @@ function profilesOf(p) {
   return Array.isArray(p && p.profiles) ? p.profiles : ["carhub"];
 }
 
-// A phone with the CarHub app syncs contacts; an Apple-profile one (AMS/ANCS) has none.
+// A phone with the CarHub app or PBAP (Bluetooth Classic) syncs contacts; AMS/ANCS alone has none.
 function isCarhubPhone(p) {
-  return profilesOf(p).includes("carhub");
+  const profiles = profilesOf(p);
+  return profiles.includes("carhub") || profiles.includes("pbap");
+}
+
+function isClassicPhone(p) {
+  return profilesOf(p).includes("pbap");
 }
 
 function phoneRow(p) {
@@ -327,7 +345,7 @@ function phoneRow(p) {
             text: name === "carhub" ? "CarHub" : name.toUpperCase(), title: PROFILE_TITLES[name] || name }))),
         carhub ? el("span", { class: "ago", "data-testid": "phone-last-sync", "data-ts": p.last_sync ?? "",
           text: fmtAgo(p.last_sync) }) : null),
-      el("div", { class: "phone-fp", text: carhub ? fmtFingerprint(p.fingerprint, 6) : p.fingerprint,
+      el("div", { class: "phone-fp", text: profiles.includes("carhub") ? fmtFingerprint(p.fingerprint, 6) : p.fingerprint,
         title: p.fingerprint })),
     el("div", { class: "phone-actions" }, unpairButton(p)),
   );
@@ -393,6 +411,8 @@ function selectPhone(id) {
   state.contacts.total = 0;
   loadContacts(true);
   renderMediaSource();
+  renderSync();
+  loadCalls();
 }
 
 // Keep the selection valid when the phone list changes; pick a phone when none is chosen.
@@ -468,6 +488,7 @@ function renderContacts(keepScroll = false) {
     $("contacts-empty-hint").textContent = !phone
       ? (state.phones.length ? "Select a paired phone to see its contacts." : "Pair a phone to see its contacts here.")
       : noContacts ? "This phone shares its media and notifications with the car, not its contacts."
+      : isClassicPhone(phone) && !c.q && !c.loading ? "They appear here as the phone's book downloads."
       : c.loading ? "" : c.q ? `Nothing matches “${c.q}”.` : "They appear here after the phone syncs.";
   }
 }
@@ -503,6 +524,61 @@ function onSearchInput() {
     state.contacts.q = q;
     loadContacts(true);
   }, SEARCH_DEBOUNCE_MS);
+}
+
+// ---------------------------------------------------------------- Classic pull and recent calls
+
+// The selected phone's running (or last) pull: a bar while pages arrive, a line after.
+function renderSync() {
+  const d = state.sync[state.selectedPhoneId];
+  const box = $("sync-progress");
+  box.hidden = !d;
+  if (!d) return;
+  const total = Number(d.total || 0);
+  const done = Math.min(Number(d.done || 0), total);
+  const running = d.stage === "contacts" || d.stage === "photos";
+  box.dataset.stage = d.stage;
+  box.dataset.done = String(done);
+  box.dataset.total = String(total);
+  $("sync-fill").style.width = `${total > 0 ? (done / total) * 100 : (running ? 0 : 100)}%`;
+  $("sync-label").textContent = running
+    ? `${SYNC_STAGES[d.stage]} · ${done.toLocaleString()} of ${total.toLocaleString()}`
+    : (SYNC_STAGES[d.stage] || "");
+}
+
+async function loadCalls() {
+  const phone = state.phones.find((p) => p.id === state.selectedPhoneId);
+  const c = state.calls;
+  const seq = ++c.seq;
+  if (!phone || !isClassicPhone(phone)) {
+    state.calls = { phoneId: null, items: [], seq };
+    renderCalls();
+    return;
+  }
+  let items;
+  try {
+    items = await api("GET", `/api/phones/${encodeURIComponent(phone.id)}/calls`);
+  } catch (_) {
+    return; // unpaired meanwhile: the `phones` event clears the panel
+  }
+  if (seq !== state.calls.seq) return;
+  state.calls = { phoneId: phone.id, items: Array.isArray(items) ? items : [], seq };
+  renderCalls();
+}
+
+function renderCalls() {
+  const c = state.calls;
+  const phone = state.phones.find((p) => p.id === state.selectedPhoneId);
+  $("calls-panel").hidden = !(phone && isClassicPhone(phone));
+  $("calls-count").textContent = c.items.length ? String(c.items.length) : "";
+  $("call-list").replaceChildren(...c.items.map((call) => el("li", {
+    class: "call", "data-testid": "call", "data-type": call.type },
+    el("span", { class: "call-name", "data-testid": "call-name", text: call.name || call.number || "Unknown" }),
+    el("span", { class: "call-type", "data-testid": "call-type", text: call.type }),
+    el("span", { class: "call-time", "data-testid": "call-time", "data-date": call.date,
+      text: fmtNoteTime(call.date) }))));
+  $("call-list").hidden = c.items.length === 0;
+  $("calls-empty").hidden = c.items.length > 0;
 }
 
 // ---------------------------------------------------------------- now playing
@@ -672,7 +748,11 @@ const handlers = {
     renderContacts(true);
     renderMediaSource();
     renderNotifications();
+    renderSync();
+    if (state.calls.phoneId !== state.selectedPhoneId) loadCalls(); else renderCalls();
   },
+  sync: (d) => { if (d && d.phone_id) { state.sync[d.phone_id] = d; renderSync(); } },
+  calls: (d) => { if (d && d.phone_id === state.selectedPhoneId) loadCalls(); },
   notifications: (d) => { state.notifications = Array.isArray(d) ? d : []; renderNotifications(); },
   pairing_failed: (d) => { if (d && d.reason) toast(`Bluetooth pairing failed: ${d.reason}`); },
   contacts: (d) => {

@@ -76,6 +76,7 @@ async def test_a_bonded_phone_is_listed_with_its_profiles_connected_or_not(
     assert phone.model_dump() == {
         "id": PID, "name": "Ann's iPhone", "fingerprint": "A1:B2:C3:D4:E5:F6",
         "connected": False, "transport": None, "contacts": 0, "last_sync": None, "profiles": [],
+        "owner": None,
     }  # fmt: skip
     assert drain(sub)["phones"][0]["id"] == PID
     handle = FakeAppleHandle(profiles=("ams", "ancs"))

@@ -52,6 +52,7 @@ async def test_status_phones_and_contacts_of_an_apple_phone(
     assert phones[1] == {
         "id": PID, "name": "Ann's iPhone", "fingerprint": "A1:B2:C3:D4:E5:F6", "connected": True,
         "transport": "ble", "contacts": 0, "last_sync": None, "profiles": ["ams", "ancs"],
+        "owner": None,
     }  # fmt: skip
     # No contacts source: an empty page, not a 404 (the dashboard selects the phone).
     r = await client.get(f"/api/phones/{PID}/contacts")
@@ -198,7 +199,7 @@ async def test_the_new_fields_are_in_the_schemas(engine: Engine) -> None:
         {"enum": ["carhub", "ams"], "type": "string"},
         {"type": "null"},
     ]
-    assert schemas["PairingRequest"]["properties"]["method"]["enum"] == ["carhub", "le-sc"]
+    assert schemas["PairingRequest"]["properties"]["method"]["enum"] == ["carhub", "le-sc", "ssp"]
     assert "profiles" in schemas["Phone"]["required"]
     assert schemas["Status"]["properties"]["apple"]["type"] == "boolean"
 
