@@ -168,6 +168,14 @@ _Hci = Annotated[
     ),
 ]
 _NoBle = Annotated[bool, typer.Option("--no-ble", help="Turn BLE off even if --hci is given.")]
+_NoClassic = Annotated[
+    bool,
+    typer.Option(
+        "--no-classic",
+        help="Keep the controller LE only: no Bluetooth Classic, so no PBAP phone-book pull "
+        "(GET /api/status shows classic: null).",
+    ),
+]
 _Btsnoop = Annotated[
     Path | None, typer.Option(help="Write a btsnoop capture of BLE HCI traffic here.")
 ]
@@ -196,6 +204,7 @@ def run(
     pairing_window: _PairingWindow = 120.0,
     hci: _Hci = None,
     no_ble: _NoBle = False,
+    no_classic: _NoClassic = False,
     btsnoop: _Btsnoop = None,
     auto_confirm: _AutoConfirm = False,
     model: _Model = "CarHub Emulated Head Unit",
@@ -220,6 +229,7 @@ def run(
         mdns=not no_mdns,
         hci=hci_spec,
         btsnoop=str(btsnoop) if btsnoop else None,
+        classic=not no_classic,
     )
     with errors_reported():
         _check(config, options)

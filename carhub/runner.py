@@ -49,6 +49,8 @@ class RunOptions:
     mdns: bool = True
     hci: str | None = None
     btsnoop: str | None = None
+    # With BLE on, the controller is dual-mode too: phones give their phone book over PBAP.
+    classic: bool = True
 
 
 class CarRunner:
