@@ -85,6 +85,7 @@ class ClassicLink:
         self._gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._connected = False
         self._obex: ObexChannel | None = None
+        self._reported = False  # the pull ended with pull_done or pull_skipped
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
 
     def close(self, reason: str) -> None:
@@ -138,6 +139,9 @@ class ClassicLink:
         try:
             await self._until_gone(self._pull())
         except ClassicLinkError as exc:
+            if self._reported:  # the pull was reported whole; only the goodbye failed
+                log.debug("Classic phone %s: closing the PBAP channel: %s", self.address, exc)
+                return
             log.warning("PBAP pull from %s failed: %s", self.address, exc)
             events.classic_pull_failed(self.phone_id, str(exc))
 
@@ -223,6 +227,7 @@ class ClassicLink:
             result = await pull_book(
                 obex, self._s.events, self.phone_id, page_size=self._s.page_size
             )
+            self._reported = True
             log.info(
                 "PBAP %s from %s: %d contacts in %.2f s",
                 result.outcome,
