@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bumble import sdp
-from bumble.core import BT_L2CAP_PROTOCOL_ID, BT_RFCOMM_PROTOCOL_ID, UUID
+from bumble.core import BT_RFCOMM_PROTOCOL_ID, UUID
 from bumble.device import Connection
 
 from carhub.classic import ClassicLinkError
@@ -104,8 +104,6 @@ def _channel(element: Any) -> int | None:
             channel = getattr(parts[1], "value", None)
             if isinstance(channel, int) and 1 <= channel <= 30:
                 return channel
-        elif parts and getattr(parts[0], "value", None) not in (BT_L2CAP_PROTOCOL_ID, None):
-            continue
     return None
 
 
