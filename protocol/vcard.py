@@ -100,11 +100,13 @@ class ImportResult(msgspec.Struct):
     truncated: bool = False  # the file ends inside a card: cut short (nothing may be synced)
 
 
-def import_vcards(data: bytes) -> ImportResult:
+def import_vcards(data: bytes, *, seen: dict[str, int] | None = None) -> ImportResult:
     """Import every card in a vCard file.
 
     Args:
         data: the file's bytes, in any of the encodings real exporters write.
+        seen: the UID repeat counts of the cards imported before (updated in place), so
+            a file read in pieces (PBAP pages) gets the UIDs of one import of the whole.
 
     Returns:
         The contacts, photos, errors and warnings. A file that is not a vCard file at all gives no
@@ -114,7 +116,7 @@ def import_vcards(data: bytes) -> ImportResult:
         return ImportResult([], {}, [VCardError(1, "not a vCard file")], 0, is_vcard=False)
     source = front_end(data)
     result = ImportResult([], {}, [], 0)
-    uids: dict[str, int] = {}
+    uids: dict[str, int] = {} if seen is None else seen
     for card in iter_cards(source.lines):
         result.cards_seen += 1
         if isinstance(card, VCardError):

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from bumble import smp
 from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore
-from bumble.pairing import PairingDelegate
+from bumble.pairing import PairingConfig, PairingDelegate
 
 from carhub.apple import AppleEvents, apple_phone_id
 
@@ -40,6 +40,7 @@ __all__ = [
     "PairingState",
     "drop_unknown_bonds",
     "erase_bonds",
+    "le_pairing_config",
     "load_irk",
     "open_keystore",
 ]
@@ -109,10 +110,22 @@ async def erase_bonds(keystore: KeyStore, phone_id: str) -> None:
             log.info("BLE: erased the bond of %s", phone_id)
 
 
-async def drop_unknown_bonds(keystore: KeyStore, events: AppleEvents) -> None:
-    """Erase stored bonds the engine does not list (unpaired while the radio was off)."""
+async def drop_unknown_bonds(
+    keystore: KeyStore,
+    events: AppleEvents | None,
+    keep: Callable[[str], bool] | None = None,
+) -> None:
+    """Erase stored bonds the engine does not list (unpaired while the radio was off).
+
+    Args:
+        keystore: the car's bonds.
+        events: the Apple-profile side; an entry it lists stays. None lists none.
+        keep: a second predicate on the entry's name (``ClassicCar.is_bonded``: a Classic
+            phone's link key); an entry either keeps stays.
+    """
     for name, _keys in await keystore.get_all():
-        if not events.apple_is_bonded(apple_phone_id(name)):
+        listed = events is not None and events.apple_is_bonded(apple_phone_id(name))
+        if not listed and not (keep is not None and keep(name)):
             log.info("BLE: erasing the bond of %s, which the car no longer lists", name)
             with contextlib.suppress(KeyError):
                 await keystore.delete(name)
@@ -206,6 +219,19 @@ class CarPairingDelegate(PairingDelegate):
             return self.refuse("the pairing window closed before the code was accepted")
         state.paired_by_comparison()
         return True
+
+
+def le_pairing_config(state: PairingState | None, events: AppleEvents | None) -> PairingConfig:
+    """LE SC with MITM and bonding; the delegate shows the code on the dashboard."""
+    # The car's identity is the static address it advertises from (a controller's public
+    # address may change with the radio), so the phone's bond stays valid.
+    return PairingConfig(
+        sc=True,
+        mitm=True,
+        bonding=True,
+        delegate=CarPairingDelegate(state, events, DECISION_TIMEOUT_S),
+        identity_address_type=PairingConfig.AddressType.RANDOM,
+    )
 
 
 class NumericComparisonSession(smp.Session):

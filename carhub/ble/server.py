@@ -22,9 +22,9 @@ CarHub app is served as an Apple-profile phone (``carhub.ble.apple``), bonded by
 Connections numeric comparison (``carhub.ble.bonds``; keys in ``STATE/bonds.json``), and
 is not dropped for not subscribing. Both kinds of phone can be connected at once.
 
-Bumble's GATT server does not enforce attribute permissions, and a read of an attribute
-without a read callback never answers (the client waits 30 s). So every value has both
-callbacks, and the disallowed one raises the ATT error a real stack would send.
+BR/EDR connections, and their pairing configs, go to the optional ``carhub.pbap.ClassicCar``
+(the controller is then dual-mode); this server keeps LE connections only. Bumble's GATT
+server does not enforce attribute permissions (``carhub.ble.perms``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bumble import hci
-from bumble.att import ATT_Error, ErrorCode
+from bumble.core import PhysicalTransport
 from bumble.device import AdvertisingType, Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.pairing import PairingConfig
@@ -53,15 +53,16 @@ from carhub.ble.advertising import (
 )
 from carhub.ble.apple import ApplePhone
 from carhub.ble.bonds import (
-    DECISION_TIMEOUT_S,
-    CarPairingDelegate,
     NumericComparisonSession,
     drop_unknown_bonds,
     erase_bonds,
+    le_pairing_config,
     load_irk,
     open_keystore,
 )
 from carhub.ble.link import BleLink
+from carhub.ble.perms import deny_read, deny_write
+from carhub.pbap import ClassicCar
 from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID, SERVICE_UUID, encode_info
 from radio.hci import HciSpec, open_hci
 from shell.chunks import MAX_QUEUED_BYTES
@@ -106,6 +107,9 @@ class BleCarServer:
             (and refuses every pairing).
         state_dir: where the bonds live (``bonds.json``, 0600) and the car's IRK; None
             keeps them in memory.
+        classic: makes the controller dual-mode and gets every BR/EDR connection; its key
+            store (``open_keystore(state_dir)``) becomes this server's, so LE and Classic
+            bonds share ``bonds.json``. None: LE only.
     """
 
     def __init__(
@@ -122,10 +126,12 @@ class BleCarServer:
         gate: IntakeGate | None = None,
         apple: AppleEvents | None = None,
         state_dir: Path | None = None,
+        classic: ClassicCar | None = None,
     ) -> None:
         self._hci = hci
         self._apple = apple
-        self._keystore = open_keystore(state_dir)
+        self._classic = classic
+        self._keystore = classic.keystore if classic is not None else open_keystore(state_dir)
         self._irk = load_irk(state_dir)
         self._phones: dict[int, ApplePhone] = {}
         self._app_names: dict[str, dict[str, str]] = {}
@@ -152,7 +158,7 @@ class BleCarServer:
             CHANNEL_OUT_UUID,
             Characteristic.Properties.NOTIFY,
             Characteristic.READABLE,
-            CharacteristicValue(read=_deny_read, write=_deny_write),
+            CharacteristicValue(read=deny_read, write=deny_write),
         )
         self._service = Service(SERVICE_UUID, [self._info_char(), self._in_char(), self._out])
 
@@ -167,8 +173,9 @@ class BleCarServer:
         """
         self._out.on(self._out.EVENT_SUBSCRIPTION, self._on_subscription)
         self._running = True
-        if self._apple is not None:
-            await drop_unknown_bonds(self._keystore, self._apple)
+        if self._apple is not None or self._classic is not None:
+            keep = self._classic.is_bonded if self._classic is not None else None
+            await drop_unknown_bonds(self._keystore, self._apple, keep)
         await self._open()
         self._spawn(self._watch_transport())
         log.info("BLE car %s advertising as %s", self._name, self.address)
@@ -196,7 +203,11 @@ class BleCarServer:
         device.smp_session_proxy = NumericComparisonSession
         device.on(device.EVENT_CONNECTION, self._on_connection)
         self._device = device
+        if self._classic is not None:
+            self._classic.attach(device)
         await device.power_on()
+        if self._classic is not None:
+            self._classic.powered_on()
         self._own_type = hci.OwnAddressType.RANDOM
         self.address = plain_address(device.random_address)
         await self._advertise()
@@ -218,6 +229,8 @@ class BleCarServer:
             for phone in list(self._phones.values()):
                 phone.gone()
             self._phones.clear()
+            if self._classic is not None:
+                self._classic.detach()
             self._device = None
             with contextlib.suppress(Exception):
                 await self._transport.close()
@@ -247,6 +260,8 @@ class BleCarServer:
         self._running = False
         for link in list(self._links.values()):
             await link.close()
+        if self._classic is not None:
+            await self._classic.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -297,7 +312,7 @@ class BleCarServer:
             INFO_UUID,
             Characteristic.Properties.READ,
             Characteristic.READABLE,
-            CharacteristicValue(read=lambda _conn: self._info, write=_deny_write),
+            CharacteristicValue(read=lambda _conn: self._info, write=deny_write),
         )
 
     def _in_char(self) -> Characteristic[bytes]:
@@ -306,7 +321,7 @@ class BleCarServer:
             CHANNEL_IN_UUID,
             Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
             Characteristic.WRITEABLE,
-            CharacteristicValue(read=_deny_read, write=self._on_channel_in),
+            CharacteristicValue(read=deny_read, write=self._on_channel_in),
         )
 
     def _on_channel_in(self, connection: Connection, value: bytes) -> None:
@@ -317,6 +332,10 @@ class BleCarServer:
 
     def _on_connection(self, connection: Connection) -> None:
         """Create a link for a new phone and keep advertising for the next one."""
+        if connection.transport == PhysicalTransport.BR_EDR:
+            if self._classic is not None:
+                self._classic.on_connection(connection)
+            return
         if connection.role != hci.Role.PERIPHERAL:
             return
         link = BleLink(
@@ -415,18 +434,9 @@ class BleCarServer:
 
     def _pairing_config(self, connection: Connection) -> PairingConfig:
         """LE SC with MITM and bonding; the delegate shows the code on the dashboard."""
-        delegate = CarPairingDelegate(
-            self._phones.get(connection.handle), self._apple, DECISION_TIMEOUT_S
-        )
-        # The car's identity is the static address it advertises from (a controller's
-        # public address may change with the radio), so the phone's bond stays valid.
-        return PairingConfig(
-            sc=True,
-            mitm=True,
-            bonding=True,
-            delegate=delegate,
-            identity_address_type=PairingConfig.AddressType.RANDOM,
-        )
+        if connection.transport == PhysicalTransport.BR_EDR and self._classic is not None:
+            return self._classic.pairing_config(connection)
+        return le_pairing_config(self._phones.get(connection.handle), self._apple)
 
     def _spawn_none(self, coro: Awaitable[None]) -> None:
         """``_spawn`` for callers that keep no task."""
@@ -438,13 +448,3 @@ class BleCarServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-def _deny_read(_connection: Connection) -> bytes:
-    """Refuse a read the characteristic does not allow."""
-    raise ATT_Error(ErrorCode.READ_NOT_PERMITTED)
-
-
-def _deny_write(_connection: Connection, _value: bytes) -> None:
-    """Refuse a write the characteristic does not allow."""
-    raise ATT_Error(ErrorCode.WRITE_NOT_PERMITTED)
