@@ -154,7 +154,16 @@ class CarRunner:
 
     async def _start_ble(self) -> None:
         from carhub.ble import BleCarServer
+        from carhub.ble.bonds import open_keystore
+        from carhub.pbap import ClassicCar
 
+        # One key store for LE and Classic keys (STATE/bonds.json, 0600): one physical
+        # phone bonded both ways is one entry in it, as it is one phone on the dashboard.
+        classic = (
+            ClassicCar(self.engine, open_keystore(self.config.state_dir))
+            if self.options.classic
+            else None
+        )
         self._ble = BleCarServer(
             self.options.hci or "",
             name=self.config.name,
@@ -172,6 +181,7 @@ class CarRunner:
             # iPhones with no app: the car is their AMS/ANCS client, bonds kept in the state dir.
             apple=self.engine,
             state_dir=self.config.state_dir,
+            classic=classic,
         )
         await self._ble.start()
         self.engine.apple_enabled = True

@@ -140,6 +140,7 @@ class BleCarServer:
         self._gate = gate
         self._name = name
         self._device_id = device_id
+        self._info_fields = dict(info)
         self._info = encode_info(info)
         self._version = int(str(info["version"]))
         self._on_link = on_link
@@ -208,6 +209,8 @@ class BleCarServer:
         await device.power_on()
         if self._classic is not None:
             self._classic.powered_on()
+            # A phone that finds the car over LE reads where to reach it over Classic.
+            self._info = encode_info({**self._info_fields, "classic": self._classic.address})
         self._own_type = hci.OwnAddressType.RANDOM
         self.address = plain_address(device.random_address)
         await self._advertise()
