@@ -20,7 +20,13 @@ from phone_bridge.ios.pairing import NumericComparison
 from phone_bridge.ios.scan import short_id
 from protocol.gatt import INFO_UUID, SERVICE_UUID
 
-__all__ = ["ADDRESS", "classic_pairing_config", "connect_classic", "find_car_classic"]
+__all__ = [
+    "ADDRESS",
+    "classic_after_le",
+    "classic_pairing_config",
+    "connect_classic",
+    "find_car_classic",
+]
 
 log = logging.getLogger("phone_bridge.pbap")
 
@@ -107,3 +113,23 @@ async def _read_info(connection: Connection) -> bytes:
         for characteristic in await peer.discover_characteristics([INFO_UUID], service):
             return bytes(await characteristic.read_value())
     raise LookupError("the car has no CarHub info characteristic")
+
+
+async def classic_after_le(device: Device, le_connection: Connection) -> str | None:
+    """After an LE bond: read the car's "classic" address over the LE link, connect and
+    authenticate over BR/EDR, as an iPhone pairs the car's Classic side too.
+
+    Returns:
+        The car's Classic address once authenticated, or None (logged: no field, timeout,
+        refused). Never raises but for cancellation.
+    """
+    try:
+        car = _classic_field(await asyncio.wait_for(_read_info(le_connection), GATT_TIMEOUT_S))
+        if car is None:
+            log.info("the car's GATT info gives no Classic address: PBAP waits for the car")
+            return None
+        await connect_classic(device, car)
+    except (hci.HCI_Error, TimeoutError, LookupError, ConnectionError, AttributeError) as exc:
+        log.info("no Classic link to the car (%s): PBAP waits for the car", exc)
+        return None
+    return car

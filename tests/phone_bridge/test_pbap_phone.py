@@ -67,17 +67,14 @@ class MiniPce:
         dlc.sink = self.inbox.put_nowait
 
     async def exchange(self, request: bytes) -> list[Any]:
+        """Send a request and run it to its final response (a GET's Continues included)."""
         events: list[Any] = []
         self.dlc.write(request)
-        while True:
+        while not events or isinstance(events[-1], BodyChunk):
             events += self.obex.receive_data(await asyncio.wait_for(self.inbox.get(), T))
-            if (events and isinstance(events[-1], GetDone | Connected)) or any(
-                    not isinstance(e, BodyChunk) for e in events):
-                if not self.obex.data_to_send():
-                    return events
-            nxt = self.obex.data_to_send()
-            if nxt:
+            if nxt := self.obex.data_to_send():  # the next GET of a transfer
                 self.dlc.write(nxt)
+        return events
 
     async def get(self, g: PbapGet) -> tuple[bytes, AppParams]:
         events = await self.exchange(self.obex.get(g.name, g.type, g.app_params))
@@ -105,7 +102,9 @@ async def make_car(air: LocalRadio) -> tuple[Device, Codes, Any]:
 
 
 @pytest.fixture
-async def phone(air: LocalRadio, tmp_path: Path) -> AsyncIterator[tuple[PbapPhone, list[Any], Path]]:
+async def phone(
+    air: LocalRadio, tmp_path: Path
+) -> AsyncIterator[tuple[PbapPhone, list[Any], Path]]:
     book = tmp_path / "contacts.vcf"
     book.write_bytes(contacts(25))
     events: list[Any] = []
@@ -138,7 +137,7 @@ async def wait_for(events: list[Any], kind: str, count: int = 1) -> None:
 
 async def test_sdp_record_says_pbap_12_pse(air: LocalRadio, phone: Any) -> None:
     p, _, _ = phone
-    car, codes, transport = await make_car(air)
+    car, _codes, transport = await make_car(air)
     try:
         conn = await car.connect(p.address, transport=PhysicalTransport.BR_EDR, timeout=T)
         async with sdp.Client(conn) as client:
