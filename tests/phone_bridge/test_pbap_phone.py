@@ -213,3 +213,26 @@ def test_state_files_are_private(tmp_path: Path) -> None:
     BookFile(book, tmp_path / "s")
     for name in ("pbap-database-id", "pbap-counters.json"):
         assert stat.S_IMODE((tmp_path / "s" / name).stat().st_mode) == 0o600
+
+
+async def test_ios_with_contacts_is_one_dual_mode_phone(air: LocalRadio, tmp_path: Path) -> None:
+    from phone_bridge.ios import IPhone, IPhoneOptions
+
+    book = tmp_path / "c.vcf"
+    book.write_bytes(contacts(3))
+    state = tmp_path / "ios"
+    iphone = IPhone(air, IPhoneOptions(state_dir=state, auto_confirm=True,
+                                       books=BookFile(book, state)))
+    await iphone.start()
+    car, _codes, transport = await make_car(air)
+    try:
+        assert iphone.device is not None
+        public = str(iphone.device.public_address).split("/")[0]
+        assert iphone.identity_address == public  # the LE identity is the BR/EDR address
+        conn = await car.connect(public, transport=PhysicalTransport.BR_EDR, timeout=T)
+        await asyncio.wait_for(conn.authenticate(), T)
+        pce = await open_pce(conn)
+        assert (await pce.get(probe()))[1].phonebook_size == 4
+    finally:
+        await transport.close()
+        await iphone.stop()
