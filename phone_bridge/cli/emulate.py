@@ -20,6 +20,7 @@ import typer
 
 from phone_bridge.cli.app import ROOT, fail, run_flow
 from phone_bridge.cli.options import Btsnoop, Json
+from phone_bridge.cli.pbap_options import CallsOpt, ContactsOpt, OwnerOpt, read_optional_books
 from phone_bridge.errors import BadInput, BridgeError, CarUnreachable
 from radio.hci import RadioUnavailableError
 from shell.radio import is_emulated
@@ -84,6 +85,9 @@ def ios_cmd(
     ] = None,
     ancs_off_after: AncsOffAfter = None,
     ancs_on_after: AncsOnAfter = None,
+    contacts: ContactsOpt = None,
+    calls: CallsOpt = None,
+    owner: OwnerOpt = "Emulated Owner",
     btsnoop: Btsnoop = None,
     as_json: Json = False,
 ) -> None:
@@ -91,24 +95,26 @@ def ios_cmd(
 
     With --json every event is one JSON line on stdout: pairing-code, bonded, connected,
     disconnected (reason "radio lost" when the radio restarts), scanning, remote-command,
-    notification-posted, action, notification-removed, services-changed.
+    notification-posted, action, notification-removed, services-changed; with --contacts
+    also pbap-connected, pulled, book-changed (it serves PBAP on Classic from the same
+    controller, and its LE identity is then the public address, its BR/EDR address).
     """
     if not is_emulated(radio):
         msg = f"emulate ios is emulation only: --radio must be tcp-client:HOST:PORT, got {radio!r}"
         raise fail(BadInput(msg), as_json)
     if auto_confirm:
-        log.warning("AUTO-CONFIRM IS ON: pairing codes are accepted without a human "
-                    "(emulation only)")
-    phone = _build(radio, name, media, notifications, auto_confirm, car,
-                   state_dir or ROOT.state_dir, btsnoop, as_json)
-    toggles = [(t, on) for t, on in ((ancs_off_after, False), (ancs_on_after, True))
-               if t is not None]
-    run_flow(_serve(phone, toggles), as_json)
+        log.warning("AUTO-CONFIRM IS ON: codes are accepted without a human (emulation only)")
+    where = state_dir or ROOT.state_dir
+    books = read_optional_books(contacts, calls, owner, where, as_json)
+    phone = _build(radio, name, media, notifications, auto_confirm, car, where, btsnoop,
+                   as_json, books)
+    pairs = ((ancs_off_after, False), (ancs_on_after, True))
+    run_flow(_serve(phone, [(t, on) for t, on in pairs if t is not None]), as_json)
 
 
 def _build(radio: str, name: str, media: Path | None, notifications: Path | None,
            auto_confirm: bool, car: str | None, state_dir: Path, btsnoop: Path | None,
-           as_json: bool) -> Any:
+           as_json: bool, books: Any = None) -> Any:
     """Read the files and make the phone, or fail with one line (nothing started)."""
     from phone_bridge.cli.inputs import read_media
     from phone_bridge.ios import IPhone, IPhoneOptions, load_notifications
@@ -119,7 +125,7 @@ def _build(radio: str, name: str, media: Path | None, notifications: Path | None
         options = IPhoneOptions(
             state_dir=state_dir, name=name, player=player, notifications=specs,
             confirm=_ask, auto_confirm=auto_confirm, car=car, btsnoop=btsnoop,
-            emit=_printer(as_json),
+            emit=_printer(as_json), books=books,
         )
         return IPhone(radio, options)
     except BridgeError as exc:

@@ -36,13 +36,14 @@ class BondStore(KeyStore):
 
     Args:
         state_dir: the directory (created 0700 if missing).
+        filename: the file in it (the emulated Android phone keeps its own).
 
     Raises:
         StateError: the directory or file cannot be read or written, or is malformed.
     """
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / BOND_FILE
+    def __init__(self, state_dir: Path, filename: str = BOND_FILE) -> None:
+        self.path = Path(state_dir) / filename
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:

@@ -58,12 +58,17 @@ class NumericComparison(PairingDelegate):
         return False
 
 
-def pairing_config(delegate: NumericComparison) -> Any:
-    """Bumble's pairing config of an iPhone: LE SC, MITM, bonding, random static identity."""
+def pairing_config(delegate: NumericComparison, *, public_identity: bool = False) -> Any:
+    """Bumble's pairing config of an iPhone: LE SC, MITM, bonding, and as identity the
+    random static address, or with ``public_identity`` the controller's public address
+    (its BR/EDR address, so the car sees one phone on LE and Classic)."""
     return PairingConfig(
         sc=True,
         mitm=True,
         bonding=True,
         delegate=delegate,
-        identity_address_type=PairingConfig.AddressType.RANDOM,
+        identity_address_type=(
+            PairingConfig.AddressType.PUBLIC if public_identity
+            else PairingConfig.AddressType.RANDOM
+        ),
     )

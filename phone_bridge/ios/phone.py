@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bumble import hci
+from bumble.core import PhysicalTransport
 from bumble.device import Advertisement, Connection, Device, Peer
 
 from phone_bridge.ios.ams import AmsServer
@@ -62,6 +63,8 @@ class IPhoneOptions:
         mtu: the ATT MTU it asks for after connecting (23 = ask nothing).
         btsnoop: capture this phone's HCI traffic here.
         emit: called with each event, for ``--json``.
+        books: a ``phone_bridge.pbap.BookFile``: also serve it over PBAP on Classic; the
+            device is then dual-mode and its identity is the public (BR/EDR) address.
     """
 
     state_dir: Path
@@ -74,6 +77,7 @@ class IPhoneOptions:
     mtu: int = 185
     btsnoop: Path | None = None
     emit: Emit = field(default=lambda _event: None)
+    books: Any = None
 
 
 class IPhone:
@@ -106,10 +110,17 @@ class IPhone:
         self._supervisor: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # phone_bridge.pbap imports ios.pairing: imported here, not at the top (a cycle).
+        from phone_bridge.pbap.service import PbapService
+
+        self.pbap = None if options.books is None else PbapService(options.books, self._emit)
 
     @property
     def identity_address(self) -> str:
-        """The identity address the car learns when bonding (``XX:XX:...``)."""
+        """The identity address the car learns when bonding (``XX:XX:...``): with PBAP,
+        the controller's public address (also its BR/EDR address) once powered on."""
+        if self.pbap is not None and self.device is not None:
+            return str(self.device.public_address).split("/")[0]
         return str(self.bonds.identity_address)
 
     def _emit(self, event: dict[str, Any]) -> None:
@@ -154,8 +165,17 @@ class IPhone:
         device.irk = self.bonds.irk
         device.le_privacy_enabled = True
         device.le_rpa_timeout = 0  # rotated at each connection instead
+        from phone_bridge.pbap.link import classic_pairing_config
+        from phone_bridge.pbap.phone import prepare_classic
+
         delegate = NumericComparison(self._confirm, self._on_code)
-        device.smp_manager.pairing_config_factory = lambda _c: pairing_config(delegate)
+        if self.pbap is not None:  # dual-mode: SSP on BR/EDR, a public identity on LE
+            prepare_classic(device, self.bonds, delegate)
+            self.pbap.attach(device)
+        public = self.pbap is not None
+        device.smp_manager.pairing_config_factory = lambda c: (
+            classic_pairing_config(delegate) if c.transport == PhysicalTransport.BR_EDR
+            else pairing_config(delegate, public_identity=public))
         self.ams.attach(device)
         self.ancs.attach(device)
         self.services = ServiceTable(
@@ -401,6 +421,10 @@ class IPhone:
                  "authenticated" if authenticated else "NOT authenticated: services stay closed")
         self._emit({"event": "bonded", "car": str(connection.peer_address),
                     "authenticated": authenticated})
+        if authenticated and self.pbap is not None and self.device is not None:
+            from phone_bridge.pbap.link import classic_after_le
+
+            self._spawn(classic_after_le(self.device, connection))
 
     def _on_pairing_failed(self, connection: Connection, reason: int) -> None:
         log.warning("pairing with %s failed: %s", connection.peer_address, reason)

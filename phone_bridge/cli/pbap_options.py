@@ -1,0 +1,61 @@
+"""The PBAP options ``emulate android`` and ``emulate ios`` share, and reading the book."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from phone_bridge.cli.app import fail
+from phone_bridge.errors import BadInput, BridgeError
+
+__all__ = [
+    "ADDRESS_HELP",
+    "CallsOpt",
+    "ContactsOpt",
+    "OwnerOpt",
+    "read_books",
+    "read_optional_books",
+]
+
+ContactsOpt = Annotated[
+    Path | None,
+    typer.Option("--contacts", metavar="FILE",
+                 help="A .vcf file served over PBAP (re-read when it changes, so the version "
+                 "counters change)."),
+]
+CallsOpt = Annotated[
+    Path | None,
+    typer.Option("--calls", metavar="FILE",
+                 help="A .vcf call history in PBAP cch format (X-IRMC-CALL-DATETIME), "
+                 "e.g. samples/calls.vcf; default: none."),
+]
+OwnerOpt = Annotated[
+    str, typer.Option("--owner", metavar="NAME", help="The name on the owner card (handle 0).")
+]
+ADDRESS_HELP = ("The car's Classic address AA:BB:CC:DD:EE:FF; default: scan LE for a CarHub "
+                 "car and read it from its GATT info.")
+
+
+def read_books(contacts: Path, calls: Path | None, owner: str, state_dir: Path,
+               as_json: bool) -> Any:
+    """Read the book files, or fail with one line (exit 2 for bad files, 1 for state)."""
+    from phone_bridge.pbap import BookFile
+
+    try:
+        return BookFile(contacts, state_dir, owner=owner, calls=calls)
+    except BridgeError as exc:
+        raise fail(exc, as_json) from None
+
+
+
+
+def read_optional_books(contacts: Path | None, calls: Path | None, owner: str,
+                        state_dir: Path, as_json: bool) -> Any:
+    """``read_books`` when ``--contacts`` is given, else None (``--calls`` alone fails)."""
+    if contacts is None:
+        if calls is not None:
+            raise fail(BadInput("--calls needs --contacts"), as_json)
+        return None
+    return read_books(contacts, calls, owner, state_dir, as_json)
