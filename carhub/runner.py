@@ -20,8 +20,10 @@ from carhub.engine import CarConfig, Engine
 from carhub.mdns import CarAdvertiser
 from carhub.store import Store
 from protocol.dnssd import TxtRecord
+from radio.bdaddr import derived_address
 from shell.gate import IntakeGate
 from shell.keys import load_or_create_identity
+from shell.radio import is_emulated
 from shell.websocket import start_websocket_server
 
 __all__ = ["CarRunner", "RunOptions", "parse_hostport"]
@@ -159,8 +161,16 @@ class CarRunner:
 
         # One key store for LE and Classic keys (STATE/bonds.json, 0600): one physical
         # phone bonded both ways is one entry in it, as it is one phone on the dashboard.
+        hci_spec = self.options.hci or ""
         classic = (
-            ClassicCar(self.engine, open_keystore(self.config.state_dir))
+            ClassicCar(
+                self.engine,
+                open_keystore(self.config.state_dir),
+                # The radio gives a new BD_ADDR per connection: keep one, made from the id.
+                stable_address=derived_address(self.engine.identity.device_id)
+                if is_emulated(hci_spec)
+                else None,
+            )
             if self.options.classic
             else None
         )

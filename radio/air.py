@@ -29,6 +29,7 @@ from bumble.controller import Controller
 from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
 
+from radio.bdaddr import AddressWriter
 from radio.classic import end_classic_links
 from radio.linkkey import LinkKeyController
 
@@ -51,7 +52,7 @@ def address_for(index: int) -> str:
     return ":".join(f"{b:02X}" for b in (*_ADDRESS_PREFIX, *tail))
 
 
-class AirController(LinkKeyController):
+class AirController(LinkKeyController, AddressWriter):
     """A Bumble virtual controller whose scan responses carry the real scan response.
 
     Its Classic side survives departed peers (``radio.classic``) and authenticates with

@@ -107,9 +107,8 @@ class BleCarServer:
             (and refuses every pairing).
         state_dir: where the bonds live (``bonds.json``, 0600) and the car's IRK; None
             keeps them in memory.
-        classic: makes the controller dual-mode and gets every BR/EDR connection; its key
-            store (``open_keystore(state_dir)``) becomes this server's, so LE and Classic
-            bonds share ``bonds.json``. None: LE only.
+        classic: makes the controller dual-mode (info gains ``classic``, its BD_ADDR) and
+            gets BR/EDR connections; LE and Classic bonds share its key store. None: LE only.
     """
 
     def __init__(
@@ -208,8 +207,7 @@ class BleCarServer:
             self._classic.attach(device)
         await device.power_on()
         if self._classic is not None:
-            self._classic.powered_on()
-            # A phone that finds the car over LE reads where to reach it over Classic.
+            await self._classic.powered_on()
             self._info = encode_info({**self._info_fields, "classic": self._classic.address})
         self._own_type = hci.OwnAddressType.RANDOM
         self.address = plain_address(device.random_address)
@@ -442,8 +440,7 @@ class BleCarServer:
         return le_pairing_config(self._phones.get(connection.handle), self._apple)
 
     def _spawn_none(self, coro: Awaitable[None]) -> None:
-        """``_spawn`` for callers that keep no task."""
-        self._spawn(coro)
+        self._spawn(coro)  # for callers that keep no task
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         """Run ``coro`` in a task that ``stop`` will cancel."""

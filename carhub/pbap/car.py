@@ -26,6 +26,7 @@ from carhub.classic import ClassicEvents
 from carhub.pbap.link import ClassicLink, LinkSettings
 from carhub.pbap.obex_link import RESPONSE_TIMEOUT_S
 from carhub.pbap.pairing import LinkPairing, SspDelegate
+from radio.bdaddr import claim_address
 
 __all__ = ["CAR_AUDIO_CLASS", "CONNECT_TIMEOUT_S", "DECISION_TIMEOUT_S", "ClassicCar"]
 
@@ -49,6 +50,9 @@ class ClassicCar:
             adopts it, so link keys live next to LE keys in ``bonds.json``.
         page_size: cards per PullPhoneBook GET.
         response_timeout: seconds an OBEX response may take.
+        stable_address: on the emulated radio only, the BD_ADDR to claim at every power-on
+            (``radio.bdaddr``), so phones' bonds with the car survive restarts of the car
+            and of the radio; None keeps the controller's own (a real adapter's is fixed).
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class ClassicCar:
         *,
         page_size: int = 500,
         response_timeout: float = RESPONSE_TIMEOUT_S,
+        stable_address: str | None = None,
     ) -> None:
         if not 1 <= page_size <= 0xFFFF:
             raise ValueError(f"page size {page_size}")
@@ -65,6 +70,7 @@ class ClassicCar:
         self.keystore = keystore
         self.page_size = page_size
         self.response_timeout = response_timeout
+        self.stable_address = stable_address
         self._device: Device | None = None
         self._links: dict[int, ClassicLink] = {}
         self._pairings: dict[int, LinkPairing] = {}
@@ -79,10 +85,12 @@ class ClassicCar:
         device.classic_accept_any = True
         self._device = device
 
-    def powered_on(self) -> None:
-        """The device is on: tell the engine the car's Classic address and connector."""
+    async def powered_on(self) -> None:
+        """The device is on: claim the stable address, tell the engine address and connector."""
         if self._device is None:
             return
+        if self.stable_address is not None:
+            await claim_address(self._device, self.stable_address)
         self.address = self._device.public_address.to_string(False)
         self._events.classic_attach(self.address, self.connect)
         log.info("Classic: connectable as %s", self.address)

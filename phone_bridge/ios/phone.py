@@ -28,6 +28,7 @@ from phone_bridge.ios.notifications import NotificationSpec
 from phone_bridge.ios.pairing import Confirm, NumericComparison, pairing_config
 from phone_bridge.ios.scan import advertised_name, matches
 from phone_bridge.ios.services import ServiceTable
+from radio.bdaddr import BD_ADDR_FILE, claim_address, stored_address
 from radio.hci import HciSpec, open_hci
 
 __all__ = ["IPhone", "IPhoneOptions"]
@@ -151,6 +152,8 @@ class IPhone:
         try:
             device = self._make_device()
             await device.power_on()
+            if self.pbap is not None:  # its BD_ADDR is its LE identity too: keep one for life
+                await claim_address(device, stored_address(self.options.state_dir / BD_ADDR_FILE))
         except BaseException:
             await self._close_transport()
             raise

@@ -25,6 +25,7 @@ from phone_bridge.ios.pairing import NumericComparison
 from phone_bridge.pbap.book import BookFile
 from phone_bridge.pbap.link import classic_pairing_config, connect_classic, find_car_classic
 from phone_bridge.pbap.service import PbapService
+from radio.bdaddr import BD_ADDR_FILE, claim_address, stored_address
 from radio.hci import HciSpec, open_hci
 
 __all__ = ["ANDROID_BONDS", "PHONE_CLASS_OF_DEVICE", "PbapPhone", "PbapPhoneOptions"]
@@ -106,6 +107,8 @@ class PbapPhone:
             prepare_classic(device, self.bonds, self._delegate())
             self.service.attach(device)
             await device.power_on()
+            # One BD_ADDR for life, as a real phone has: the car's bond is keyed by it.
+            await claim_address(device, stored_address(self.options.state_dir / BD_ADDR_FILE))
             await device.set_connectable(True)
         except BaseException:
             await self._transport.close()
