@@ -25,7 +25,6 @@ from phone_bridge.cli.pbap_options import (
     ContactsOpt,
     OwnerOpt,
     PbapVersionOpt,
-    check_pbap_version,
     read_optional_books,
 )
 from phone_bridge.errors import BadInput, BridgeError, CarUnreachable
@@ -56,6 +55,20 @@ AncsOnAfter = Annotated[
                  help="Offer ANCS again this long after the first connection."),
 ]
 
+AutoConfirm = Annotated[
+    bool,
+    typer.Option("--auto-confirm", help="EMULATION ONLY: accept the pairing code without asking."),
+]
+IosCar = Annotated[
+    str | None, typer.Option("--car", help="Connect only to this car (name or id prefix).")
+]
+IosWait = Annotated[
+    bool,
+    typer.Option("--wait", help="With --contacts: do not open Classic to the car after the LE "
+                 "bond; wait for the car to connect over Classic (POST /api/classic/connect), "
+                 "answering its SSP pairing."),
+]
+
 
 def ios_cmd(
     radio: Annotated[
@@ -76,14 +89,8 @@ def ios_cmd(
             "negative}, delay (seconds after the car subscribes), remove_after.",
         ),
     ] = None,
-    auto_confirm: Annotated[
-        bool,
-        typer.Option("--auto-confirm",
-                     help="EMULATION ONLY: accept the pairing code without asking."),
-    ] = False,
-    car: Annotated[
-        str | None, typer.Option("--car", help="Connect only to this car (name or id prefix).")
-    ] = None,
+    auto_confirm: AutoConfirm = False,
+    car: IosCar = None,
     state_dir: Annotated[
         Path | None,
         typer.Option("--state-dir",
@@ -95,11 +102,7 @@ def ios_cmd(
     contacts: ContactsOpt = None,
     calls: CallsOpt = None,
     owner: OwnerOpt = "Emulated Owner",
-    wait: Annotated[
-        bool, typer.Option("--wait", help="With --contacts: do not open Classic to the car "
-                           "after the LE bond; wait for the car to connect over Classic "
-                           "(POST /api/classic/connect), answering its SSP pairing."),
-    ] = False,
+    wait: IosWait = False,
     pbap_version: PbapVersionOpt = "1.2",
     btsnoop: Btsnoop = None,
     as_json: Json = False,
@@ -118,10 +121,8 @@ def ios_cmd(
     if auto_confirm:
         log.warning("AUTO-CONFIRM IS ON: codes are accepted without a human (emulation only)")
     where = state_dir or ROOT.state_dir
-    check_pbap_version(pbap_version, as_json)
-    if wait and contacts is None:
-        raise fail(BadInput("--wait needs --contacts (it is about PBAP on Classic)"), as_json)
-    books = read_optional_books(contacts, calls, owner, where, as_json)
+    books = read_optional_books(contacts, calls, owner, where, as_json, wait=wait,
+                                version=pbap_version)
     phone = _build(radio, name, media, notifications, auto_confirm, car, where, btsnoop,
                    as_json, books, (wait, pbap_version))
     pairs = ((ancs_off_after, False), (ancs_on_after, True))

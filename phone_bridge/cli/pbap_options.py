@@ -75,10 +75,14 @@ def read_books(contacts: Path, calls: Path | None, owner: str, state_dir: Path,
 
 
 def read_optional_books(contacts: Path | None, calls: Path | None, owner: str,
-                        state_dir: Path, as_json: bool) -> Any:
-    """``read_books`` when ``--contacts`` is given, else None (``--calls`` alone fails)."""
+                        state_dir: Path, as_json: bool, *, wait: bool = False,
+                        version: str = "1.2") -> Any:
+    """``read_books`` when ``--contacts`` is given, else None; ``--calls`` or ``--wait``
+    alone, or a bad ``--pbap-version``, fails with one line (exit 2)."""
+    check_pbap_version(version, as_json)
     if contacts is None:
-        if calls is not None:
-            raise fail(BadInput("--calls needs --contacts"), as_json)
+        if calls is not None or wait:
+            raise fail(BadInput(f"{'--calls' if calls else '--wait'} needs --contacts"),
+                       as_json)
         return None
     return read_books(contacts, calls, owner, state_dir, as_json)
