@@ -20,7 +20,13 @@ import typer
 
 from phone_bridge.cli.app import ROOT, fail, run_flow
 from phone_bridge.cli.options import Btsnoop, Json
-from phone_bridge.cli.pbap_options import CallsOpt, ContactsOpt, OwnerOpt, read_optional_books
+from phone_bridge.cli.pbap_options import (
+    CallsOpt,
+    ContactsOpt,
+    OwnerOpt,
+    PbapVersionOpt,
+    read_optional_books,
+)
 from phone_bridge.errors import BadInput, BridgeError, CarUnreachable
 from radio.hci import RadioUnavailableError
 from shell.radio import is_emulated
@@ -49,6 +55,20 @@ AncsOnAfter = Annotated[
                  help="Offer ANCS again this long after the first connection."),
 ]
 
+AutoConfirm = Annotated[
+    bool,
+    typer.Option("--auto-confirm", help="EMULATION ONLY: accept the pairing code without asking."),
+]
+IosCar = Annotated[
+    str | None, typer.Option("--car", help="Connect only to this car (name or id prefix).")
+]
+IosWait = Annotated[
+    bool,
+    typer.Option("--wait", help="With --contacts: do not open Classic to the car after the LE "
+                 "bond; wait for the car to connect over Classic (POST /api/classic/connect), "
+                 "answering its SSP pairing."),
+]
+
 
 def ios_cmd(
     radio: Annotated[
@@ -69,14 +89,8 @@ def ios_cmd(
             "negative}, delay (seconds after the car subscribes), remove_after.",
         ),
     ] = None,
-    auto_confirm: Annotated[
-        bool,
-        typer.Option("--auto-confirm",
-                     help="EMULATION ONLY: accept the pairing code without asking."),
-    ] = False,
-    car: Annotated[
-        str | None, typer.Option("--car", help="Connect only to this car (name or id prefix).")
-    ] = None,
+    auto_confirm: AutoConfirm = False,
+    car: IosCar = None,
     state_dir: Annotated[
         Path | None,
         typer.Option("--state-dir",
@@ -88,6 +102,8 @@ def ios_cmd(
     contacts: ContactsOpt = None,
     calls: CallsOpt = None,
     owner: OwnerOpt = "Emulated Owner",
+    wait: IosWait = False,
+    pbap_version: PbapVersionOpt = "1.2",
     btsnoop: Btsnoop = None,
     as_json: Json = False,
 ) -> None:
@@ -105,16 +121,17 @@ def ios_cmd(
     if auto_confirm:
         log.warning("AUTO-CONFIRM IS ON: codes are accepted without a human (emulation only)")
     where = state_dir or ROOT.state_dir
-    books = read_optional_books(contacts, calls, owner, where, as_json)
+    books = read_optional_books(contacts, calls, owner, where, as_json, wait=wait,
+                                version=pbap_version)
     phone = _build(radio, name, media, notifications, auto_confirm, car, where, btsnoop,
-                   as_json, books)
+                   as_json, books, (wait, pbap_version))
     pairs = ((ancs_off_after, False), (ancs_on_after, True))
     run_flow(_serve(phone, [(t, on) for t, on in pairs if t is not None]), as_json)
 
 
 def _build(radio: str, name: str, media: Path | None, notifications: Path | None,
            auto_confirm: bool, car: str | None, state_dir: Path, btsnoop: Path | None,
-           as_json: bool, books: Any = None) -> Any:
+           as_json: bool, books: Any = None, pbap: tuple[bool, str] = (False, "1.2")) -> Any:
     """Read the files and make the phone, or fail with one line (nothing started)."""
     from phone_bridge.cli.inputs import read_media
     from phone_bridge.ios import IPhone, IPhoneOptions, load_notifications
@@ -125,7 +142,7 @@ def _build(radio: str, name: str, media: Path | None, notifications: Path | None
         options = IPhoneOptions(
             state_dir=state_dir, name=name, player=player, notifications=specs,
             confirm=_ask, auto_confirm=auto_confirm, car=car, btsnoop=btsnoop,
-            emit=_printer(as_json), books=books,
+            emit=_printer(as_json), books=books, pbap_wait=pbap[0], pbap_version=pbap[1],
         )
         return IPhone(radio, options)
     except BridgeError as exc:

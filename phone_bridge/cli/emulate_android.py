@@ -15,7 +15,16 @@ import typer
 from phone_bridge.cli.app import ROOT, fail, run_flow
 from phone_bridge.cli.emulate import _ask, _printer, _serve
 from phone_bridge.cli.options import Btsnoop, Json
-from phone_bridge.cli.pbap_options import ADDRESS_HELP, CallsOpt, ContactsOpt, OwnerOpt, read_books
+from phone_bridge.cli.pbap_options import (
+    ADDRESS_HELP,
+    CallsOpt,
+    ContactsOpt,
+    OwnerOpt,
+    PbapVersionOpt,
+    WaitOpt,
+    check_pbap_version,
+    read_books,
+)
 from phone_bridge.errors import BadInput, BridgeError
 from shell.radio import is_emulated
 
@@ -42,11 +51,14 @@ def android_cmd(
                      "DatabaseIdentifier and counters persist, mode 0600 (default: the root "
                      "--state-dir)."),
     ] = None,
+    wait: WaitOpt = False,
+    pbap_version: PbapVersionOpt = "1.2",
     btsnoop: Btsnoop = None,
     as_json: Json = False,
 ) -> None:
     """Emulate an Android phone offering only PBAP on Classic: connect to the car, pair
-    with SSP numeric comparison, serve the phone book.
+    with SSP numeric comparison, serve the phone book. With --wait the car connects and
+    pairs instead (car-initiated, POST /api/classic/connect).
 
     With --json every event is one JSON line on stdout: up, pairing-code, connected,
     connect-failed, pbap-connected, pulled {path, offset, cards, code}, book-changed,
@@ -60,6 +72,7 @@ def android_cmd(
                             f"tcp-client:HOST:PORT, got {radio!r}"), as_json)
     if contacts is None:
         raise fail(BadInput("emulate android needs --contacts FILE (a .vcf file)"), as_json)
+    check_pbap_version(pbap_version, as_json)
     if car is not None and not ADDRESS.fullmatch(car):
         raise fail(BadInput(f"--car must be a Classic address AA:BB:CC:DD:EE:FF, got {car!r}"),
                    as_json)
@@ -71,7 +84,8 @@ def android_cmd(
     try:
         phone = PbapPhone(radio, PbapPhoneOptions(
             state_dir=where, books=books, name=name, car=car.upper() if car else None,
-            confirm=_ask, auto_confirm=auto_confirm, btsnoop=btsnoop, emit=_printer(as_json)))
+            confirm=_ask, auto_confirm=auto_confirm, btsnoop=btsnoop, emit=_printer(as_json),
+            wait=wait, pbap_version=pbap_version))
     except BridgeError as exc:
         raise fail(exc, as_json) from None
     run_flow(_serve(phone), as_json)

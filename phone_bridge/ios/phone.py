@@ -66,6 +66,7 @@ class IPhoneOptions:
         emit: called with each event, for ``--json``.
         books: a ``phone_bridge.pbap.BookFile``: also serve it over PBAP on Classic; the
             device is then dual-mode and its identity is the public (BR/EDR) address.
+        pbap_wait, pbap_version: with books, let the car open Classic; PBAP "1.2" or "1.1".
     """
 
     state_dir: Path
@@ -79,6 +80,8 @@ class IPhoneOptions:
     btsnoop: Path | None = None
     emit: Emit = field(default=lambda _event: None)
     books: Any = None
+    pbap_wait: bool = False
+    pbap_version: str = "1.2"
 
 
 class IPhone:
@@ -114,7 +117,8 @@ class IPhone:
         # phone_bridge.pbap imports ios.pairing: imported here, not at the top (a cycle).
         from phone_bridge.pbap.service import PbapService
 
-        self.pbap = None if options.books is None else PbapService(options.books, self._emit)
+        self.pbap = None if options.books is None else PbapService(
+            options.books, self._emit, version=options.pbap_version)
 
     @property
     def identity_address(self) -> str:
@@ -424,7 +428,8 @@ class IPhone:
                  "authenticated" if authenticated else "NOT authenticated: services stay closed")
         self._emit({"event": "bonded", "car": str(connection.peer_address),
                     "authenticated": authenticated})
-        if authenticated and self.pbap is not None and self.device is not None:
+        if (authenticated and self.pbap is not None and self.device is not None
+                and not self.options.pbap_wait):
             from phone_bridge.pbap.link import classic_after_le
 
             self._spawn(classic_after_le(self.device, connection))

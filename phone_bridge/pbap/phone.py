@@ -2,9 +2,11 @@
 
 A dual-mode Bumble device (LE only to find the car's Classic address when ``--car`` is
 not given), BR/EDR connectable so the car may connect first. At start it connects to the
-car and authenticates (SSP numeric comparison, DISPLAY_YES_NO), then serves the book; its
-link keys live in ``android-bonds.json`` (0600) in the state dir. The contacts file is
-polled once a second, so the version counters change when the file does.
+car and authenticates (SSP numeric comparison, DISPLAY_YES_NO), then serves the book; with
+``wait`` it never connects and waits for the car to (``POST /api/classic/connect``),
+answering the car's SSP. ``pbap_version`` "1.1" makes it a PBAP 1.1 PSE. Its link keys
+live in ``android-bonds.json`` (0600) in the state dir. The contacts file is polled once
+a second, so the version counters change when the file does.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bumble import hci
-from bumble.device import Device
+from bumble.core import PhysicalTransport
+from bumble.device import Connection, Device
 
 from phone_bridge.ios.bonds import BondStore
 from phone_bridge.ios.pairing import NumericComparison
@@ -58,6 +61,8 @@ class PbapPhoneOptions:
         auto_confirm: accept every code (emulation only).
         btsnoop: capture its HCI traffic here.
         emit: called with each event, for ``--json``.
+        wait: do not connect to the car; wait for a car-initiated BR/EDR connection.
+        pbap_version: "1.2" or "1.1" (no PbapSupportedFeatures, never any counters).
     """
 
     state_dir: Path
@@ -68,6 +73,8 @@ class PbapPhoneOptions:
     auto_confirm: bool = False
     btsnoop: Path | None = None
     emit: Emit = field(default=lambda _event: None)
+    wait: bool = False
+    pbap_version: str = "1.2"
 
 
 class PbapPhone:
@@ -82,7 +89,7 @@ class PbapPhone:
         self.radio = radio
         self.options = options
         self.bonds = BondStore(options.state_dir, ANDROID_BONDS)
-        self.service = PbapService(options.books, self._emit)
+        self.service = PbapService(options.books, self._emit, version=options.pbap_version)
         self.device: Device | None = None
         self.address = ""
         self._transport: Any = None
@@ -95,7 +102,8 @@ class PbapPhone:
             log.warning("event consumer failed: %s", exc)
 
     async def start(self, *, connect: bool = True) -> None:
-        """Open the transport, power on, serve PBAP; connect to the car unless told not to.
+        """Open the transport, power on, serve PBAP; connect to the car unless told not to
+        (``connect=False`` or the ``wait`` option).
 
         Raises:
             radio.RadioUnavailableError: the transport could not be opened.
@@ -118,8 +126,23 @@ class PbapPhone:
         log.info("emulated phone %r up: Classic address %s", self.options.name, self.address)
         self._emit({"event": "up", "address": self.address, "channel": self.service.channel})
         self._tasks.append(asyncio.create_task(self._poll()))
-        if connect:
+        if connect and not self.options.wait:
             self._tasks.append(asyncio.create_task(self.connect_car()))
+        elif self.options.wait:
+            device.on(device.EVENT_CONNECTION, self._on_car_connection)
+            log.info("waiting for the car to connect over Classic to %s", self.address)
+
+    def _on_car_connection(self, connection: Connection) -> None:
+        """A car-initiated link (``--wait``): report it; the car authenticates (SSP)."""
+        if connection.transport != PhysicalTransport.BR_EDR:
+            return
+        car = str(connection.peer_address).split("/")[0]
+        log.info("the car %s connected over Classic", car)
+        self._emit({"event": "connected", "car": car, "transport": "classic",
+                    "initiator": "car"})
+        connection.on(connection.EVENT_DISCONNECTION, lambda reason: self._emit(
+            {"event": "disconnected", "car": car,
+             "reason": hci.HCI_Constant.error_name(reason)}))  # type: ignore[no-untyped-call]
 
     def _delegate(self) -> NumericComparison:
         async def confirm(code: str) -> bool:

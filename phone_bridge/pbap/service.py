@@ -27,6 +27,7 @@ from phone_bridge.pbap.book import BookFile
 from protocol.obex import ObexError
 from protocol.pbap.server import (
     PSE_FEATURES,
+    V11_FEATURES,
     PceConnected,
     PceDisconnected,
     PhoneBookServer,
@@ -34,32 +35,40 @@ from protocol.pbap.server import (
     Served,
 )
 
-__all__ = ["PBAP_RECORD_HANDLE", "PbapService", "pse_sdp_record"]
+__all__ = ["PBAP_RECORD_HANDLE", "PBAP_VERSIONS", "PbapService", "pse_sdp_record"]
 
 log = logging.getLogger("phone_bridge.pbap")
 
 Emit = Callable[[dict[str, Any]], None]
 PBAP_RECORD_HANDLE = 0x00010002
-PROFILE_VERSION = 0x0102  # PBAP 1.2
+# What ``--pbap-version`` picks: the SDP profile version and what the PSE implements. A
+# 1.1 PSE has no PbapSupportedFeatures attribute and never sends the counters.
+PBAP_VERSIONS: dict[str, tuple[int, int]] = {
+    "1.1": (0x0101, V11_FEATURES),
+    "1.2": (0x0102, int(PSE_FEATURES)),
+}
 SUPPORTED_REPOSITORIES = 0x01  # local phone book only (no SIM, no speed dial, no favourites)
 _ATTR_SUPPORTED_REPOSITORIES = 0x0314
 _ATTR_SUPPORTED_FEATURES = 0x0317
 _ATTR_SERVICE_NAME = 0x0100
 
 
-def pse_sdp_record(handle: int, channel: int) -> list[sdp.ServiceAttribute]:
-    """The SDP record of a PBAP 1.2 PSE on RFCOMM ``channel`` (no GoepL2capPsm).
+def pse_sdp_record(handle: int, channel: int, version: str = "1.2"
+                   ) -> list[sdp.ServiceAttribute]:
+    """The SDP record of a PBAP PSE on RFCOMM ``channel`` (no GoepL2capPsm).
 
     Args:
         handle: the service record handle.
         channel: the RFCOMM server channel.
+        version: "1.2" or "1.1" (a key of ``PBAP_VERSIONS``).
 
     Returns:
-        Its attributes: service class 0x112F, L2CAP/RFCOMM/OBEX, profile 0x1130 v1.2,
-        SupportedRepositories and PbapSupportedFeatures (``PSE_FEATURES``).
+        Its attributes: service class 0x112F, L2CAP/RFCOMM/OBEX, profile 0x1130 v1.2 or
+        v1.1, SupportedRepositories, and for 1.2 PbapSupportedFeatures (``PSE_FEATURES``).
     """
     de = sdp.DataElement
-    return [
+    profile, features = PBAP_VERSIONS[version]
+    record = [
         sdp.ServiceAttribute(sdp.SDP_SERVICE_RECORD_HANDLE_ATTRIBUTE_ID,
                              de.unsigned_integer_32(handle)),
         sdp.ServiceAttribute(sdp.SDP_SERVICE_CLASS_ID_LIST_ATTRIBUTE_ID,
@@ -74,12 +83,15 @@ def pse_sdp_record(handle: int, channel: int) -> list[sdp.ServiceAttribute]:
         sdp.ServiceAttribute(sdp.SDP_BLUETOOTH_PROFILE_DESCRIPTOR_LIST_ATTRIBUTE_ID,
                              de.sequence([de.sequence([
                                  de.uuid(BT_PHONEBOOK_ACCESS_SERVICE),
-                                 de.unsigned_integer_16(PROFILE_VERSION)])])),
+                                 de.unsigned_integer_16(profile)])])),
         sdp.ServiceAttribute(_ATTR_SERVICE_NAME, de.text_string(b"OBEX Phonebook Access Server")),
         sdp.ServiceAttribute(_ATTR_SUPPORTED_REPOSITORIES,
                              de.unsigned_integer_8(SUPPORTED_REPOSITORIES)),
-        sdp.ServiceAttribute(_ATTR_SUPPORTED_FEATURES, de.unsigned_integer_32(int(PSE_FEATURES))),
     ]  # fmt: skip
+    if version != "1.1":  # the attribute is new in 1.2
+        record.append(sdp.ServiceAttribute(_ATTR_SUPPORTED_FEATURES,
+                                           de.unsigned_integer_32(features)))
+    return record
 
 
 class PbapService:
@@ -88,10 +100,18 @@ class PbapService:
     Args:
         books: the phone book (re-read by its owner; each request sees the latest).
         emit: called with each event, for ``--json`` (``pulled``, ``pbap-connected``...).
+        version: the PBAP version it is, "1.2" or "1.1" (``PBAP_VERSIONS``).
+
+    Raises:
+        ValueError: an unknown version.
     """
 
-    def __init__(self, books: BookFile, emit: Emit) -> None:
+    def __init__(self, books: BookFile, emit: Emit, *, version: str = "1.2") -> None:
+        if version not in PBAP_VERSIONS:
+            raise ValueError(f"PBAP version must be one of {', '.join(PBAP_VERSIONS)}")
         self.books = books
+        self.version = version
+        self.pse_features = PBAP_VERSIONS[version][1]
         self._emit = emit
         self.channel = 0
         self.sessions = 0
@@ -106,15 +126,16 @@ class PbapService:
         server = rfcomm.Server(device)
         self.channel = server.listen(self._on_dlc)
         records = dict(device.sdp_service_records)
-        records[PBAP_RECORD_HANDLE] = pse_sdp_record(PBAP_RECORD_HANDLE, self.channel)
+        records[PBAP_RECORD_HANDLE] = pse_sdp_record(PBAP_RECORD_HANDLE, self.channel,
+                                                  self.version)
         device.sdp_service_records = records
-        log.info("PBAP PSE on RFCOMM channel %d (features 0x%08X)",
-                 self.channel, int(PSE_FEATURES))
+        log.info("PBAP %s PSE on RFCOMM channel %d (features 0x%08X)",
+                 self.version, self.channel, self.pse_features)
         return self.channel
 
     def _on_dlc(self, dlc: rfcomm.DLC) -> None:
         peer = str(dlc.multiplexer.l2cap_channel.connection.peer_address)
-        pse = PhoneBookServer(self.books.book)
+        pse = PhoneBookServer(self.books.book, pse_features=self.pse_features)
         self.sessions += 1
         log.info("PBAP: %s opened RFCOMM channel %d", peer, self.channel)
 

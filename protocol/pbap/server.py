@@ -11,9 +11,11 @@ The objects: ``telecom/pb.vcf`` (the book, handle 0 the owner card), ``telecom/c
 dialled and missed entries, by ``X-IRMC-CALL-DATETIME;TYPE=``). PullPhoneBook names are
 absolute; PullvCardListing and PullvCardEntry are relative to the SetPhoneBook folder.
 Responses carry the version counters and the DatabaseIdentifier only when the CONNECT's
-PbapSupportedFeatures claimed those bits; a CONNECT with none is a PBAP 1.1 PCE (bits
-0x03, section 6.2.1). Any name this phone does not have is answered 404 Not Found; bad
-Application Parameters 400 Bad Request. Cards are filtered by ``cards.filter_card``.
+PbapSupportedFeatures claimed those bits and the PSE has them (``pse_features``); a
+CONNECT with none is a PBAP 1.1 PCE (bits 0x03, section 6.2.1), and a PBAP 1.1 PSE
+(``V11_FEATURES``) sends neither whatever the CONNECT claims. Any name this phone does
+not have is answered 404 Not Found; bad Application Parameters 400 Bad Request. Cards
+are filtered by ``cards.filter_card``.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from protocol.pbap.requests import (
 __all__ = [
     "PCE_DEFAULT_FEATURES",
     "PSE_FEATURES",
+    "V11_FEATURES",
     "Answer",
     "Book",
     "PceConnected",
@@ -81,6 +84,9 @@ PSE_FEATURES: Final = (
 )  # fmt: skip
 # A CONNECT without PbapSupportedFeatures comes from a PBAP 1.1 PCE (section 6.2.1).
 PCE_DEFAULT_FEATURES: Final = int(Feature.DOWNLOAD | Feature.BROWSING)
+# A PBAP 1.1 PSE: download and browsing only (no PbapSupportedFeatures in its SDP record),
+# as older phones and many car kits are.
+V11_FEATURES: Final = int(Feature.DOWNLOAD | Feature.BROWSING)
 FOLDERS: Final = ("pb", "cch", "ich", "och", "mch")
 _CALL_TYPES: Final = {"ich": b"RECEIVED", "och": b"DIALED", "mch": b"MISSED"}
 # A call history card keeps its date and type whatever the selector: the car's NO_PHOTO
@@ -171,10 +177,11 @@ PseEvent = PceConnected | Served | PceDisconnected
 class _Session:
     features: int = PCE_DEFAULT_FEATURES
     folder: list[str] = field(default_factory=list)
+    pse_features: int = PSE_FEATURES
 
 
-def _book_params(book: Book, features: int, *, size: int | None, counters: bool) -> bytes:
-    shared = features & PSE_FEATURES
+def _book_params(book: Book, s: _Session, *, size: int | None, counters: bool) -> bytes:
+    shared = s.features & s.pse_features
     send_counters = counters and bool(shared & Feature.FOLDER_VERSION_COUNTERS)
     return _encode(AppParams(
         phonebook_size=size,
@@ -211,14 +218,14 @@ def _pull(book: Book, s: _Session, name: str, p: AppParams) -> Answer:
     counters = m.group(1) == "pb"
     if p.max_list_count == 0:
         return Answer(ResponseCode.SUCCESS, b"",
-                      _book_params(book, s.features, size=len(items), counters=counters))
+                      _book_params(book, s, size=len(items), counters=counters))
     fmt = Format(p.format or 0)  # absent Format is vCard 2.1 (section 5.1.4.2)
     always = 0 if counters else _CALL_BITS
     body = b"".join(
         filter_card(c, p.property_selector, fmt, always=always) for _, c in _window(items, p)
     )
     return Answer(ResponseCode.SUCCESS, body,
-                  _book_params(book, s.features, size=None, counters=counters))
+                  _book_params(book, s, size=None, counters=counters))
 
 
 def _folder_of(s: _Session, name: str | None) -> str | None:
@@ -247,14 +254,14 @@ def _listing(book: Book, s: _Session, name: str | None, p: AppParams) -> Answer:
     counters = folder == "pb"
     if p.max_list_count == 0:
         return Answer(ResponseCode.SUCCESS, b"",
-                      _book_params(book, s.features, size=len(items), counters=counters))
+                      _book_params(book, s, size=len(items), counters=counters))
     rows = b"".join(
         b"<card handle=\"%X.vcf\" name=%s/>\r\n" % (i, quoteattr(card_name(c)).encode())
         for i, c in _window(items, p)
     )
     body = _LISTING_HEAD + rows + b"</vCard-listing>\r\n"
     return Answer(ResponseCode.SUCCESS, body,
-                  _book_params(book, s.features, size=None, counters=counters))
+                  _book_params(book, s, size=None, counters=counters))
 
 
 def _entry(book: Book, s: _Session, name: str, p: AppParams) -> Answer:
@@ -266,12 +273,12 @@ def _entry(book: Book, s: _Session, name: str, p: AppParams) -> Answer:
     always = _CALL_BITS if folder != "pb" else 0
     card = filter_card(cards[int(m.group(1), 16)], p.property_selector, Format(p.format or 0),
                        always=always)
-    params = _book_params(book, s.features, size=None, counters=False)
+    params = _book_params(book, s, size=None, counters=False)
     return Answer(ResponseCode.SUCCESS, card, params)
 
 
 def answer_get(book: Book, request: GetRequest, *, features: int = PCE_DEFAULT_FEATURES,
-               folder: Sequence[str] = ()) -> Answer:
+               folder: Sequence[str] = (), pse_features: int = PSE_FEATURES) -> Answer:
     """Answer one PBAP GET from ``book``.
 
     Args:
@@ -279,12 +286,13 @@ def answer_get(book: Book, request: GetRequest, *, features: int = PCE_DEFAULT_F
         request: the GET as ``ObexServer`` delivered it.
         features: the PCE's PbapSupportedFeatures from its CONNECT.
         folder: the current SetPhoneBook folder, as path segments (``()`` is the root).
+        pse_features: what this PSE implements (``V11_FEATURES``: a PBAP 1.1 PSE).
 
     Returns:
         Success with the body and Application Parameters, 404 for a name this phone
         does not have, 400 for bad parameters or an unknown Type. Never raises.
     """
-    s = _Session(features, list(folder))
+    s = _Session(features, list(folder), pse_features)
     try:
         p = decode_app_params(request.app_params)
     except PbapError:
@@ -329,10 +337,14 @@ class PhoneBookServer:
     Args:
         book: what it serves; replace ``book`` at any time (the next request sees it).
         max_packet: the longest OBEX packet it accepts.
+        pse_features: what it implements: ``PSE_FEATURES`` (PBAP 1.2) or ``V11_FEATURES``
+            (PBAP 1.1: no DatabaseIdentifier, no version counters).
     """
 
-    def __init__(self, book: Book, *, max_packet: int = MAX_PACKET) -> None:
+    def __init__(self, book: Book, *, max_packet: int = MAX_PACKET,
+                 pse_features: int = PSE_FEATURES) -> None:
         self.book = book
+        self.pse_features = pse_features
         self.obex = ObexServer(PBAP_TARGET, max_packet=max_packet)
         self.features = PCE_DEFAULT_FEATURES
         self.folder: list[str] = []
@@ -373,7 +385,8 @@ class PhoneBookServer:
         return PceConnected(self.features)
 
     def _on_get(self, request: GetRequest) -> Served:
-        answer = answer_get(self.book, request, features=self.features, folder=self.folder)
+        answer = answer_get(self.book, request, features=self.features, folder=self.folder,
+                            pse_features=self.pse_features)
         if answer.code == ResponseCode.SUCCESS:
             self.obex.respond_get(answer.body, answer.app_params)
         else:
