@@ -64,6 +64,7 @@ from carhub.ble.link import BleLink
 from carhub.ble.perms import deny_read, deny_write
 from carhub.pbap import ClassicCar
 from protocol.gatt import CHANNEL_IN_UUID, CHANNEL_OUT_UUID, INFO_UUID, SERVICE_UUID, encode_info
+from radio.dual_mode import DualModeDevice
 from radio.hci import HciSpec, open_hci
 from shell.chunks import MAX_QUEUED_BYTES
 from shell.errors import TransportError
@@ -188,7 +189,7 @@ class BleCarServer:
         # A static random address derived from the device id: the car keeps one address
         # across restarts of itself and of the radio (emulated controllers get a new public
         # address per connection), so a phone's remembered address stays valid.
-        device = Device.with_hci(
+        device = DualModeDevice.with_hci(
             self._name,
             static_address(self._device_id),
             self._transport.source,
@@ -441,7 +442,6 @@ class BleCarServer:
 
     def _spawn_none(self, coro: Awaitable[None]) -> None:
         self._spawn(coro)  # for callers that keep no task
-
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         """Run ``coro`` in a task that ``stop`` will cancel."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
