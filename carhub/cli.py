@@ -275,6 +275,7 @@ async def _run(config: CarConfig, options: RunOptions, as_json: bool) -> None:
             "dashboard": f"http://{ui_host}:{runner.ui_port}/",
             "endpoint": config.lan_endpoint,
             "ble": runner.engine.ble_address,
+            "classic": runner.engine.classic.address,
         }
         print(json.dumps(info) if as_json else f"dashboard: {info['dashboard']}", flush=True)
 
