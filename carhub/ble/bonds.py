@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bumble import smp
-from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore
+from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
 
 from carhub.apple import AppleEvents, apple_phone_id
@@ -245,7 +245,8 @@ class NumericComparisonSession(smp.Session):
     keys already there, so a phone that distributes a bonded phone's address (or IRK, which
     resolves to it) would be served as that phone. A bonded iPhone reconnects with encryption
     and never pairs again, so the car refuses a pairing from a bonded identity, or one whose
-    distributed identity matches a bond: the bond must be unpaired first.
+    distributed identity matches a bond: the bond must be unpaired first. Only entries with
+    LE keys (an LTK or an IRK) count: a BR/EDR link key alone is no LE identity.
     """
 
     _bonded_ids: frozenset[str] = frozenset()  # apple_phone_id of every stored bond
@@ -309,8 +310,12 @@ class NumericComparisonSession(smp.Session):
             log.warning("BLE pairing refused: cannot read the bonds (%s)", type(exc).__name__)
             self._refuse("the car cannot read its bonds", _UNSPECIFIED)
             return False
-        self._bonded_ids = frozenset(apple_phone_id(name) for name, _keys in bonds)
-        self._bonded_irks = frozenset(k.irk.value for _n, k in bonds if k.irk is not None)
+        # Only LE keys make an LE identity: a phone bonded over Classic first (an iPhone
+        # with its contacts) has the same identity address and a link key alone, and may
+        # still bond over LE (Bumble merges the LE keys into its entry).
+        le = [(name, keys) for name, keys in bonds if _has_le_keys(keys)]
+        self._bonded_ids = frozenset(apple_phone_id(name) for name, _keys in le)
+        self._bonded_irks = frozenset(k.irk.value for _n, k in le if k.irk is not None)
         return True
 
     def _taken(self, address: object | None, irk: bytes | None) -> bool:
@@ -357,3 +362,8 @@ class NumericComparisonSession(smp.Session):
             name = getattr(method, "name", method)
             return f"the phone's IO capabilities give {name}, not numeric comparison"
         return ""
+
+
+def _has_le_keys(keys: PairingKeys) -> bool:
+    """Whether a key store entry holds LE keys (not only a BR/EDR link key)."""
+    return any(k is not None for k in (keys.ltk, keys.ltk_central, keys.ltk_peripheral, keys.irk))

@@ -103,13 +103,7 @@ class ClassicCar:
         """SSP with MITM and bonding; the delegate shows the code on the dashboard."""
         state = self._pairing(connection)
         state.started = True
-        delegate = SspDelegate(
-            state,
-            self._events,
-            self.keystore,
-            rebond_without_window=self._emulated(),
-            timeout=DECISION_TIMEOUT_S,
-        )
+        delegate = SspDelegate(state, self._events, self.keystore, timeout=DECISION_TIMEOUT_S)
         return PairingConfig(sc=True, mitm=True, bonding=True, delegate=delegate)
 
     def on_connection(self, connection: Connection) -> None:

@@ -7,6 +7,10 @@ Theory of operation, per BR/EDR connection (``ClassicLink.run``):
    pairing is under way), the car authenticates. A car-initiated connection always does.
    SSP numeric comparison is decided by ``carhub.pbap.pairing``; a refusal or a failure is
    ``classic_pairing_failed`` and the link is dropped. A new bond is ``classic_bonded``.
+   A bonded phone authenticates with its link key and no SSP. One that forgot the car
+   fails that check (HCI 0x06 or 0x05): with the pairing window open the car deletes its
+   key and authenticates again, which runs SSP with the code shown; with it closed the
+   car keeps the key, says the phone must pair again, and drops the link.
 2. Encryption: required when the controller can encrypt; Bumble's virtual controller
    cannot, so there one line says the emulated link is unencrypted and the pull goes on.
 3. ``classic_connected``, then SDP (the PSE's RFCOMM channel), RFCOMM, OBEX CONNECT with
@@ -30,7 +34,13 @@ from bumble.keys import KeyStore
 from carhub.apple import apple_phone_id
 from carhub.classic import ClassicEvents, ClassicLinkError
 from carhub.pbap.obex_link import RESPONSE_TIMEOUT_S, ObexChannel
-from carhub.pbap.pairing import LinkPairing
+from carhub.pbap.pairing import (
+    KEY_REJECTED,
+    PHONE_LOST_KEY,
+    LinkPairing,
+    forget_link_key,
+    has_link_key,
+)
 from carhub.pbap.pull import pull_book
 from carhub.pbap.sdp_lookup import find_pse
 from protocol.pbap import CAR_FEATURES, PBAP_TARGET, connect_app_params
@@ -58,9 +68,17 @@ class LinkSettings:
     events: ClassicEvents
     keystore: KeyStore
     page_size: int
-    emulated: bool  # the controller cannot encrypt (and asks for no link key)
+    emulated: bool  # the controller cannot encrypt (Bumble's virtual one)
     spawn: Callable[[Awaitable[None]], None]
     response_timeout: float = RESPONSE_TIMEOUT_S
+
+
+class _AuthFailed(ClassicLinkError):
+    """Authentication Complete with an error status."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"authentication failed (HCI 0x{code:02X})")
+        self.code = code
 
 
 class ClassicLink:
@@ -170,6 +188,31 @@ class ClassicLink:
             self.pairing.phone_name = self.pairing.phone_name or str(name)[:64]
 
     async def _authenticate(self, car_initiated: bool) -> None:
+        """Authenticate; pair again a phone that forgot the car, if the window is open."""
+        try:
+            await self._authenticate_once(car_initiated)
+        except _AuthFailed as exc:
+            keystore = self._s.keystore
+            if exc.code not in KEY_REJECTED or not await has_link_key(keystore, self.phone_id):
+                raise
+            if not self._s.events.classic_may_bond():
+                # Keep the key: a device that claims a bonded phone's address must not be
+                # able to erase its bond.
+                self.pairing.refuse(PHONE_LOST_KEY)
+                raise
+            log.info(
+                "Classic phone %s failed the link key check (HCI 0x%02X) with the pairing "
+                "window open: deleting the car's key and pairing again",
+                self.address,
+                exc.code,
+            )
+            try:
+                await forget_link_key(keystore, self.phone_id)
+            except Exception as error:  # a key store that cannot be written
+                raise ClassicLinkError(f"cannot delete the old link key: {error}") from None
+            await self._authenticate_once(car_initiated=True)
+
+    async def _authenticate_once(self, car_initiated: bool) -> None:
         """Wait for the phone's authentication, or run it (see the module docstring)."""
         connection = self.connection
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -180,7 +223,7 @@ class ClassicLink:
 
         def failed(code: int) -> None:
             if not done.done():
-                done.set_exception(ClassicLinkError(f"authentication failed (HCI 0x{code:02X})"))
+                done.set_exception(_AuthFailed(code))
 
         connection.on(connection.EVENT_CONNECTION_AUTHENTICATION, ok)
         connection.on(connection.EVENT_CONNECTION_AUTHENTICATION_FAILURE, failed)
@@ -191,7 +234,12 @@ class ClassicLink:
                 with contextlib.suppress(TimeoutError):
                     return await asyncio.wait_for(asyncio.shield(done), AUTH_WAIT_S)
             if not self.pairing.started:
-                await _bounded(connection.authenticate(), AUTH_TIMEOUT_S, "authentication")
+                try:
+                    await _bounded(connection.authenticate(), AUTH_TIMEOUT_S, "authentication")
+                except ClassicLinkError:
+                    if done.done():
+                        done.result()  # raises _AuthFailed, which carries the HCI status
+                    raise
             await _bounded(done, AUTH_TIMEOUT_S, "authentication")
         finally:
             connection.remove_listener(connection.EVENT_CONNECTION_AUTHENTICATION, ok)

@@ -5,34 +5,57 @@ controller starts SSP (the IO capability request), and calls the delegate's
 ``compare_numbers`` when both sides display yes/no. Every other method is refused: Just
 Works (``confirm``) has no MITM protection, and the car enters no passkey.
 
-Which pairings may make a bond:
-- a new bond only while the pairing window is open (``classic_may_bond``), before the code
-  is shown and again once the car user accepted it;
-- a phone the car has bonded already (the engine lists it, ``classic_is_bonded``, and the
-  key store holds a link key for its BD_ADDR) may pair again with the window closed, but
-  only on a controller that never asks the host for a stored link key (Bumble's virtual
-  controller, known by its lack of HCI_Set_Connection_Encryption): there every reconnect
-  is a new SSP. Its code is still shown and must be accepted (or auto-confirmed). With a
-  real adapter a bonded phone authenticates with its link key and never reaches SSP, so a
-  new SSP from a bonded address means the phone lost its key or another device took its
-  address: that is a new bond, and the window rule applies.
+Which pairings may make a bond: a bonded phone authenticates with its link key (the
+controller asks the host for it with HCI Link Key Request, on real adapters and on the
+project's emulated radio alike) and never reaches SSP. So every SSP makes a new bond, a
+bonded address included (the phone lost its key, or another device took its address):
+only while the pairing window is open (``classic_may_bond``), before the code is shown
+and again once the car user accepted it.
+
+A phone that forgot the car fails the link key check instead (Authentication Complete
+0x06 PIN or Key Missing, or 0x05 when it holds another key). ``carhub.pbap.link`` then
+deletes the car's link key with ``forget_link_key`` and pairs again, but only while the
+window is open: a device that claims a bonded phone's address must not be able to erase
+its bond (``KEY_REJECTED``, ``PHONE_LOST_KEY``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
+from bumble import hci
 from bumble.keys import KeyStore
 from bumble.pairing import PairingDelegate
 
 from carhub.apple import apple_phone_id
 from carhub.classic import ClassicEvents
 
-__all__ = ["LinkPairing", "SspDelegate", "has_link_key"]
+__all__ = [
+    "KEY_REJECTED",
+    "PHONE_LOST_KEY",
+    "LinkPairing",
+    "SspDelegate",
+    "forget_link_key",
+    "has_link_key",
+]
+
+log = logging.getLogger("carhub.pbap")
+
+# The Authentication Complete statuses of a link key check the phone failed: it has no key
+# for the car (PIN or Key Missing) or another one (Authentication Failure).
+KEY_REJECTED: Final = frozenset(
+    {hci.HCI_PIN_OR_KEY_MISSING_ERROR, hci.HCI_AUTHENTICATION_FAILURE_ERROR}
+)
+PHONE_LOST_KEY: Final = (
+    "the phone no longer has this car's key: open the pairing window on the car and pair again"
+)
+_LE_KEYS: Final = ("ltk", "ltk_central", "ltk_peripheral", "irk", "csrk")
 
 
 @dataclass
@@ -42,7 +65,7 @@ class LinkPairing:
     phone_id: str
     phone_name: str = ""
     started: bool = False  # SSP began (the controller asked for our IO capability)
-    new_bond: bool = False  # the car user accepted a code for a phone not bonded yet
+    new_bond: bool = False  # the car user accepted a code: a new bond (for any address)
     refusal: str = ""  # why the car refused, "" if it did not
 
     def refuse(self, reason: str) -> bool:
@@ -60,6 +83,34 @@ async def has_link_key(keystore: KeyStore, phone_id: str) -> bool:
     return any(apple_phone_id(n) == phone_id and k.link_key is not None for n, k in bonds)
 
 
+async def forget_link_key(keystore: KeyStore, phone_id: str) -> bool:
+    """Delete the car's BR/EDR link key for ``phone_id``, keeping the entry's LE keys.
+
+    Only for a phone that failed the link key check while the pairing window is open (see
+    the module docstring): an iPhone bonded over LE too keeps its LE bond.
+
+    Args:
+        keystore: the car's key store.
+        phone_id: the phone's BD_ADDR as 12 lower-case hex digits.
+
+    Returns:
+        Whether a link key was deleted.
+    """
+    deleted = False
+    for name, keys in await keystore.get_all():
+        if apple_phone_id(name) != phone_id or keys.link_key is None:
+            continue
+        # Bumble's JsonKeyStore.update merges into the stored entry, so a field is dropped
+        # by deleting the entry and writing back what remains.
+        await keystore.delete(name)
+        keys.link_key = keys.link_key_type = None
+        if any(getattr(keys, f) is not None for f in _LE_KEYS):
+            await keystore.update(name, keys)
+        log.info("Classic: deleted the car's link key for %s", name)
+        deleted = True
+    return deleted
+
+
 class SspDelegate(PairingDelegate):
     """SSP numeric comparison through ``ClassicEvents.classic_pairing_requested``.
 
@@ -67,8 +118,6 @@ class SspDelegate(PairingDelegate):
         state: the connection's pairing record.
         events: the engine.
         keystore: the car's key store (link keys).
-        rebond_without_window: whether a bonded phone may pair again with the window
-            closed (only on a controller without link key requests: see the module doc).
         timeout: seconds to wait for the car user's answer.
     """
 
@@ -78,14 +127,12 @@ class SspDelegate(PairingDelegate):
         events: ClassicEvents,
         keystore: KeyStore,
         *,
-        rebond_without_window: bool,
         timeout: float,
     ) -> None:
         super().__init__(io_capability=PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
         self._state = state
         self._events = events
         self._keystore = keystore
-        self._rebond = rebond_without_window
         self._timeout = timeout
 
     async def accept(self) -> bool:
@@ -104,10 +151,8 @@ class SspDelegate(PairingDelegate):
     async def compare_numbers(self, number: int, digits: int) -> bool:
         """Show the code on the dashboard and wait for the car user's answer."""
         state, events = self._state, self._events
-        rebond = self._rebond and events.classic_is_bonded(state.phone_id)
-        rebond = rebond and await has_link_key(self._keystore, state.phone_id)
-        if not rebond and not events.classic_may_bond():
-            return state.refuse("the pairing window is closed")
+        if not events.classic_may_bond():
+            return state.refuse(await self._closed_window_reason())
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[bool] = loop.create_future()
 
@@ -128,7 +173,13 @@ class SspDelegate(PairingDelegate):
                 withdraw()
         if not accepted:
             return state.refuse(f"code {code} was rejected on the car")
-        if not rebond and not events.classic_may_bond():
+        if not events.classic_may_bond():
             return state.refuse("the pairing window closed before the code was accepted")
-        state.new_bond = not rebond
+        state.new_bond = True
         return True
+
+    async def _closed_window_reason(self) -> str:
+        """Why SSP is refused with the window closed (a bonded phone that lost its key)."""
+        if await has_link_key(self._keystore, self._state.phone_id):
+            return PHONE_LOST_KEY
+        return "the pairing window is closed"

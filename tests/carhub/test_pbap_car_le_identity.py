@@ -1,0 +1,86 @@
+"""A phone bonded over Classic first (an iPhone that gave the car its contacts over PBAP)
+can still bond over LE from the same identity address; an LE bond of that address still
+refuses the takeover (carhub.ble.bonds.NumericComparisonSession)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bumble.keys import PairingKeys
+
+from carhub.ble import BleCarServer
+from carhub.ble.bonds import open_keystore
+from radio import LocalRadio
+from tests.carhub.apple_ble_iphone import FakeIPhone
+from tests.carhub.test_apple_ble_car import Events, bond, make_car, phone_id_of
+
+REFUSED = "identity already bonded to another phone; unpair it first"
+
+
+@pytest.fixture
+async def scene(tmp_path: Path) -> AsyncIterator[tuple[LocalRadio, Events, BleCarServer]]:
+    air, events = LocalRadio(), Events()
+    car = make_car(air, events, tmp_path)
+    await car.start()
+    try:
+        yield air, events, car
+    finally:
+        await car.stop()
+
+
+def stored(state: Path) -> dict[str, Any]:
+    db: dict[str, Any] = json.loads((state / "bonds.json").read_text())["car"]
+    return db
+
+
+def link_key_only() -> PairingKeys:
+    return PairingKeys(link_key=PairingKeys.Key(secrets.token_bytes(16), True), link_key_type=8)
+
+
+async def test_a_classic_only_bond_does_not_block_le_bonding_of_the_same_identity(
+    scene: Any, tmp_path: Path
+) -> None:
+    air, events, car = scene
+    iphone = FakeIPhone(air, "Ann's iPhone")
+    await iphone.power_on()
+    try:
+        assert iphone.device is not None
+        name = str(iphone.device.public_address)
+        # The car bonded this phone over Classic before (a link key and nothing else).
+        classic = link_key_only()
+        await open_keystore(tmp_path).update(name, classic)
+        pid = await bond(car, events, iphone)
+        assert pid == phone_id_of(iphone) and events.bonded == {pid: "Ann's iPhone"}
+        assert [v for n, v in events.calls if n == "failed"] == []
+        entry = stored(tmp_path)[name]
+        # One identity, both bonds: the LE keys joined the Classic link key.
+        assert entry["link_key"]["value"] == classic.link_key.value.hex()  # type: ignore[union-attr]
+        assert "ltk" in entry or "ltk_peripheral" in entry or "ltk_central" in entry
+        assert "irk" in entry
+    finally:
+        await iphone.close()
+
+
+async def test_an_le_bond_of_the_identity_still_refuses_the_pairing(
+    scene: Any, tmp_path: Path
+) -> None:
+    air, events, car = scene
+    iphone = FakeIPhone(air, "Mallory")
+    await iphone.power_on()
+    try:
+        assert iphone.device is not None
+        name = str(iphone.device.public_address)
+        le = PairingKeys(ltk=PairingKeys.Key(secrets.token_bytes(16), True))
+        le.link_key = link_key_only().link_key
+        await open_keystore(tmp_path).update(name, le)
+        before = stored(tmp_path)
+        await iphone.connect(car.address)
+        await events.wait(lambda: REFUSED in [str(v) for n, v in events.calls if n == "failed"])
+        assert events.bonded == {} and stored(tmp_path) == before
+    finally:
+        await iphone.close()
