@@ -266,3 +266,27 @@ def test_no_classic_keeps_the_car_le_only(tmp_path: Path, radio: Radio) -> None:
               extra=["--hci", radio.spec, "--no-mdns", "--no-classic"]).start()  # fmt: skip
     assert car.get("/api/status")["classic"] is None
     assert car.ready["classic"] is None
+
+
+# 6. one iPhone over LE (AMS/ANCS) and Classic (PBAP) is one phone -------------------------
+def test_an_iphone_over_le_and_classic_is_one_phone_with_its_contacts(
+    tmp_path: Path, radio: Radio
+) -> None:
+    from tests.e2e.ios_helpers import IPhoneProc
+
+    car = ble_car(tmp_path, radio, "PBAP Car")
+    iphone = IPhoneProc(tmp_path / "iphone", radio,
+                        extra=["--contacts", str(sample_vcf(tmp_path / "c.vcf", 120)),
+                               "--calls", str(ROOT / "samples" / "calls.vcf")]).start()  # fmt: skip
+
+    def merged() -> dict[str, Any] | None:
+        phones = car.phones()
+        return phones[0] if len(phones) == 1 and phones[0]["contacts"] == 120 else None
+
+    entry = poll(merged, timeout=40, what="one phone with AMS, ANCS and PBAP")
+    assert entry["profiles"] == ["ams", "ancs", "pbap"], entry
+    # Its LE identity is its BD_ADDR, which the emulated phone keeps in its state dir.
+    bd_addr = (iphone.state_dir / "bd_addr").read_text().strip()
+    assert entry["id"] == bd_addr.replace(":", "").lower()
+    assert len(car.get(f"/api/phones/{entry['id']}/calls")) == 20
+    poll(lambda: car.get("/api/notifications"), timeout=20, what="its notifications too")
