@@ -91,7 +91,8 @@ def print_table(figures: Sequence[Figure], baselines: dict[str, str]) -> None:
                 f.name,
                 f"{_fmt(f.value)} {f.unit}",
                 f"{_fmt(f.baseline)} {f.unit}",
-                "n/a" if math.isnan(f.ratio) else f"{f.ratio:.1f}x",
+                "n/a" if math.isnan(f.ratio) else f"{f.ratio:.1f}x" if f.ratio >= 0.1
+                else f"{f.ratio:.2g}x",
                 f.target,
                 met,
             )

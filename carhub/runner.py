@@ -198,6 +198,9 @@ class CarRunner:
         self._ble.set_pairing_open(self.engine.pairing_open)
         self.engine.ble_address = str(self._ble.address)
         self.engine.on_pairing_change(self._ble.set_pairing_open)
+        if classic is not None:
+            classic.set_discoverable(self.engine.pairing_open)
+            self.engine.on_pairing_change(classic.set_discoverable)
         log.info("BLE advertising as %s via %s", self.engine.ble_address, self.options.hci)
 
     def _txt(self) -> TxtRecord:

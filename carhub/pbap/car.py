@@ -71,6 +71,7 @@ class ClassicCar:
         self.page_size = page_size
         self.response_timeout = response_timeout
         self.stable_address = stable_address
+        self.discoverable = False
         self._device: Device | None = None
         self._links: dict[int, ClassicLink] = {}
         self._pairings: dict[int, LinkPairing] = {}
@@ -83,7 +84,15 @@ class ClassicCar:
         device.class_of_device = CAR_AUDIO_CLASS
         device.connectable = True
         device.classic_accept_any = True
+        device.discoverable = self.discoverable
         self._device = device
+
+    def set_discoverable(self, open_: bool) -> None:
+        """Answer inquiries (phones list the car under new devices) only while the pairing
+        window is open; the car stays connectable for bonded phones either way."""
+        self.discoverable = open_
+        if self._device is not None and self._device.classic_enabled:
+            self._spawn(self._device.set_discoverable(open_))
 
     async def powered_on(self) -> None:
         """The device is on: claim the stable address, tell the engine address and connector."""

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the page fixture is imported, then requested)
 """PBAP over Bluetooth Classic, every part a real process: a phone with no CarHub app.
 
 ``carhub-radio``, ``carhub run --hci ...`` and ``phone-bridge emulate android`` (a phone that
@@ -26,6 +27,7 @@ from protocol.vcard import import_vcards
 from tests.e2e.ble_helpers import Radio, ble_car
 from tests.e2e.helpers import ROOT, Car, poll, sample_vcf
 from tests.e2e.pbap_helpers import AndroidProc, classic_car, pulls, wait_pulled
+from tests.e2e.test_dashboard_apple import page, shot  # noqa: F401
 
 CORPUS = ROOT / "tests" / "data" / "vcard"
 
@@ -290,3 +292,26 @@ def test_an_iphone_over_le_and_classic_is_one_phone_with_its_contacts(
     assert entry["id"] == bd_addr.replace(":", "").lower()
     assert len(car.get(f"/api/phones/{entry['id']}/calls")) == 20
     poll(lambda: car.get("/api/notifications"), timeout=20, what="its notifications too")
+
+
+# 7. the dashboard in Chromium, fed by the real radio path ---------------------------------
+def test_the_dashboard_shows_the_pull_and_the_recent_calls(
+    tmp_path: Path, radio: Radio, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    car = ble_car(tmp_path, radio, "PBAP Car")
+    page.goto(car.url + "/")
+    tid = page.get_by_test_id
+    expect(tid("car-name")).to_have_text("PBAP Car")
+    phone = _android(tmp_path, radio, sample_vcf(tmp_path / "c.vcf", 2000)).start()
+    # The bar appears with the first page, before the book is whole...
+    expect(tid("sync-label")).to_contain_text("Downloading contacts", timeout=30_000)
+    # ...and ends "Up to date", with every contact and the calls listed.
+    expect(tid("sync-label")).to_have_text("Up to date", timeout=30_000)
+    expect(tid("phone-contacts")).to_have_attribute("data-count", "2000")
+    expect(tid("phone-state")).to_have_text("CLASSIC")
+    expect(tid("call")).to_have_count(20)
+    expect(tid("call").first).to_contain_text("Dr. Yuki Tanaka")
+    shot(page, "pbap-radio.png")
+    assert phone.phone_id in car.log()
