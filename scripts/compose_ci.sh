@@ -163,6 +163,28 @@ sys.exit(0 if up and notes else 1)
 PY
 }
 
+android_ready() {
+    # Succeed when the car lists the emulated Android phone over Classic (PBAP) with its
+    # 1,000 contacts, a finished pull and its call history.
+    python3 - "$CARHUB_UI_PORT" <<'PY'
+import json, sys, urllib.request
+base = "http://127.0.0.1:%s" % sys.argv[1]
+def get(path):
+    with urllib.request.urlopen(base + path, timeout=3) as r:
+        return json.load(r)
+try:
+    phones = [p for p in get("/api/phones") if p.get("profiles") == ["pbap"]]
+    calls = {p["id"]: len(get("/api/phones/%s/calls" % p["id"])) for p in phones}
+except OSError as exc:
+    print("car not answering: %s" % exc, file=sys.stderr)
+    sys.exit(1)
+done = [p for p in phones if p["contacts"] == 1000 and p["last_sync"] and calls[p["id"]]]
+print("%d PBAP phone(s), %d pulled whole with calls: %s" % (len(phones), len(done),
+      ", ".join("%s=%s" % (p["name"], p["contacts"]) for p in phones)), file=sys.stderr)
+sys.exit(0 if done else 1)
+PY
+}
+
 phone_exited() {
     # Print the name of a phone container that has stopped, if any: no point waiting on it.
     local id
@@ -199,6 +221,7 @@ lab_up() {
     wait_for "phone log line /$SYNC_PATTERN/" sync_logged
     wait_for "a paired phone with contacts in /api/phones" phones_synced 1
     wait_for "the emulated iPhone bonded, with notifications" iphone_ready
+    wait_for "the emulated Android phone's book pulled over PBAP" android_ready
 }
 
 lab_scale() {
