@@ -49,10 +49,30 @@ async def connect_classic(device: Device, address: str) -> Connection:
         TimeoutError: no connection or no authentication in time.
         hci.HCI_Error: refused, or the pairing failed.
     """
+    return await authenticate(await open_acl(device, address), address)
+
+
+async def open_acl(device: Device, address: str) -> Connection:
+    """Open a BR/EDR ACL to ``address``.
+
+    Raises:
+        TimeoutError: the car did not answer the page in time.
+        hci.HCI_Error: the page failed (page timeout, refused).
+    """
     peer = hci.Address(address, hci.Address.PUBLIC_DEVICE_ADDRESS)
     connection = await device.connect(
         peer, transport=PhysicalTransport.BR_EDR, timeout=CONNECT_TIMEOUT_S)
     log.info("Classic ACL to %s up: authenticating (the phone starts SSP)", address)
+    return connection
+
+
+async def authenticate(connection: Connection, address: str) -> Connection:
+    """Authenticate an open ACL (SSP, or the stored link key); disconnect it on failure.
+
+    Raises:
+        TimeoutError: no authentication in time.
+        hci.HCI_Error: the pairing failed or was refused.
+    """
     try:
         await asyncio.wait_for(connection.authenticate(), PAIRING_TIMEOUT_S)
     except BaseException:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,12 @@ from bumble.device import Connection, Device
 from phone_bridge.ios.bonds import BondStore
 from phone_bridge.ios.pairing import NumericComparison
 from phone_bridge.pbap.book import BookFile
-from phone_bridge.pbap.link import classic_pairing_config, connect_classic, find_car_classic
+from phone_bridge.pbap.link import (
+    authenticate,
+    classic_pairing_config,
+    find_car_classic,
+    open_acl,
+)
 from phone_bridge.pbap.service import PbapService
 from radio.bdaddr import BD_ADDR_FILE, claim_address, stored_address
 from radio.hci import HciSpec, open_hci
@@ -40,6 +46,8 @@ ANDROID_BONDS = "android-bonds.json"
 # Audio, Telephony: what an Android phone announces.
 PHONE_CLASS_OF_DEVICE = 0x5A020C
 POLL_S = 1.0
+# Waits between attempts to reach the car (seconds): quick at first, then every 5 s.
+RETRY_S = (1.0, 2.0, 4.0, 5.0)
 Emit = Callable[[dict[str, Any]], None]
 Confirm = Callable[[str], Awaitable[bool]]
 
@@ -156,14 +164,32 @@ class PbapPhone:
         return NumericComparison(confirm, on_code)
 
     async def connect_car(self) -> None:
-        """Find the car (``car`` or over LE), connect and authenticate; log what failed."""
+        """Find the car (``car`` or over LE), connect and authenticate; log what failed.
+
+        A car that cannot be reached yet (not found, not answering, busy with another
+        phone) is tried again with backoff, as a phone keeps trying its car; a pairing that
+        failed or was refused is not (it would ask the car user again and again).
+        """
         assert self.device is not None
+        for attempt in itertools.count():
+            try:
+                car = self.options.car or await find_car_classic(self.device)
+                connection = await open_acl(self.device, car)
+            except (hci.HCI_Error, TimeoutError, LookupError, ConnectionError) as exc:
+                delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                reason = str(exc) or type(exc).__name__
+                log.warning("could not reach the car over Classic (%s); retrying in %.0f s",
+                            reason, delay)
+                self._emit({"event": "connect-failed", "reason": reason, "retry_in": delay})
+                await asyncio.sleep(delay)
+                continue
+            break
         try:
-            car = self.options.car or await find_car_classic(self.device)
-            connection = await connect_classic(self.device, car)
-        except (hci.HCI_Error, TimeoutError, LookupError, ConnectionError) as exc:
-            log.warning("could not connect to the car over Classic: %s", exc or type(exc).__name__)
-            self._emit({"event": "connect-failed", "reason": str(exc) or type(exc).__name__})
+            await authenticate(connection, car)
+        except (hci.HCI_Error, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            log.warning("pairing with the car failed: %s", reason)
+            self._emit({"event": "connect-failed", "reason": reason})
             return
         self._emit({"event": "connected", "car": car, "transport": "classic"})
         connection.on(connection.EVENT_DISCONNECTION, lambda reason: self._emit(
