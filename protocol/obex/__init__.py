@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from protocol.obex.client import (
     DEFAULT_MAX_BODY,
+    MAX_EMPTY_CONTINUES,
+    MAX_GET_PARAMS,
     Aborted,
     BodyChunk,
     ClientEvent,
@@ -49,6 +51,8 @@ from protocol.obex.server import (
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "MAX_EMPTY_CONTINUES",
+    "MAX_GET_PARAMS",
     "MAX_PACKET",
     "MIN_PACKET",
     "OBEX_VERSION",

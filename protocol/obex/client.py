@@ -3,6 +3,12 @@
 One request is outstanding at a time. The methods that start a request return the bytes to
 send; a GET then runs by itself: each Continue response yields its Body chunks and queues
 the next GET (final bit) in ``data_to_send()``, until Success with End of Body.
+
+A GET's answer is bounded: its body by ``max_body`` (the client's, or a smaller one given
+to ``get``), and its Application Parameters by merging them per tag across the response
+packets (the last value of a tag wins; a phone may repeat PhonebookSize in its last
+packet) into at most ``MAX_GET_PARAMS`` bytes. A Continue whose body is shorter than its
+parameters counts as one with no body, so a response cannot go on forever on 1-byte bodies.
 """
 
 from __future__ import annotations
@@ -22,11 +28,15 @@ from protocol.obex.packets import (
     Opcode,
     Packet,
     ResponseCode,
+    decode_app_params,
+    encode_app_params,
     encode_packet,
 )
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "MAX_EMPTY_CONTINUES",
+    "MAX_GET_PARAMS",
     "Aborted",
     "BodyChunk",
     "ClientEvent",
@@ -40,6 +50,9 @@ __all__ = [
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # one GET's body; 5,000 cards with photos fit
 MAX_EMPTY_CONTINUES = 64  # Continue responses in a row with no body: a response that never ends
+# One GET's Application Parameters once merged per tag: 256 tags of 255 bytes would just
+# exceed it; a PBAP answer carries about 60 bytes.
+MAX_GET_PARAMS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,11 @@ class BodyChunk:
 
 @dataclass(frozen=True)
 class GetDone:
-    """The GET ended with Success; ``app_params`` gathers those of every response packet."""
+    """The GET ended with Success.
+
+    ``app_params``: the Application Parameters of every response packet as TLVs, merged per
+    tag (the last value of a tag wins), in the order each tag first came.
+    """
 
     app_params: bytes
 
@@ -107,7 +124,8 @@ class ObexClient:
 
     Args:
         max_packet: the longest packet we accept (announced in CONNECT), 255..65535.
-        max_body: the most body bytes one GET may bring before it is refused.
+        max_body: the most body bytes one GET may bring before it is refused (``get`` may
+            give a smaller bound for one GET).
     """
 
     def __init__(self, *, max_packet: int = MAX_PACKET, max_body: int = DEFAULT_MAX_BODY) -> None:
@@ -123,7 +141,9 @@ class ObexClient:
         self._target: bytes | None = None
         self._received = 0
         self._empty = 0
-        self._params = bytearray()
+        self._get_max_body = max_body
+        self._params: dict[int, bytes] = {}
+        self._params_size = 0
         self._abort_pending = False
 
     @property
@@ -176,8 +196,22 @@ class ObexClient:
         self._decoder.expect_connect_response()
         return data
 
-    def get(self, name: str | None, type: str | None, app_params: bytes = b"") -> bytes:
+    def get(
+        self,
+        name: str | None,
+        type: str | None,
+        app_params: bytes = b"",
+        *,
+        max_body: int | None = None,
+    ) -> bytes:
         """Start a GET, in one packet with the final bit.
+
+        Args:
+            name: the Name header, or None.
+            type: the Type header, or None.
+            app_params: Application Parameters TLVs, or b"" for none.
+            max_body: the most body bytes this GET may bring; the client's ``max_body``
+                when None or larger.
 
         Returns:
             The GET packet.
@@ -196,7 +230,8 @@ class ObexClient:
             headers.append((HeaderId.APP_PARAMS, app_params))
         data = self._request(Opcode.GET_FINAL, headers)
         self._state, self._received, self._empty = _State.GET, 0, 0
-        self._params, self._abort_pending = bytearray(), False
+        self._get_max_body = self.max_body if max_body is None else min(max_body, self.max_body)
+        self._params, self._params_size, self._abort_pending = {}, 0, False
         return data
 
     def setpath(
@@ -251,8 +286,8 @@ class ObexClient:
             The events they complete, in order.
 
         Raises:
-            ObexError: malformed or unexpected responses, or a body over ``max_body``;
-                the client is then closed.
+            ObexError: malformed or unexpected responses, a body over the GET's bound or
+                Application Parameters over ``MAX_GET_PARAMS``; the client is then closed.
         """
         events: list[ClientEvent] = []
         try:
@@ -307,21 +342,38 @@ class ObexClient:
         return Connected(p.connection_id, p.max_packet, p.app_params)
 
     def _on_body(self, p: Packet, *, done: bool) -> list[ClientEvent]:
-        chunk = p.body
+        chunk, params = p.body, p.app_params
         self._received += len(chunk)
-        if self._received > self.max_body:
-            raise ObexError(f"GET body over {self.max_body} bytes", Reason.FRAME_TOO_LARGE)
-        self._empty = 0 if chunk else self._empty + 1
+        if self._received > self._get_max_body:
+            raise ObexError(f"GET body over {self._get_max_body} bytes", Reason.FRAME_TOO_LARGE)
+        # A body shorter than the packet's parameters is no progress either.
+        self._empty = self._empty + 1 if len(chunk) <= len(params) else 0
         if self._empty > MAX_EMPTY_CONTINUES:
             raise ObexError("GET answered by Continue after Continue with no body")
-        self._params += p.app_params
+        self._merge_params(params)
         events: list[ClientEvent] = [BodyChunk(chunk)] if chunk else []
         if done:
             self._state = _State.CONNECTED
-            events.append(GetDone(bytes(self._params)))
+            events.append(GetDone(encode_app_params(list(self._params.items()))))
         elif self._abort_pending:
             self._state = _State.ABORT
             self._out += self._request(Opcode.ABORT, [])
         else:
             self._out += self._request(Opcode.GET_FINAL, [])
         return events
+
+    def _merge_params(self, raw: bytes) -> None:
+        """Merge one packet's TLVs into the GET's, per tag; a tag twice in one packet is
+        malformed, as ``protocol.pbap.decode_app_params`` has it for a single header."""
+        triplets = decode_app_params(raw)
+        if len({tag for tag, _ in triplets}) != len(triplets):
+            raise ObexError("an application parameter given twice in one packet")
+        for tag, value in triplets:
+            old = self._params.get(tag)
+            # A new tag costs its value and 2 bytes of tag and length.
+            self._params_size += len(value) - (len(old) if old is not None else -2)
+            self._params[tag] = value
+        if self._params_size > MAX_GET_PARAMS:
+            raise ObexError(
+                f"GET application parameters over {MAX_GET_PARAMS} bytes", Reason.FRAME_TOO_LARGE
+            )
