@@ -5,6 +5,12 @@ a timeout on every response (reset by each packet of a long GET, so a 5,000-card
 that keeps arriving is not cut, but a phone that stops answering is). A malformed
 response, a refusal, the DLC closing or a timeout ends the request with a
 ``ClassicLinkError`` (``ObexRefused`` for a refusal, with its response code).
+
+Each GET's body is bounded by what it asks for (``body_bound``): a probe or a page of
+cards without photos needs far less than the client's 64 MiB, so a phone that sends more
+is cut off early. The Application Parameters of a GET's answer packets come merged per tag
+by the client (the last value wins), so a phone that repeats PhonebookSize or its counters
+in its last packet is read as it means.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Protocol
 
 from carhub.classic import ClassicLinkError
 from protocol.obex import (
+    DEFAULT_MAX_BODY,
     MAX_PACKET,
     BodyChunk,
     ClientEvent,
@@ -27,15 +34,60 @@ from protocol.obex import (
     ObexClient,
     ObexError,
 )
-from protocol.pbap import AppParams, PbapError, PbapGet, decode_app_params
+from protocol.pbap import AppParams, PbapError, PbapGet, Property, decode_app_params
 
-__all__ = ["RESPONSE_TIMEOUT_S", "Dlc", "ObexChannel", "ObexRefused"]
+__all__ = [
+    "MAX_CALLS_BODY",
+    "MAX_PROBE_BODY",
+    "MAX_TEXT_CARD",
+    "RESPONSE_TIMEOUT_S",
+    "Dlc",
+    "ObexChannel",
+    "ObexRefused",
+    "body_bound",
+]
 
 log = logging.getLogger("carhub.pbap")
 
 # A phone answers each OBEX packet within milliseconds once it has the book in memory;
 # building a large page may take it a few seconds. 10 s of silence is a phone gone.
 RESPONSE_TIMEOUT_S = 10.0
+
+# Body bounds per GET. A probe (MaxListCount = 0) is due no card at all; the call history
+# is 100 entries of a name, a number and a time (a few hundred bytes each); a card without
+# its photo is rarely over a few KiB, so a page of 500 gets 16 MiB. Photo pages keep the
+# client's DEFAULT_MAX_BODY (64 MiB): photos are what it is sized for.
+MAX_PROBE_BODY = 64 * 1024
+MAX_CALLS_BODY = 1024 * 1024
+MAX_TEXT_CARD = 32 * 1024
+_MIN_TEXT_PAGE = 1024 * 1024
+_CALL_HISTORIES = frozenset({"cch.vcf", "ich.vcf", "och.vcf", "mch.vcf"})
+
+
+def body_bound(request: PbapGet) -> int:
+    """The most body bytes the answer to ``request`` may bring.
+
+    Args:
+        request: a GET the car sends.
+
+    Returns:
+        ``MAX_PROBE_BODY`` for MaxListCount = 0, ``MAX_CALLS_BODY`` for a call history,
+        ``MAX_TEXT_CARD`` per card (at least 1 MiB) for a page whose PropertySelector leaves
+        the photo out, else ``DEFAULT_MAX_BODY``.
+    """
+    try:
+        params = decode_app_params(request.app_params)
+    except PbapError:  # our own bytes: cannot happen, and the widest bound is no harm
+        return DEFAULT_MAX_BODY
+    count = params.max_list_count
+    if count == 0:
+        return MAX_PROBE_BODY
+    if request.name.rsplit("/", 1)[-1] in _CALL_HISTORIES:
+        return MAX_CALLS_BODY
+    selector = params.property_selector
+    if count is not None and selector is not None and not selector & Property.PHOTO:
+        return min(DEFAULT_MAX_BODY, max(_MIN_TEXT_PAGE, count * MAX_TEXT_CARD))
+    return DEFAULT_MAX_BODY
 
 
 class Dlc(Protocol):
@@ -92,15 +144,24 @@ class ObexChannel:
             raise ClassicLinkError(f"unexpected answer to CONNECT: {type(event).__name__}")
         return _params(event.app_params, "CONNECT")
 
-    async def get(self, request: PbapGet) -> tuple[bytes, AppParams]:
-        """One GET, whole: its body and the Application Parameters of its answers.
+    async def get(
+        self, request: PbapGet, *, max_body: int | None = None
+    ) -> tuple[bytes, AppParams]:
+        """One GET, whole: its body and the Application Parameters of its answers (merged
+        per tag across the answer packets, the last value winning).
+
+        Args:
+            request: the GET.
+            max_body: the most body bytes the answer may bring; ``body_bound(request)``
+                when None.
 
         Raises:
             ObexRefused: the phone answered with an error code.
             ClassicLinkError: malformed, lost or no answer in time.
         """
         self._body = bytearray()
-        data = self._client.get(request.name, request.type, request.app_params)
+        bound = body_bound(request) if max_body is None else max_body
+        data = self._client.get(request.name, request.type, request.app_params, max_body=bound)
         event = await self._request(data, f"GET {request.name}")
         if not isinstance(event, GetDone):
             raise ClassicLinkError(f"unexpected answer to GET: {type(event).__name__}")
