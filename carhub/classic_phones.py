@@ -10,7 +10,11 @@
 - each connected phone's ``ClassicHandle``, and the car's Classic address and connector;
 - SSP numeric-comparison codes as pairing requests (``method`` "ssp");
 - each pulled page, planned by ``protocol.pbap.mirror`` so that unchanged contacts are not
-  rewritten, stored atomically, and published as ``sync`` progress and ``contacts``.
+  rewritten, stored atomically, and published as ``sync`` progress and ``contacts``;
+- the mass-delete guard of CarHub phones (``protocol.sync.guard``): a pull that would delete
+  more than half of the mirror and more than 20 contacts (a phone answering with an empty
+  book before its user allowed contact sharing) is refused. The mirror stays, no state is
+  kept (the next connection pulls again) and ``sync`` says stage "refused" with a reason.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from carhub.store import Store, StoreError
 from carhub.store_classic import MAX_CALLS, ClassicPhoneRecord, ClassicStore
 from protocol.pbap import BookState
 from protocol.pbap.mirror import plan_done, plan_page
+from protocol.sync.guard import refuses_deletes
 
 __all__ = ["ClassicEventsMixin", "ClassicNotReady", "ClassicPhones"]
 
@@ -255,7 +260,8 @@ class ClassicEventsMixin:
     def classic_pull_done(
         self, phone_id: str, state: BookState | None, seen_uids: frozenset[str]
     ) -> None:
-        """The whole book was read: delete what it no longer has, keep ``state``.
+        """The whole book was read: delete what it no longer has, keep ``state``; a pull
+        that would delete too much (``refuses_deletes``) is refused instead.
 
         Raises:
             StoreError: nothing was deleted or stored.
@@ -263,18 +269,29 @@ class ClassicEventsMixin:
         if not self.classic_is_bonded(phone_id):
             return
         cs = self.classic.store
-        deletes = plan_done(cs.uids(phone_id), seen_uids)
+        stored = cs.uids(phone_id)
+        deletes = plan_done(stored, seen_uids)
+        if refuses_deletes(len(stored), len(deletes)):
+            self._refuse_pull(phone_id, len(stored), len(deletes))
+            return
         cs.finish(phone_id, deletes, state, time.time())
         count = self._classic_count(phone_id)
         log.info("%s: phone book pulled, %d contacts (%d deleted)", phone_id, count, len(deletes))
         self._publish_sync(phone_id, count, count, "done")
         self._publish_contacts(phone_id)
 
+    def _refuse_pull(self, phone_id: str, mirror: int, deletes: int) -> None:
+        """Keep the mirror; void the stored state so that the next connection pulls again."""
+        reason = f"the phone's book would delete {deletes} of the car's {mirror} contacts"
+        log.warning("pull from %s refused: %s; the car keeps them", colon_address(phone_id), reason)
+        self.classic.store.void_state(phone_id)
+        self._publish_sync(phone_id, mirror, mirror, "refused", reason)
+
     def classic_pull_failed(self, phone_id: str, reason: str) -> None:
         """The pull stopped: what was stored stays; the next connection pulls again."""
         log.warning("pull from %s failed: %s", colon_address(phone_id), reason)
         done, total = self.classic.progress.get(phone_id, (0, 0))
-        self._publish_sync(phone_id, done, total, "failed")
+        self._publish_sync(phone_id, done, total, "failed", reason)
 
     def _close_classic_links(self, reason: str) -> None:
         for handle in list(self.classic.handles.values()):
@@ -339,11 +356,15 @@ class ClassicEventsMixin:
         total, _ = self.store.contacts(phone_id, limit=0)
         return total
 
-    def _publish_sync(self, phone_id: str, done: int, total: int, stage: str) -> None:
+    def _publish_sync(
+        self, phone_id: str, done: int, total: int, stage: str, reason: str | None = None
+    ) -> None:
         self.classic.progress[phone_id] = (done, total)
-        self.hub.publish(
-            "sync", {"phone_id": phone_id, "done": done, "total": total, "stage": stage}
-        )
+        event: dict[str, object] = {"phone_id": phone_id, "done": done, "total": total}
+        event["stage"] = stage
+        if reason is not None:  # "failed" and "refused" say why
+            event["reason"] = reason
+        self.hub.publish("sync", event)
 
     def _publish_contacts(self, phone_id: str) -> None:
         self.hub.publish("contacts", {"phone_id": phone_id, "total": self._classic_count(phone_id)})

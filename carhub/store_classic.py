@@ -10,11 +10,13 @@ phone's id. Deleting that row erases everything of the phone through ``ON DELETE
 ``classic_phones`` keeps the bond's name, the owner card's name and what the last complete
 pull stored (``BookState``; ``has_state`` 0 when there is none, or when a pull has begun
 writing pages and not finished: the next connection then pulls again). Pages are written
-through ``Store._apply``, each in one transaction with that mark.
+through ``Store._apply``, each in one transaction with that mark; ``finish`` applies a
+pull's deletes, drops the photos left unused and keeps the new state in one transaction.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import msgspec
@@ -190,33 +192,37 @@ class ClassicStore:
     def finish(
         self, phone_id: str, deletes: list[str], state: BookState | None, now: float
     ) -> None:
-        """Apply a whole pull's deletes and keep its state (None: pull again), atomically.
-
-        Photos no remaining contact refers to go too.
+        """Apply a whole pull's deletes, drop the photos no remaining contact names and keep
+        its state (None: pull again), all in one transaction.
 
         Raises:
             StoreError: nothing was deleted or stored.
         """
-        also: list[tuple[str, tuple[object, ...]]] = [
-            (_STATE_SQL, (*_state_args(state), now, phone_id))
-        ]
-        self.store._apply(phone_id, [], deletes, [], _NO_ANCHOR, now, also=also)
-        self._drop_orphan_photos(phone_id)
+        with self.store._tx() as db:
+            db.execute(_STATE_SQL, (*_state_args(state), now, phone_id))
+            db.executemany(
+                "DELETE FROM contacts WHERE phone_id = ? AND uid = ?",
+                [(phone_id, uid) for uid in deletes],
+            )
+            db.execute(
+                "UPDATE phones SET anchor = ?, last_sync = ? WHERE id = ?",
+                (_NO_ANCHOR, now, phone_id),
+            )
+            _drop_orphan_photos(db, phone_id)
 
     def keep_state(self, phone_id: str, state: BookState, now: float) -> None:
         """A pull found the book unchanged: keep ``state`` as the last complete one."""
         with self.store._tx() as db:
             db.execute(_STATE_SQL, (*_state_args(state), now, phone_id))
 
-    def _drop_orphan_photos(self, phone_id: str) -> None:
-        """Delete the phone's photos that no stored contact names (a photo replaced or gone)."""
-        rows = self.store._query("SELECT data FROM contacts WHERE phone_id = ?", (phone_id,))
-        used = {_contact_dec.decode(r[0]).photo for r in rows}
-        stored = self.store._query("SELECT hash FROM photos WHERE phone_id = ?", (phone_id,))
-        gone = [(phone_id, bytes(h)) for (h,) in stored if bytes(h) not in used]
-        if gone:
-            with self.store._tx() as db:
-                db.executemany("DELETE FROM photos WHERE phone_id = ? AND hash = ?", gone)
+    def void_state(self, phone_id: str) -> None:
+        """Forget the stored state (the mirror stays): the next connection pulls again.
+
+        Raises:
+            StoreError: not stored.
+        """
+        with self.store._tx() as db:
+            db.execute("UPDATE classic_phones SET has_state = 0 WHERE id = ?", (phone_id,))
 
     # -- calls -----------------------------------------------------------------------------
     def set_calls(self, phone_id: str, calls: list[CallEntry]) -> None:
@@ -235,6 +241,15 @@ class ClassicStore:
             (phone_id,),
         )
         return [CallEntry(str(n), str(no), t, str(d)) for n, no, t, d in rows]
+
+
+def _drop_orphan_photos(db: sqlite3.Connection, phone_id: str) -> None:
+    """Delete the phone's photos that no stored contact names (a photo replaced or gone)."""
+    rows = db.execute("SELECT data FROM contacts WHERE phone_id = ?", (phone_id,))
+    used = {_contact_dec.decode(r[0]).photo for r in rows}
+    stored = db.execute("SELECT hash FROM photos WHERE phone_id = ?", (phone_id,)).fetchall()
+    gone = [(phone_id, bytes(h)) for (h,) in stored if bytes(h) not in used]
+    db.executemany("DELETE FROM photos WHERE phone_id = ? AND hash = ?", gone)
 
 
 def _blob(value: Any) -> bytes | None:
