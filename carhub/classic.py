@@ -24,7 +24,9 @@ A pull, as the Classic side drives it (PROTOCOL.md section 12.2):
 5. ``classic_calls(phone_id, calls)``: the last 100 entries of ``telecom/cch.vcf``.
 6. ``classic_pull_done(phone_id, state, seen_uids)``: the book was read whole; the engine
    deletes the contacts not in ``seen_uids`` and stores ``state`` (None if the phone sent
-   no counters: the next connection pulls again).
+   no counters: the next connection pulls again). A book that would delete more than half
+   of the mirror and more than 20 contacts (``protocol.sync.guard``) is refused: the
+   engine keeps the mirror, stores no state, and publishes ``sync`` stage "refused".
 
 Any failure between 2 and 6 is ``classic_pull_failed(phone_id, reason)``: the engine keeps
 every contact it had (pages already applied stay, each whole), stores no new state, and the

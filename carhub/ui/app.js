@@ -18,7 +18,8 @@ const CONFIRM_MS = 4000; // an armed Unpair button disarms itself after this
 const PROFILE_TITLES = { carhub: "CarHub app", ams: "Apple Media Service", ancs: "Apple Notification Center Service",
   pbap: "Phone Book Access (Bluetooth Classic)" };
 const SYNC_STAGES = { contacts: "Downloading contacts", photos: "Downloading photos", done: "Up to date",
-  skipped: "Unchanged since the last download", failed: "Download stopped" };
+  skipped: "Unchanged since the last download", failed: "Download stopped",
+  refused: "Kept the car's contacts: the phone shared too few" };
 
 const state = {
   status: null,
