@@ -128,6 +128,11 @@ class ClassicLink:
             self._connected = False
             self._s.events.classic_disconnected(self.phone_id, self)
 
+    @property
+    def live(self) -> bool:
+        """Authenticated (and encrypted where the controller can) and reported connected."""
+        return self._connected
+
     async def run(self, *, car_initiated: bool) -> None:
         """Pair if needed, then pull; every outcome is reported into the engine."""
         events = self._s.events
