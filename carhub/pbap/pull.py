@@ -84,7 +84,7 @@ async def pull_book(
     state = BookState.from_probe(answer)
     if decide(previous, answer) == "skip":
         events.classic_pull_skipped(phone_id, state)
-        await _pull_calls(obex, events, phone_id)
+        await _pull_calls(obex, events, phone_id, Format.VCARD_30)
         return PullResult("skipped", 0, time.monotonic() - started)
     seen: set[str] = set()
     text = PageReader("contacts", state)
@@ -96,7 +96,7 @@ async def pull_book(
     shape = (PHOTO_ONLY, page_size, plan.vcard_selector)
     await _pull_stage(obex, events, phone_id, photos, shape, fmt, seen)
     _clear_photos(events, phone_id, photos, photo_clears(seen, photos))
-    await _pull_calls(obex, events, phone_id)
+    await _pull_calls(obex, events, phone_id, fmt)
     counted = None not in (state.database_id, state.primary, state.secondary)
     _report(events.classic_pull_done, phone_id, state if counted else None, frozenset(seen))
     return PullResult("pulled", len(seen), time.monotonic() - started)
@@ -192,15 +192,22 @@ def _clear_photos(
         _report(events.classic_page, phone_id, page)
 
 
-async def _pull_calls(obex: ObexChannel, events: ClassicEvents, phone_id: str) -> None:
-    """The last 100 calls; a phone with no call history object keeps the old list."""
-    request = pull_phone_book("telecom/cch.vcf", max_count=MAX_CALLS, selector=CALL_SELECTOR)
+async def _pull_calls(obex: ObexChannel, events: ClassicEvents, phone_id: str, fmt: Format) -> None:
+    """The last 100 calls, in the book's vCard format; best effort: a phone that refuses
+    them (no call history object, sharing off, a format it will not give) keeps the old
+    list, and the pull still counts as done."""
+    request = pull_phone_book(
+        "telecom/cch.vcf", max_count=MAX_CALLS, fmt=fmt, selector=CALL_SELECTOR
+    )
     try:
         body, _answer = await obex.get(request)
     except ObexRefused as exc:
-        if exc.code not in (ResponseCode.NOT_FOUND, ResponseCode.NOT_IMPLEMENTED):
-            raise
-        log.info("PBAP %s: the phone has no call history (%s)", phone_id, exc)
+        if exc.code == ResponseCode.NOT_ACCEPTABLE and fmt is Format.VCARD_30:
+            await _pull_calls(obex, events, phone_id, Format.VCARD_21)
+            return
+        log.info(
+            "PBAP %s: no call history from the phone (%s); keeping the last one", phone_id, exc
+        )
         return
     history = parse_calls(body)
     if history.skipped:
