@@ -20,8 +20,12 @@ A pull, as the Classic side drives it (PROTOCOL.md section 12.2):
 3. Text pages (no photos), in order: ``classic_page(phone_id, page)`` for each, with
    ``page.stage == "contacts"``. The engine stores each page atomically, writing only the
    contacts that differ from its mirror, and deletes nothing yet.
-4. Photo pages (``stage == "photos"``): the same cards with their photos only.
-5. ``classic_calls(phone_id, calls)``: the last 100 entries of ``telecom/cch.vcf``.
+4. Photo pages (``stage == "photos"``): the cards that have a photo (all cards, when the
+   phone cannot select by property), with their photos only; then the other contacts with
+   an empty photo, so a photo removed on the phone goes on the car too.
+5. ``classic_calls(phone_id, calls)``: the last 100 entries of ``telecom/cch.vcf``, best
+   effort: a phone that refuses them (none kept, sharing off) keeps the last list, and the
+   pull goes on.
 6. ``classic_pull_done(phone_id, state, seen_uids)``: the book was read whole; the engine
    deletes the contacts not in ``seen_uids`` and stores ``state`` (None if the phone sent
    no counters: the next connection pulls again). A book that would delete more than half

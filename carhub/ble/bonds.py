@@ -43,6 +43,7 @@ __all__ = [
     "le_pairing_config",
     "load_irk",
     "open_keystore",
+    "session_proxy",
 ]
 
 log = logging.getLogger("carhub.ble.apple")
@@ -234,6 +235,15 @@ def le_pairing_config(state: PairingState | None, events: AppleEvents | None) ->
     )
 
 
+def session_proxy(classic_live: Callable[[str], bool] | None) -> type[NumericComparisonSession]:
+    """The SMP session class of one car: ``classic_live(phone_id)`` says whether a phone
+    is on an authenticated BR/EDR link now (``carhub.pbap.ClassicCar.is_live``)."""
+    if classic_live is None:
+        return NumericComparisonSession
+    attrs = {"_classic_live": staticmethod(classic_live)}
+    return type("CarSmpSession", (NumericComparisonSession,), attrs)
+
+
 class NumericComparisonSession(smp.Session):
     """An SMP session that refuses every method but LE SC numeric comparison up front, and
     every pairing that would take over an existing bond.
@@ -250,6 +260,7 @@ class NumericComparisonSession(smp.Session):
     """
 
     _bonded_ids: frozenset[str] = frozenset()  # apple_phone_id of every stored bond
+    _classic_live: Callable[[str], bool] = staticmethod(lambda _phone_id: False)
     _bonded_irks: frozenset[bytes] = frozenset()
 
     async def on_smp_pairing_request_command_async(
@@ -310,10 +321,16 @@ class NumericComparisonSession(smp.Session):
             log.warning("BLE pairing refused: cannot read the bonds (%s)", type(exc).__name__)
             self._refuse("the car cannot read its bonds", _UNSPECIFIED)
             return False
-        # Only LE keys make an LE identity: a phone bonded over Classic first (an iPhone
-        # with its contacts) has the same identity address and a link key alone, and may
-        # still bond over LE (Bumble merges the LE keys into its entry).
-        le = [(name, keys) for name, keys in bonds if _has_le_keys(keys)]
+        # A phone bonded over Classic first (an iPhone with its contacts) has the same
+        # identity address and a link key alone, and may bond over LE too (Bumble merges
+        # the LE keys into its entry), but only while that phone is on an authenticated
+        # BR/EDR link to the car: else any LE pairer could hand out its address as its
+        # identity and take the Classic phone's place on the dashboard.
+        le = [
+            (name, keys)
+            for name, keys in bonds
+            if _has_le_keys(keys) or not self._classic_live(apple_phone_id(name))
+        ]
         self._bonded_ids = frozenset(apple_phone_id(name) for name, _keys in le)
         self._bonded_irks = frozenset(k.irk.value for _n, k in le if k.irk is not None)
         return True

@@ -53,12 +53,12 @@ from carhub.ble.advertising import (
 )
 from carhub.ble.apple import ApplePhone
 from carhub.ble.bonds import (
-    NumericComparisonSession,
     drop_unknown_bonds,
     erase_bonds,
     le_pairing_config,
     load_irk,
     open_keystore,
+    session_proxy,
 )
 from carhub.ble.link import BleLink
 from carhub.ble.perms import deny_read, deny_write
@@ -201,7 +201,7 @@ class BleCarServer:
         device.keystore = self._keystore
         device.irk = self._irk
         device.pairing_config_factory = self._pairing_config
-        device.smp_session_proxy = NumericComparisonSession
+        device.smp_session_proxy = session_proxy(self._classic.is_live if self._classic else None)
         device.on(device.EVENT_CONNECTION, self._on_connection)
         self._device = device
         if self._classic is not None:

@@ -108,6 +108,10 @@ class ClassicCar:
         """Whether a key store entry named ``name`` is a Classic phone the engine lists."""
         return self._events.classic_is_bonded(apple_phone_id(name))
 
+    def is_live(self, phone_id: str) -> bool:
+        """Whether ``phone_id`` has an authenticated BR/EDR link to the car now."""
+        return any(link.phone_id == phone_id and link.live for link in self._links.values())
+
     def pairing_config(self, connection: Connection) -> PairingConfig:
         """SSP with MITM and bonding; the delegate shows the code on the dashboard."""
         state = self._pairing(connection)

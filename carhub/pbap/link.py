@@ -43,7 +43,7 @@ from carhub.pbap.pairing import (
 )
 from carhub.pbap.pull import pull_book
 from carhub.pbap.sdp_lookup import find_pse
-from protocol.pbap import CAR_FEATURES, PBAP_TARGET, connect_app_params
+from protocol.pbap import PBAP_TARGET, car_features, connect_app_params
 
 __all__ = ["AUTH_TIMEOUT_S", "AUTH_WAIT_S", "ClassicLink", "LinkSettings"]
 
@@ -127,6 +127,11 @@ class ClassicLink:
         if self._connected:
             self._connected = False
             self._s.events.classic_disconnected(self.phone_id, self)
+
+    @property
+    def live(self) -> bool:
+        """Authenticated (and encrypted where the controller can) and reported connected."""
+        return self._connected
 
     async def run(self, *, car_initiated: bool) -> None:
         """Pair if needed, then pull; every outcome is reported into the engine."""
@@ -267,13 +272,16 @@ class ClassicLink:
         dlc.on(dlc.EVENT_CLOSE, lambda: obex.lost("the RFCOMM channel closed"))
         try:
             # PBAP 1.2 section 6.4: the features go in the CONNECT only to a 1.2 PSE.
+            claimed = 0
             if record.features_known or record.version >= _PBAP_12:
-                params = connect_app_params(CAR_FEATURES)
-            else:
-                params = b""
-            await obex.connect(PBAP_TARGET, params)
+                claimed = car_features(record.features)
+            await obex.connect(PBAP_TARGET, connect_app_params(claimed) if claimed else b"")
             result = await pull_book(
-                obex, self._s.events, self.phone_id, page_size=self._s.page_size
+                obex,
+                self._s.events,
+                self.phone_id,
+                page_size=self._s.page_size,
+                shared_features=claimed & record.features,
             )
             self._reported = True
             log.info(

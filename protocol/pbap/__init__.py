@@ -11,6 +11,8 @@ PROTOCOL.md section 12.2.
 - ``requests``: PullPhoneBook, PullvCardListing, PullvCardEntry, SetPhoneBook, CONNECT.
 - ``listing``: the guarded ``x-bt/vcard-listing`` parser.
 - ``changes``: ``BookState``, ``decide``, ``pages``, ``split_cards``, ``split_owner``.
+- ``pull``: ``PageReader``, the pages of a pull read into contacts.
+- ``photos``: the photo pass (all cards, or only those with a photo: vCard selecting).
 """
 
 from __future__ import annotations
@@ -41,11 +43,14 @@ from protocol.pbap.requests import (
     NO_PHOTO,
     PBAP_TARGET,
     PHOTO_ONLY,
+    PHOTO_SELECTOR,
+    SELECTOR_OR,
     TYPE_PHONEBOOK,
     TYPE_VCARD,
     TYPE_VCARD_LISTING,
     PbapGet,
     SetPathStep,
+    car_features,
     connect_app_params,
     probe,
     pull_phone_book,
@@ -64,6 +69,8 @@ __all__ = [
     "NO_PHOTO",
     "PBAP_TARGET",
     "PHOTO_ONLY",
+    "PHOTO_SELECTOR",
+    "SELECTOR_OR",
     "TYPE_PHONEBOOK",
     "TYPE_VCARD",
     "TYPE_VCARD_LISTING",
@@ -76,6 +83,7 @@ __all__ = [
     "Property",
     "SetPathStep",
     "Tag",
+    "car_features",
     "connect_app_params",
     "decide",
     "decode_app_params",

@@ -20,11 +20,14 @@ __all__ = [
     "NO_PHOTO",
     "PBAP_TARGET",
     "PHOTO_ONLY",
+    "PHOTO_SELECTOR",
+    "SELECTOR_OR",
     "TYPE_PHONEBOOK",
     "TYPE_VCARD",
     "TYPE_VCARD_LISTING",
     "PbapGet",
     "SetPathStep",
+    "car_features",
     "connect_app_params",
     "probe",
     "pull_phone_book",
@@ -59,12 +62,18 @@ PHOTO_ONLY: Final = (
 # What the car's PCE supports: download (pull_phone_book) and browsing (listing, entry,
 # SETPATH); the database identifier and the folder version counters, without which a
 # PBAP 1.2 phone sends neither (so no change detection); X-BT-UID, which protocol.vcard
-# reads as a stable identity. Not claimed: vCard selecting, enhanced missed calls, X-BT-UCI,
-# contact referencing, default contact image format (the car takes any photo type).
+# reads as a stable identity. vCard selecting is added by ``car_features`` only for a
+# phone whose SDP record has it (the photo pass then asks for the cards with a photo).
+# Never claimed: enhanced missed calls, X-BT-UCI, contact referencing, default contact
+# image format (the car takes any photo type).
 CAR_FEATURES: Final = (
     Feature.DOWNLOAD | Feature.BROWSING | Feature.DATABASE_IDENTIFIER
     | Feature.FOLDER_VERSION_COUNTERS | Feature.X_BT_UID
 )  # fmt: skip
+# The vCardSelector of the photo pass: only the cards that have a PHOTO property.
+PHOTO_SELECTOR: Final = int(Property.PHOTO)
+# vCardSelectorOperator (PBAP 1.2 section 5.1.4.8): 0 = OR (any selected property), 1 = AND.
+SELECTOR_OR: Final = 0
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _HANDLE = re.compile(r"[0-9A-Fa-f]{1,16}\.vcf")
@@ -109,6 +118,18 @@ def _check_window(max_count: int, offset: int) -> None:
         raise LocalProtocolError(Reason.MALFORMED, f"bad window {offset}+{max_count}")
 
 
+def car_features(pse_features: int) -> int:
+    """The PbapSupportedFeatures the car claims to a phone with ``pse_features``.
+
+    Args:
+        pse_features: the phone's SDP PbapSupportedFeatures.
+
+    Returns:
+        ``CAR_FEATURES``, plus vCard selecting (bit 4) when the phone has it.
+    """
+    return int(CAR_FEATURES) | (int(pse_features) & int(Feature.VCARD_SELECTING))
+
+
 def connect_app_params(features: int = CAR_FEATURES) -> bytes:
     """The Application Parameters of the car's OBEX CONNECT: PbapSupportedFeatures.
 
@@ -128,6 +149,7 @@ def pull_phone_book(
     offset: int = 0,
     fmt: Format = Format.VCARD_30,
     selector: int | None = NO_PHOTO,
+    vcard_selector: int | None = None,
 ) -> PbapGet:
     """PullPhoneBook: one page of a phone book object.
 
@@ -137,6 +159,8 @@ def pull_phone_book(
         offset: ListStartOffset, the index of the page's first card.
         fmt: vCard 3.0 unless the phone offers only 2.1.
         selector: the PropertySelector, or ``None`` to send none (all properties).
+        vcard_selector: a vCardSelector (only cards with any of these properties; sent
+            with vCardSelectorOperator OR), or ``None`` for every card.
 
     Returns:
         The GET's name, type and parameters. MaxListCount is always sent, ListStartOffset
@@ -151,11 +175,13 @@ def pull_phone_book(
         list_start_offset=offset or None,
         format=int(fmt),
         property_selector=None if selector is None else int(selector),
+        vcard_selector=vcard_selector,
+        vcard_selector_operator=None if vcard_selector is None else SELECTOR_OR,
     )
     return PbapGet(_path(path, ".vcf"), TYPE_PHONEBOOK, encode_app_params(params))
 
 
-def probe(path: str = "telecom/pb.vcf") -> PbapGet:
+def probe(path: str = "telecom/pb.vcf", *, vcard_selector: int | None = None) -> PbapGet:
     """The change-detection probe: a PullPhoneBook with MaxListCount = 0 and nothing else.
 
     The phone answers with no cards and the parameters PhonebookSize and, when the car's
@@ -163,11 +189,16 @@ def probe(path: str = "telecom/pb.vcf") -> PbapGet:
 
     Args:
         path: the phone book object to probe.
+        vcard_selector: a vCardSelector (operator OR): PhonebookSize then counts only
+            the cards that have one of its properties (the photo pass's probe).
 
     Returns:
-        The GET's name, type and parameters (``04 02 00 00``).
+        The GET's name, type and parameters (``04 02 00 00`` without a selector).
     """
-    params = encode_app_params(AppParams(max_list_count=0))
+    operator = None if vcard_selector is None else SELECTOR_OR
+    params = encode_app_params(
+        AppParams(max_list_count=0, vcard_selector=vcard_selector, vcard_selector_operator=operator)
+    )
     return PbapGet(_path(path, ".vcf"), TYPE_PHONEBOOK, params)
 
 

@@ -85,6 +85,10 @@ class FakePbapPhone:
     book: list[bytes]  # the owner card first
     calls: bytes = b""
     counters: bool = True  # PBAP 1.2 counters and PbapSupportedFeatures in the record
+    # The record's PbapSupportedFeatures: by default no vCard selecting (bit 4), so the car
+    # runs the full photo pass; 0x21F adds it (the PSE then honours vCardSelector PHOTO).
+    features: int = 0x20F
+    refuse_selector: bool = False  # answer a GET with a vCardSelector with Bad Request
     name: str = "Test Android"
     faults: Faults = field(default_factory=Faults)
     codes: list[str] = field(default_factory=list)
@@ -129,7 +133,9 @@ class FakePbapPhone:
             )
         )
         if self.counters:
-            records.append(sdp.ServiceAttribute(0x0317, sdp.DataElement.unsigned_integer_32(0x21F)))
+            records.append(
+                sdp.ServiceAttribute(0x0317, sdp.DataElement.unsigned_integer_32(self.features))
+            )
         device.sdp_service_records = {0x10001: records}
         await device.power_on()
         self.device = device
@@ -192,8 +198,8 @@ class FakePbapPhone:
         if n == f.garbage_at:
             self._dlc.write(b"\xa0\x00\x02")  # a length shorter than the header
             return True
-        if n == f.refuse_at:
-            server.respond(ResponseCode.FORBIDDEN)
+        if n == f.refuse_at or (self.refuse_selector and params.vcard_selector):
+            server.respond(ResponseCode.FORBIDDEN if n == f.refuse_at else ResponseCode.BAD_REQUEST)
             return False
         body, answer = self._book(get.name or "", params)
         if n == f.change_after:
@@ -220,14 +226,17 @@ class FakePbapPhone:
             if self.counters and self.connects and self.connects[-1]
             else AppParams()
         )
+        book = self.book
+        if params.vcard_selector:  # only PHOTO is ever asked for: cards with a PHOTO line
+            book = [c for c in book if b"\r\nPHOTO" in c]
         if params.max_list_count == 0:
             return b"", AppParams(
-                phonebook_size=len(self.book),
+                phonebook_size=len(book),
                 primary_version_counter=counted.primary_version_counter,
                 secondary_version_counter=counted.secondary_version_counter,
                 database_identifier=counted.database_identifier,
             )
         start = params.list_start_offset or 0
         count = params.max_list_count if params.max_list_count is not None else 0xFFFF
-        cards = [select(c, params.property_selector) for c in self.book[start : start + count]]
+        cards = [select(c, params.property_selector) for c in book[start : start + count]]
         return b"".join(cards), counted

@@ -1,6 +1,7 @@
 """A phone bonded over Classic first (an iPhone that gave the car its contacts over PBAP)
-can still bond over LE from the same identity address; an LE bond of that address still
-refuses the takeover (carhub.ble.bonds.NumericComparisonSession)."""
+can still bond over LE from the same identity address while it is on an authenticated
+BR/EDR link to the car; otherwise, and for an LE bond of that address, the pairing is
+refused as a takeover (carhub.ble.bonds.NumericComparisonSession, session_proxy)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from bumble.keys import PairingKeys
 
 from carhub.ble import BleCarServer
-from carhub.ble.bonds import open_keystore
+from carhub.ble.bonds import open_keystore, session_proxy
 from radio import LocalRadio
 from tests.carhub.apple_ble_iphone import FakeIPhone
 from tests.carhub.test_apple_ble_car import Events, bond, make_car, phone_id_of
@@ -51,9 +52,12 @@ async def test_a_classic_only_bond_does_not_block_le_bonding_of_the_same_identit
     try:
         assert iphone.device is not None
         name = str(iphone.device.public_address)
-        # The car bonded this phone over Classic before (a link key and nothing else).
+        # The car bonded this phone over Classic before (a link key and nothing else), and
+        # the phone is on its authenticated BR/EDR link now.
         classic = link_key_only()
         await open_keystore(tmp_path).update(name, classic)
+        live = phone_id_of(iphone)
+        car._device.smp_session_proxy = session_proxy(lambda pid: pid == live)
         pid = await bond(car, events, iphone)
         assert pid == phone_id_of(iphone) and events.bonded == {pid: "Ann's iPhone"}
         assert [v for n, v in events.calls if n == "failed"] == []
@@ -79,6 +83,25 @@ async def test_an_le_bond_of_the_identity_still_refuses_the_pairing(
         le.link_key = link_key_only().link_key
         await open_keystore(tmp_path).update(name, le)
         before = stored(tmp_path)
+        await iphone.connect(car.address)
+        await events.wait(lambda: REFUSED in [str(v) for n, v in events.calls if n == "failed"])
+        assert events.bonded == {} and stored(tmp_path) == before
+    finally:
+        await iphone.close()
+
+
+async def test_a_classic_only_bond_refuses_an_le_pairing_while_that_phone_is_not_on_classic(
+    scene: Any, tmp_path: Path
+) -> None:
+    air, events, car = scene
+    iphone = FakeIPhone(air, "Mallory")
+    await iphone.power_on()
+    try:
+        assert iphone.device is not None
+        name = str(iphone.device.public_address)
+        await open_keystore(tmp_path).update(name, link_key_only())
+        before = stored(tmp_path)
+        car._device.smp_session_proxy = session_proxy(lambda _pid: False)
         await iphone.connect(car.address)
         await events.wait(lambda: REFUSED in [str(v) for n, v in events.calls if n == "failed"])
         assert events.bonded == {} and stored(tmp_path) == before

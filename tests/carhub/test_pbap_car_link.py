@@ -327,3 +327,15 @@ async def test_car_initiated_connect_to_nobody_is_reported(car: Any) -> None:
     events.connector("00:CA:48:00:0F:FF")
     await events.wait_end(30)
     assert events.names() == ["pairing_failed"]
+
+
+async def test_a_phone_that_refuses_its_call_history_still_completes_the_pull(car: Any) -> None:
+    air, events, _server = car
+    # GETs: the probe, one text page, one photo page, then the call history: refused.
+    phone = await phone_on(air, book=book(10), calls=CALLS, faults=Faults(refuse_at=4))
+    await phone.connect_to(events.address)
+    await events.wait_end()
+    assert [name for name, _ in phone.gets][-1] == "telecom/cch.vcf"
+    assert events.names()[-1] == "done" and "calls" not in events.names(), events.calls
+    assert events.recent == []  # no call list was reported: the car keeps its last one
+    await phone.close()

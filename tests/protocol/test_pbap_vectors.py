@@ -36,6 +36,26 @@ EXPECTED: dict[str, tuple[bytes, AppParams]] = {
         pbap.pull_phone_book(max_count=100, selector=pbap.PHOTO_ONLY).app_params,
         AppParams(max_list_count=100, format=1, property_selector=0x80A1000F),
     ),
+    "pbap.connect_selecting": (
+        pbap.connect_app_params(pbap.car_features(0x21F)),
+        AppParams(supported_features=0x9F),
+    ),
+    "pbap.photo_probe_get": (
+        pbap.probe(vcard_selector=pbap.PHOTO_SELECTOR).app_params,
+        AppParams(max_list_count=0, vcard_selector=0x08, vcard_selector_operator=0),
+    ),
+    "pbap.photo_selected_get": (
+        pbap.pull_phone_book(
+            max_count=3, selector=pbap.PHOTO_ONLY, vcard_selector=pbap.PHOTO_SELECTOR
+        ).app_params,
+        AppParams(
+            max_list_count=3,
+            format=1,
+            property_selector=0x80A1000F,
+            vcard_selector=0x08,
+            vcard_selector_operator=0,
+        ),
+    ),
     "pbap.probe_response": (
         encode_app_params(
             AppParams(
@@ -74,3 +94,17 @@ def test_the_probe_response_means_skip_only_against_itself() -> None:
         VECTORS["pbap.probe_response"].replace((42).to_bytes(16, "big"), (43).to_bytes(16, "big"))
     )
     assert pbap.decide(stored, bumped) == "pull"
+
+
+def test_the_photo_probe_vector_counts_only_cards_with_a_photo_at_the_pse() -> None:
+    from protocol.obex import GetRequest
+    from protocol.pbap.server import Book, answer_get
+
+    def vcard(name: str, photo: bool) -> bytes:
+        extra = b"PHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQ\r\n" if photo else b""
+        return b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:%s\r\n%sEND:VCARD\r\n" % (name.encode(), extra)
+
+    book = Book((vcard("Owner", False), *(vcard(f"C{i}", i in (2, 9)) for i in range(20))))
+    request = GetRequest("telecom/pb.vcf", pbap.TYPE_PHONEBOOK, VECTORS["pbap.photo_probe_get"])
+    answer = answer_get(book, request, features=0x9F)
+    assert answer.body == b"" and decode_app_params(answer.app_params).phonebook_size == 2
