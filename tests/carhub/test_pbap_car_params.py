@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from carhub.classic import CallEntry, ClassicLinkError, PulledPage
+from carhub.classic import CallEntry, ClassicEvents, ClassicLinkError, PulledPage
 from carhub.pbap.obex_link import (
     MAX_CALLS_BODY,
     MAX_PROBE_BODY,
@@ -64,8 +64,8 @@ class ScriptedPhone:
     def write(self, data: bytes) -> None:
         request = decode_packet(data)
         if request.code == Opcode.CONNECT:
-            headers = ((HeaderId.CONNECTION_ID, 1), (HeaderId.WHO, PBAP_TARGET))
-            reply = Packet(ResponseCode.SUCCESS, headers, version=0x10, max_packet=0xFFFF)
+            ids = ((HeaderId.CONNECTION_ID, 1), (HeaderId.WHO, PBAP_TARGET))
+            reply = Packet(ResponseCode.SUCCESS, ids, version=0x10, max_packet=0xFFFF)
             self._send(encode_packet(reply))
             return
         if request.code == Opcode.DISCONNECT:
@@ -160,7 +160,7 @@ async def test_a_phone_repeating_its_size_and_counters_in_the_last_packet_is_pul
     phone = ScriptedPhone(repeating_phone)
     obex = await channel(phone)
     events = Events()
-    result = await pull_book(obex, events, PID, page_size=2)
+    result = await pull_book(obex, cast(ClassicEvents, events), PID, page_size=2)
     assert result.outcome == "pulled" and result.cards == 4  # the owner card is not one
     [(state, seen)] = events.done
     assert state == BookState(DB, PRIMARY, SECONDARY, 5)
