@@ -212,7 +212,13 @@ class ClassicLink:
         try:
             await self._authenticate_once(car_initiated)
         except _AuthFailed as exc:
-            if exc.code not in KEY_REJECTED or not await has_link_key(keystore, self.phone_id):
+            # An SSP that ran and failed (the code rejected, say) is not a key check.
+            started = self.pairing.started
+            if (
+                started
+                or exc.code not in KEY_REJECTED
+                or not await has_link_key(keystore, self.phone_id)
+            ):
                 raise
             if not self._s.events.classic_may_bond():
                 # Keep the key: a device that claims a bonded phone's address must not be

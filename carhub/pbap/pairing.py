@@ -108,9 +108,7 @@ async def link_key_of(keystore: KeyStore, phone_id: str) -> PairingKeys | None:
     return None
 
 
-async def restore_link_key(
-    keystore: KeyStore, phone_id: str, prior: PairingKeys | None
-) -> None:
+async def restore_link_key(keystore: KeyStore, phone_id: str, prior: PairingKeys | None) -> None:
     """Put back the link key ``prior`` (from ``link_key_of``), or none, keeping LE keys.
 
     Args:
@@ -229,6 +227,10 @@ class SspDelegate(PairingDelegate):
 
         code = f"{number:0{digits}d}"
         name = state.phone_name
+        # A phone-initiated SSP for a bonded address replaces the bond just as a re-key does.
+        state.replaces_bond = state.replaces_bond or await has_link_key(
+            self._keystore, state.phone_id
+        )
         if state.replaces_bond:  # the car user must know an existing bond is at stake
             name = f"{name} ({REPLACES_BOND})" if name else f"{state.phone_id} ({REPLACES_BOND})"
         withdraw: Callable[[], None] = events.classic_pairing_requested(
