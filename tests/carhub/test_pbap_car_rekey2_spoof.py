@@ -58,6 +58,7 @@ class Car:
     events: NamedEvents
     keystore: KeyStore
     bonds: Path
+    classic: ClassicCar
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ async def car(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         air, name="Golf", device_id=DEVICE_ID, info=INFO, on_link=on_link, classic=classic
     )
     await server.start()
-    yield Car(air, events, keystore, tmp_path / "bonds.json")
+    yield Car(air, events, keystore, tmp_path / "bonds.json", classic)
     await server.stop()
 
 
@@ -142,10 +143,10 @@ async def test_spoofer_rejected_leaves_the_bond_and_the_real_phone_reconnects(
     await connect(spoofer, car, initiator)
     names = car.events.names()
     assert names[0] == "requested" and names[-1] == "pairing_failed", car.events.calls
-    assert car.events.requested_names[-1].endswith("(replaces its bond)")
-    assert ("rejected" if answer == "rejected" else "no answer") in car.events.calls[-1][1]
     assert car.bonds.read_bytes() == stored  # nothing deleted, nothing rewritten
     assert await entry(car.keystore, pid) == before
+    assert car.events.requested_names[-1].endswith("(replaces its bond)")
+    assert ("rejected" if answer == "rejected" else "no answer") in car.events.calls[-1][1]
     await spoofer.close()
     await asyncio.sleep(0.2)
 
