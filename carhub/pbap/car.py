@@ -76,6 +76,7 @@ class ClassicCar:
         self._links: dict[int, ClassicLink] = {}
         self._pairings: dict[int, LinkPairing] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rekeying: set[str] = set()  # phone ids whose stored key the host withholds
         self.address = ""
 
     def attach(self, device: Device) -> None:
@@ -86,6 +87,17 @@ class ClassicCar:
         device.classic_accept_any = True
         device.discoverable = self.discoverable
         self._device = device
+        stored = device.get_link_key
+
+        async def link_key(address: hci.Address) -> bytes | None:
+            # A re-key (carhub.pbap.link): "no key" makes the controller run SSP, and the
+            # stored key stays until an accepted pairing replaces it.
+            if apple_phone_id(address.to_string(False)) in self._rekeying:
+                log.info("Classic: link key for %s withheld while it pairs again", address)
+                return None
+            return await stored(address)
+
+        device.host.link_key_provider = link_key
 
     def set_discoverable(self, open_: bool) -> None:
         """Answer inquiries (phones list the car under new devices) only while the pairing
@@ -116,7 +128,13 @@ class ClassicCar:
         """SSP with MITM and bonding; the delegate shows the code on the dashboard."""
         state = self._pairing(connection)
         state.started = True
-        delegate = SspDelegate(state, self._events, self.keystore, timeout=DECISION_TIMEOUT_S)
+        delegate = SspDelegate(
+            state,
+            self._events,
+            self.keystore,
+            timeout=DECISION_TIMEOUT_S,
+            abort=lambda: self._spawn(_drop(connection)),
+        )
         return PairingConfig(sc=True, mitm=True, bonding=True, delegate=delegate)
 
     def on_connection(self, connection: Connection) -> None:
@@ -176,6 +194,7 @@ class ClassicCar:
             emulated=self._emulated(),
             spawn=self._spawn_none,
             response_timeout=self.response_timeout,
+            rekeying=self._rekeying,
         )
         link = ClassicLink(connection, self._pairing(connection), settings)
         self._links[connection.handle] = link
@@ -210,3 +229,10 @@ class ClassicCar:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def _drop(connection: Connection) -> None:
+    """End a pairing the delegate cannot refuse by answering: drop the ACL."""
+    with contextlib.suppress(Exception):
+        reason = hci.HCI_AUTHENTICATION_FAILURE_ERROR
+        await asyncio.wait_for(connection.disconnect(reason), CONNECT_TIMEOUT_S)

@@ -8,9 +8,14 @@ Theory of operation, per BR/EDR connection (``ClassicLink.run``):
    SSP numeric comparison is decided by ``carhub.pbap.pairing``; a refusal or a failure is
    ``classic_pairing_failed`` and the link is dropped. A new bond is ``classic_bonded``.
    A bonded phone authenticates with its link key and no SSP. One that forgot the car
-   fails that check (HCI 0x06 or 0x05): with the pairing window open the car deletes its
-   key and authenticates again, which runs SSP with the code shown; with it closed the
-   car keeps the key, says the phone must pair again, and drops the link.
+   fails that check (HCI 0x06 or 0x05): with the pairing window open the car authenticates
+   again with its host answering "no key" for this address (``LinkSettings.rekeying``),
+   which runs SSP with the code shown as replacing a bond; the old key is replaced only by
+   an accepted pairing and stays on a rejection, a timeout or a failure. With the window
+   closed the car keeps the key, says the phone must pair again, and drops the link.
+   A link key written on the link that the car user never accepted (passkey entry that
+   completed anyway), or a link authenticated with no bond behind it, has its link key
+   undone at once (the previous one back, or none; LE keys stay) and is dropped.
 2. Encryption: required when the controller can encrypt; Bumble's virtual controller
    cannot, so there one line says the emulated link is unencrypted and the pull goes on.
 3. ``classic_connected``, then SDP (the PSE's RFCOMM channel), RFCOMM, OBEX CONNECT with
@@ -24,12 +29,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
 from bumble import hci, rfcomm
 from bumble.device import Connection
-from bumble.keys import KeyStore
+from bumble.keys import KeyStore, PairingKeys
 
 from carhub.apple import apple_phone_id
 from carhub.classic import ClassicEvents, ClassicLinkError
@@ -38,8 +43,9 @@ from carhub.pbap.pairing import (
     KEY_REJECTED,
     PHONE_LOST_KEY,
     LinkPairing,
-    forget_link_key,
     has_link_key,
+    link_key_of,
+    restore_link_key,
 )
 from carhub.pbap.pull import pull_book
 from carhub.pbap.sdp_lookup import find_pse
@@ -71,6 +77,9 @@ class LinkSettings:
     emulated: bool  # the controller cannot encrypt (Bumble's virtual one)
     spawn: Callable[[Awaitable[None]], None]
     response_timeout: float = RESPONSE_TIMEOUT_S
+    # Phone ids whose Link Key Request the car's host answers with "no key" (re-keying):
+    # shared with ``ClassicCar``'s link key provider.
+    rekeying: set[str] = field(default_factory=set)
 
 
 class _AuthFailed(ClassicLinkError):
@@ -104,7 +113,10 @@ class ClassicLink:
         self._connected = False
         self._obex: ObexChannel | None = None
         self._reported = False  # the pull ended with pull_done or pull_skipped
+        self._prior: PairingKeys | None = None  # the car's link key before this link
+        self._new_key = False  # the controller gave a new link key (Bumble stored it)
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+        connection.on(connection.EVENT_LINK_KEY, self._on_link_key)
 
     def close(self, reason: str) -> None:
         """Disconnect the phone (in the background)."""
@@ -142,13 +154,19 @@ class ClassicLink:
         except ClassicLinkError as exc:
             reason = self.pairing.refusal or str(exc)
             log.warning("Classic phone %s: pairing failed: %s", self.address, reason)
+            if self._new_key and not (self.pairing.new_bond and self._is_bonded()):
+                await self._undo_key()
             events.classic_pairing_failed(self.phone_id, reason)
             await self.disconnect()
             return
         if self.pairing.new_bond:
             events.classic_bonded(self.phone_id, self.pairing.phone_name)
-        if not events.classic_is_bonded(self.phone_id):
-            log.warning("Classic phone %s: authenticated but not bonded; dropped", self.address)
+        if (self._new_key and not self.pairing.new_bond) or not self._is_bonded():
+            log.warning(
+                "Classic phone %s: authenticated but not bonded; link key undone, dropped",
+                self.address,
+            )
+            await self._undo_key()
             await self.disconnect()
             return
         try:
@@ -194,11 +212,18 @@ class ClassicLink:
 
     async def _authenticate(self, car_initiated: bool) -> None:
         """Authenticate; pair again a phone that forgot the car, if the window is open."""
+        keystore = self._s.keystore
+        self._prior = await link_key_of(keystore, self.phone_id)
         try:
             await self._authenticate_once(car_initiated)
         except _AuthFailed as exc:
-            keystore = self._s.keystore
-            if exc.code not in KEY_REJECTED or not await has_link_key(keystore, self.phone_id):
+            # An SSP that ran and failed (the code rejected, say) is not a key check.
+            started = self.pairing.started
+            if (
+                started
+                or exc.code not in KEY_REJECTED
+                or not await has_link_key(keystore, self.phone_id)
+            ):
                 raise
             if not self._s.events.classic_may_bond():
                 # Keep the key: a device that claims a bonded phone's address must not be
@@ -207,15 +232,31 @@ class ClassicLink:
                 raise
             log.info(
                 "Classic phone %s failed the link key check (HCI 0x%02X) with the pairing "
-                "window open: deleting the car's key and pairing again",
+                "window open: pairing again; its key is replaced only if the code is accepted",
                 self.address,
                 exc.code,
             )
+            # Nothing is deleted before the car user's decision: the host answers "no key"
+            # for this address until this SSP ends, and only an accepted one writes a key.
+            self._prior = await link_key_of(keystore, self.phone_id)
+            self.pairing.replaces_bond = True
+            self._s.rekeying.add(self.phone_id)
             try:
-                await forget_link_key(keystore, self.phone_id)
-            except Exception as error:  # a key store that cannot be written
-                raise ClassicLinkError(f"cannot delete the old link key: {error}") from None
-            await self._authenticate_once(car_initiated=True)
+                await self._authenticate_once(car_initiated=True)
+            finally:
+                self._s.rekeying.discard(self.phone_id)
+
+    def _is_bonded(self) -> bool:
+        return self._s.events.classic_is_bonded(self.phone_id)
+
+    async def _undo_key(self) -> None:
+        """Undo this link's link key: a bonded phone's previous one back, else none."""
+        prior = self._prior if self._is_bonded() else None
+        await asyncio.sleep(0)  # Bumble stores the new key in a task: let it land first
+        try:
+            await restore_link_key(self._s.keystore, self.phone_id, prior)
+        except Exception as exc:  # a key store that cannot be written
+            log.warning("Classic phone %s: cannot undo its link key: %s", self.address, exc)
 
     async def _authenticate_once(self, car_initiated: bool) -> None:
         """Wait for the phone's authentication, or run it (see the module docstring)."""
@@ -299,6 +340,9 @@ class ClassicLink:
 
     def _on_disconnection(self, _reason: int) -> None:
         self.gone()
+
+    def _on_link_key(self) -> None:
+        self._new_key = True
 
 
 async def _bounded(step: Awaitable[_T], timeout: float, what: str) -> _T:

@@ -1,7 +1,8 @@
 """A bonded phone that forgot the car (its link key deleted, or replaced by another one):
 with the pairing window closed the car refuses it and keeps its own key; with the window
-open it deletes its key (only the link key: LE keys of the same identity stay) and pairs
-again with a code, then pulls. On a LocalRadio, whose controllers check stored link keys."""
+open it pairs again with a code, and the accepted pairing replaces its link key (only the
+link key: LE keys of the same identity stay), then pulls. On a LocalRadio,
+whose controllers check stored link keys."""
 
 from __future__ import annotations
 
