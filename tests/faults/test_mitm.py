@@ -10,14 +10,24 @@ machines and the code cut to 2 and 3 digits: its success rate over many attempts
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
+import re
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
 from protocol.pairing import CarPairing, PhonePairing
 from protocol.pairing_messages import CODE_DIGITS
-from tests.e2e.helpers import ROOT
+from tests.e2e.helpers import ROOT, Car, Phone, poll, spawn, stop, stop_all
 from tests.faults.mitm_odds import attempt, identities
 
 # -- in-process: the odds ---------------------------------------------------------------
@@ -64,3 +74,84 @@ def test_nothing_outside_the_machines_sets_the_code_length() -> None:
         if "code_digits" in path.read_text(encoding="utf-8")
     ]
     assert users == ["protocol/pairing.py"]
+
+
+# -- real processes: the codes differ -----------------------------------------------------
+ATTEMPTS = 4  # each a phone-bridge run; the car-wide budget (20 a minute) is not reached
+
+
+class Reader:
+    """Read a child's pipe up to a marker, with a deadline (a stuck child fails the test)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.fd, self.buf = stream.fileno(), ""
+
+    def until(self, marker: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while marker not in self.buf:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
+            if not ready:
+                raise AssertionError(f"no {marker!r} within {timeout} s: {self.buf!r}")
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                raise AssertionError(f"the pipe closed before {marker!r}: {self.buf!r}")
+            self.buf += chunk.decode()
+        head, _, self.buf = self.buf.partition(marker)
+        return head + marker
+
+    def json_line(self) -> dict[str, Any]:
+        return dict(json.loads(self.until("\n")))
+
+
+@pytest.fixture
+def relay_and_car(tmp_path: Path) -> Iterator[tuple[Car, Reader, str]]:
+    """A car whose user compares codes (no auto-confirm), and the relay in front of it."""
+    try:
+        car = Car(tmp_path / "car").start()
+        relay = spawn(
+            [sys.executable, "-m", "tests.faults.mitm_relay", "--car", car.endpoint],
+            stdout=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert relay.stdout is not None
+        out = Reader(relay.stdout)
+        ready = out.json_line()
+        assert ready["event"] == "ready", ready
+        yield car, out, str(ready["endpoint"])
+    finally:
+        stop_all()
+
+
+def test_a_relay_with_its_own_keys_never_shows_both_users_one_code(
+    relay_and_car: tuple[Car, Reader, str], tmp_path: Path
+) -> None:
+    car, relay, endpoint = relay_and_car
+    phone = Phone(tmp_path / "phone")
+    for i in range(ATTEMPTS):
+        proc = phone.popen("pair", endpoint, "--json", stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        assert proc.stdin is not None and proc.stderr is not None
+        try:
+            shown = Reader(proc.stderr).until("[y/N]")
+            m = re.search(r"Pairing code: (\d{3}) (\d{3})", shown)
+            assert m is not None, shown
+            phone_code = m.group(1) + m.group(2)
+            (req,) = poll(lambda: car.get("/api/pairing/requests"), what="the car's request")
+            # What the two users compare: the relay cannot make them equal.
+            assert phone_code != req["code"], (i, phone_code, req)
+            proc.stdin.write("n\n")
+            proc.stdin.flush()
+            assert car.post(f"/api/pairing/requests/{req['id']}/reject")["ok"] is True
+            _, err = proc.communicate(timeout=20)
+        finally:
+            stop(proc)
+        assert proc.returncode == 4, err  # pairing failed
+        assert "Traceback" not in err
+        codes, ended = relay.json_line(), relay.json_line()
+        # The relay really sat in the middle: the car saw its fake phone, the phone its fake
+        # car, and the codes each side showed are the ones the relay derived with it.
+        assert codes["to_phone"] == phone_code and codes["to_car"] == req["code"], codes
+        assert req["phone_id"] == codes["fake_phone_id"]
+        assert ended["phone_leg"] == ended["car_leg"] == "rejected", ended
+    assert car.phones() == []  # nobody was pinned
+    assert not (tmp_path / "phone").exists() or phone.status()["cars"] == []
