@@ -121,7 +121,7 @@ async def flood(endpoint: str) -> list[Outcome]:
                         else _ws_flooder(endpoint, src, kind, out))  # fmt: skip
                 tasks.append(asyncio.create_task(coro))
         await asyncio.sleep(1.0)
-    done, pending = await asyncio.wait(tasks, timeout=SETUP_TIMEOUT + SLACK + 5)
+    _done, pending = await asyncio.wait(tasks, timeout=SETUP_TIMEOUT + SLACK + 5)
     for t in pending:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
