@@ -39,6 +39,7 @@ from protocol.errors import LocalProtocolError, PairingError, Reason
 from protocol.identity import KEY_SIZE, Identity, InvalidPeerKeyError, PairingUri
 from protocol.messages import Message
 from protocol.pairing_messages import (
+    CODE_DIGITS,
     MAC_SIZE,
     MAX_NAME,
     METHODS,
@@ -113,7 +114,11 @@ class _Pairing:
         timeout: float,
         rng: Rng,
         state: _State,
+        code_digits: int,
     ) -> None:
+        if not 1 <= code_digits <= CODE_DIGITS:
+            raise ValueError(f"a code has 1 to {CODE_DIGITS} digits, not {code_digits}")
+        self._digits = code_digits
         self._identity = identity
         self._transcript = transcript
         self._deadline = now + timeout
@@ -204,7 +209,7 @@ class _Pairing:
         )
         self._key = confirm_key(self._shared, self._np, self._nc, self._secret)
         if self._method == "numeric":
-            self.code = numeric_code(self._pt)
+            self.code = numeric_code(self._pt, self._digits)
             self._events.append(CodeReady(self.code))
 
     def _after_derive(self) -> list[Message]:
@@ -279,6 +284,9 @@ class CarPairing(_Pairing):
         oob_secret: the secret of the ``PairingUri`` the car shows, if any; without it a
             phone asking for ``"oob"`` is refused with ``oob-mismatch``.
         rng: source of nonces (tests and vectors pass a fixed one).
+        code_digits: the code's length, 6 (``CODE_DIGITS``) on the wire; tests lower it
+            to measure a man in the middle's 10^-digits odds (1 to 6, else ValueError).
+            No CLI or shell passes it.
     """
 
     role = "car"
@@ -292,6 +300,7 @@ class CarPairing(_Pairing):
         timeout: float = 60.0,
         oob_secret: bytes | None = None,
         rng: Rng = os.urandom,
+        code_digits: int = CODE_DIGITS,
     ) -> None:
         super().__init__(
             identity,
@@ -300,6 +309,7 @@ class CarPairing(_Pairing):
             timeout=timeout,
             rng=rng,
             state=_State.WAIT_REQUEST,
+            code_digits=code_digits,
         )
         self._oob_secret = oob_secret
 
@@ -353,6 +363,7 @@ class PhonePairing(_Pairing):
         timeout: seconds for the whole pairing.
         oob: the scanned ``PairingUri`` to pair by QR instead of comparing a code.
         rng: source of nonces (tests and vectors pass a fixed one).
+        code_digits: the code's length, as for ``CarPairing`` (tests only).
     """
 
     role = "phone"
@@ -367,10 +378,10 @@ class PhonePairing(_Pairing):
         timeout: float = 60.0,
         oob: PairingUri | None = None,
         rng: Rng = os.urandom,
+        code_digits: int = CODE_DIGITS,
     ) -> None:
-        super().__init__(
-            identity, transcript=transcript, now=now, timeout=timeout, rng=rng, state=_State.IDLE
-        )
+        super().__init__(identity, transcript=transcript, now=now, timeout=timeout, rng=rng,
+                         state=_State.IDLE, code_digits=code_digits)  # fmt: skip
         self._name = name
         self._oob = oob
         if oob is not None:

@@ -17,6 +17,7 @@ from protocol.errors import Reason
 from protocol.messages import Message, register
 
 __all__ = [
+    "CODE_DIGITS",
     "LABEL_CODE",
     "LABEL_COMMIT",
     "LABEL_CONFIRM",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 NONCE_SIZE = 16  # 128-bit nonces, as in LE Secure Connections
+# Digits of the numeric code: a man in the middle wins with probability 10^-CODE_DIGITS.
+# The machines take fewer only from tests that measure that rate (tests/faults/).
+CODE_DIGITS = 6
 MAC_SIZE = 32
 MAX_NAME = 128  # characters; a name is shown on a car screen, not stored as a document
 METHODS = {"numeric": b"\x01", "oob": b"\x02"}
@@ -147,10 +151,24 @@ def transcript_hash(
     return h.digest()
 
 
-def numeric_code(pt: bytes) -> str:
-    """Return the 6-digit code: BE32(H("carhub/pair/v1/code" || PT)[0:4]) mod 10^6."""
+def numeric_code(pt: bytes, digits: int = CODE_DIGITS) -> str:
+    """Return the code: BE32(H("carhub/pair/v1/code" || PT)[0:4]) mod 10^digits.
+
+    Args:
+        pt: the pairing transcript hash.
+        digits: the code's length, zero-padded; 6 on the wire (PROTOCOL.md section 5.2).
+            Fewer only in tests that measure a man in the middle's odds.
+
+    Returns:
+        The code as ``digits`` decimal digits.
+
+    Raises:
+        ValueError: ``digits`` is not between 1 and 6.
+    """
+    if not 1 <= digits <= CODE_DIGITS:
+        raise ValueError(f"a code has 1 to {CODE_DIGITS} digits, not {digits}")
     value = int.from_bytes(hashlib.sha256(LABEL_CODE + pt).digest()[:4], "big")
-    return f"{value % 1_000_000:06d}"
+    return f"{value % 10**digits:0{digits}d}"
 
 
 def confirm_key(shared: bytes, np: bytes, nc: bytes, oob_secret: bytes = b"") -> bytes:
