@@ -1,0 +1,75 @@
+"""A car and a phone on the LAN with a ``CutProxy`` between them, always torn down.
+
+Processes are started and stopped by ``tests.e2e.helpers`` (``Car``, ``Phone``, ``spawn``,
+``stop_all``), so a failing test leaves nothing running. The car runs without mDNS (the
+phone dials the proxy's HOST:PORT) on a fixed session port, so a restarted car is found
+behind the same proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.e2e.helpers import Car, Phone, Result, stop_all
+from tests.faults.proxy import CutProxy
+
+__all__ = ["Rig", "lan_rig"]
+
+# Every sync of these tests must be over in this long (a 20k sync takes ~2 s here).
+SYNC_TIMEOUT = 60.0
+
+
+@dataclass
+class Rig:
+    car: Car
+    phone: Phone
+    phone_id: str
+    proxy: CutProxy
+
+    def sync_args(self, book: Path) -> list[str]:
+        return ["sync", self.proxy.endpoint, "--contacts", str(book), "--json"]
+
+    def sync(self, book: Path) -> Result:
+        """One ``phone-bridge sync`` through the proxy, to its end."""
+        return self.phone.run(*self.sync_args(book), timeout=SYNC_TIMEOUT)
+
+    def start_sync(self, book: Path) -> subprocess.Popen[str]:
+        return self.phone.popen(
+            *self.sync_args(book), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+    def synced(self, book: Path) -> dict[str, object]:
+        """Sync to the end and return the phone's JSON summary (exit 0 asserted)."""
+        r = self.sync(book)
+        assert r.code == 0, f"sync exit {r.code}: {r.err.strip().splitlines()[-3:]}"
+        return dict(json.loads(r.out.strip().splitlines()[-1]))
+
+
+@contextmanager
+def lan_rig(tmp_path: Path, *car_extra: str) -> Iterator[Rig]:
+    """Start a car (auto-confirm, no mDNS), pair a phone directly, put a proxy between."""
+    car = Car(tmp_path / "car", name="Fault Car", extra=["--auto-confirm", "--no-mdns", *car_extra])
+    proxy: CutProxy | None = None
+    try:
+        car.start()
+        car.extra += ["--listen", car.endpoint]  # a restart keeps the port behind the proxy
+        phone = Phone(tmp_path / "phone")
+        phone_id = str(phone.pair(car)["phone_id"])
+        proxy = CutProxy(car.endpoint)
+        yield Rig(car, phone, phone_id, proxy)
+    finally:
+        if proxy is not None:
+            proxy.close()
+        stop_all()
+
+
+def env_seed() -> int | None:
+    """``FAULTS_SEED`` repeats a failed run (its seed is printed in every failure)."""
+    raw = os.environ.get("FAULTS_SEED")
+    return int(raw) if raw else None
