@@ -5,7 +5,8 @@ not its address, so the phone accepts it there). ``arm(offset, action)`` makes t
 forward exactly ``offset`` more bytes (both directions together, over every connection
 since the call) and then run ``action`` from the pump thread that crossed the offset:
 ``cut`` resets both sockets (a dropped link), or any callable (kill -9 of a process at
-that very point of the stream), after which the connections are reset too. Plain threads, so the test process needs no event loop.
+that very point of the stream), after which the connections are reset too. Plain
+threads, so the test process needs no event loop.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class CutProxy:
 
     @property
     def endpoint(self) -> str:
-        return "127.0.0.1:%d" % self._listener.getsockname()[1]
+        return f"127.0.0.1:{self._listener.getsockname()[1]}"
 
     def arm(self, offset: int, action: Callable[[], None] | None = None) -> None:
         """After ``offset`` more bytes, run ``action`` (default: ``cut``) once."""

@@ -1,0 +1,153 @@
+"""The fault loops, shared by the CI tests and ``bench/bench_faults.py``.
+
+One round: a sync of a new version of the book (every contact changed, so every batch has
+work) through the ``CutProxy``, a fault at a random byte offset of it (seeded), the checks
+a user would make on the wreck, the recovery (a restart where something died, then a plain
+``phone-bridge sync``), and the checks of the end state. A round that fails is recorded
+with its seed, index and offset; the tests stop at the first, the bench counts them.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.e2e.helpers import poll
+from tests.faults.mirror import Book, Mirror, integrity
+from tests.faults.rig import SYNC_TIMEOUT, Rig
+
+__all__ = ["FAULTS", "LoopResult", "fault_loop", "versions"]
+
+# The phone's one error line when the car or the link goes away mid-session (exit 1).
+LOST = "connection to the car lost"
+
+
+@dataclass
+class LoopResult:
+    name: str
+    seed: int
+    runs: int = 0
+    failures: list[str] = field(default_factory=list)
+    full_s: float = 0.0  # a full sync of every contact, no fault (the phone's "seconds")
+    resume_s: list[float] = field(default_factory=list)  # each recovery sync's "seconds"
+
+    def line(self) -> str:
+        return f"{self.name}: {self.runs} runs, {len(self.failures)} failures"
+
+
+def versions(tmp_path: Path, count: int) -> list[Book]:
+    """Three versions of a ``count``-card book: the first, then two that alternate."""
+    path = tmp_path / "book.vcf"
+    books = [Book.write(path, count, v) for v in (0, 1, 2)]
+    return [b.install() for b in books[:1]] + books[1:]
+
+
+def _kill_car(rig: Rig, proc: subprocess.Popen[str]) -> Callable[[], None]:
+    car = rig.car.proc
+    assert car is not None
+    return car.kill
+
+
+def _kill_phone(rig: Rig, proc: subprocess.Popen[str]) -> Callable[[], None]:
+    return proc.kill
+
+
+def _cut(rig: Rig, proc: subprocess.Popen[str]) -> Callable[[], None]:
+    return rig.proxy.cut
+
+
+# name -> (the action at the offset, phone exit codes a user may see, car restarts)
+FAULTS: dict[
+    str, tuple[Callable[[Rig, subprocess.Popen[str]], Callable[[], None]], set[int], bool]
+] = {
+    "car_kill": (_kill_car, {1}, True),
+    "phone_kill": (_kill_phone, {-9}, False),
+    "cut": (_cut, {1}, False),
+}
+
+
+def fault_loop(
+    rig: Rig, books: list[Book], fault: str, n: int, seed: int, *, stop: bool = True
+) -> LoopResult:
+    """Run ``n`` rounds of ``fault``; raise at the first failure if ``stop``."""
+    rng = random.Random(seed)
+    res = LoopResult(fault, seed)
+    rig.proxy.reset_count()
+    first = rig.synced(books[0].install().path)
+    assert first["added"] == len(books[0].contacts), first
+    full_bytes = rig.proxy.total  # this run's full sync: the range of fault offsets
+    full = rig.synced(books[1].install().path)  # every contact changed: the full baseline
+    res.full_s = float(full["seconds"])  # type: ignore[arg-type]
+    old = books[1]
+    for i in range(n):
+        new = books[1 + (i + 1) % 2]
+        offset = rng.randrange(1, full_bytes)
+        res.runs += 1
+        try:
+            res.resume_s.append(_round(rig, fault, old, new, offset))
+        except AssertionError as exc:
+            msg = (
+                f"{fault} seed {seed} (FAULTS_SEED={seed}), round {i}, "
+                f"offset {offset} of {full_bytes}: {exc}"
+            )
+            res.failures.append(msg)
+            if stop:
+                raise AssertionError(msg) from exc
+            _recover(rig, new)
+        old = new
+    return res
+
+
+def _round(rig: Rig, fault: str, old: Book, new: Book, offset: int) -> float:
+    """One fault and its recovery; returns the recovery sync's own time."""
+    make, codes, restart = FAULTS[fault]
+    new.install()
+    proc = rig.start_sync(new.path)
+    rig.proxy.arm(offset, make(rig, proc))
+    try:
+        _, err = proc.communicate(timeout=SYNC_TIMEOUT)
+    finally:
+        rig.proxy.disarm()
+    assert rig.proxy.fired.is_set(), f"the sync ended (exit {proc.returncode}) before the offset"
+    assert proc.returncode in codes, f"phone exit {proc.returncode}: {err[-400:]}"
+    if proc.returncode == 1:
+        lines = [ln for ln in err.splitlines() if ln.startswith("phone-bridge: error:")]
+        assert len(lines) == 1 and LOST in lines[0], err[-400:]
+    assert "Traceback" not in err, err[-800:]
+    car = rig.car
+    if restart:
+        assert car.proc is not None
+        car.proc.wait(5)
+    else:  # the car may still be committing what reached it: read once it saw the end
+        poll(lambda: not _connected(rig), timeout=10, what="the car to see the phone gone")
+    assert integrity(car) == "ok"
+    wreck = Mirror.load(car, rig.phone_id)
+    held = wreck.assert_whole_batches(new, old)
+    wreck.assert_holds_acked(rig.phone.state_dir, car.id)
+    if restart:
+        car.start()
+    summary = rig.synced(new.path)
+    # A resume sends only what the car lacks: the contacts of the new version not on it.
+    assert summary["changed"] == len(new.contacts) - held, (summary, held)
+    Mirror.load(car, rig.phone_id).assert_is(new)
+    assert car.contacts(rig.phone_id, limit=0)["total"] == len(new.contacts)
+    return float(summary["seconds"])  # type: ignore[arg-type]
+
+
+def _connected(rig: Rig) -> bool:
+    return any(p["id"] == rig.phone_id and p["connected"] for p in rig.car.phones())
+
+
+def _recover(rig: Rig, book: Book) -> None:
+    """After a failed round (bench only): get back to a running car that holds ``book``."""
+    car = rig.car
+    if car.proc is None or car.proc.poll() is not None:
+        car.start()
+    r = rig.sync(book.path)
+    if r.code != 0:
+        time.sleep(1)
+        rig.sync(book.path)
