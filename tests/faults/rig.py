@@ -1,7 +1,8 @@
 """A car and a phone on the LAN with a ``CutProxy`` between them, always torn down.
 
 Processes are started and stopped by ``tests.e2e.helpers`` (``Car``, ``Phone``, ``spawn``,
-``stop_all``), so a failing test leaves nothing running. The car runs without mDNS (the
+``stop``): each rig stops its own car and phones, even when a test fails, and leaves
+other rigs (lanes running beside it) alone. The car runs without mDNS (the
 phone dials the proxy's HOST:PORT) on a fixed session port, so a restarted car is found
 behind the same proxy.
 """
@@ -13,10 +14,10 @@ import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.helpers import Car, Phone, Result, stop_all
+from tests.e2e.helpers import Car, Phone, Result, stop
 from tests.faults.proxy import CutProxy
 
 __all__ = ["Rig", "lan_rig"]
@@ -31,6 +32,7 @@ class Rig:
     phone: Phone
     phone_id: str
     proxy: CutProxy
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)  # phones started here
 
     def sync_args(self, book: Path) -> list[str]:
         return ["sync", self.proxy.endpoint, "--contacts", str(book), "--json"]
@@ -40,9 +42,11 @@ class Rig:
         return self.phone.run(*self.sync_args(book), timeout=SYNC_TIMEOUT)
 
     def start_sync(self, book: Path) -> subprocess.Popen[str]:
-        return self.phone.popen(
+        proc = self.phone.popen(
             *self.sync_args(book), stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        self.procs.append(proc)
+        return proc
 
     def synced(self, book: Path) -> dict[str, object]:
         """Sync to the end and return the phone's JSON summary (exit 0 asserted)."""
@@ -56,17 +60,22 @@ def lan_rig(tmp_path: Path, *car_extra: str) -> Iterator[Rig]:
     """Start a car (auto-confirm, no mDNS), pair a phone directly, put a proxy between."""
     car = Car(tmp_path / "car", name="Fault Car", extra=["--auto-confirm", "--no-mdns", *car_extra])
     proxy: CutProxy | None = None
+    rig: Rig | None = None
     try:
         car.start()
         car.extra += ["--listen", car.endpoint]  # a restart keeps the port behind the proxy
         phone = Phone(tmp_path / "phone")
         phone_id = str(phone.pair(car)["phone_id"])
         proxy = CutProxy(car.endpoint)
-        yield Rig(car, phone, phone_id, proxy)
+        rig = Rig(car, phone, phone_id, proxy)
+        yield rig
     finally:
         if proxy is not None:
             proxy.close()
-        stop_all()
+        # Only this rig's processes: another lane's rig may still be running.
+        for proc in rig.procs if rig else []:
+            stop(proc)
+        car.stop()
 
 
 def env_seed() -> int | None:

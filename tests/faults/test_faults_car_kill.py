@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.faults.loops import fault_loop, versions
+from tests.faults.loops import run_lanes, versions
 from tests.faults.mirror import seeded
-from tests.faults.rig import env_seed, lan_rig
+from tests.faults.rig import env_seed
 
 N = 20
 CONTACTS = 20_000
@@ -33,7 +33,6 @@ def test_car_killed_mid_sync_keeps_whole_batches_and_resumes(tmp_path: Path) -> 
     _, seed = seeded("car_kill", env_seed())
     books = versions(tmp_path, CONTACTS)
     assert len(books[1].boundaries) == CONTACTS // 500  # many batches to die between
-    with lan_rig(tmp_path) as rig:
-        result = fault_loop(rig, books, "car_kill", N, seed)
+    result = run_lanes(tmp_path, books, "car_kill", N, seed)
     print(result.line(), f"full {result.full_s:.2f} s, resumes {result.resume_s}")
     assert result.runs == N and not result.failures

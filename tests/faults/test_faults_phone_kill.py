@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.faults.loops import fault_loop, versions
+from tests.faults.loops import run_lanes, versions
 from tests.faults.mirror import seeded
-from tests.faults.rig import env_seed, lan_rig
+from tests.faults.rig import env_seed
 
 N = 20
 CONTACTS = 5_000
@@ -23,7 +23,6 @@ CONTACTS = 5_000
 def test_phone_killed_mid_sync_resumes_to_the_same_book(tmp_path: Path) -> None:
     _, seed = seeded("phone_kill", env_seed())
     books = versions(tmp_path, CONTACTS)
-    with lan_rig(tmp_path) as rig:
-        result = fault_loop(rig, books, "phone_kill", N, seed)
+    result = run_lanes(tmp_path, books, "phone_kill", N, seed)
     print(result.line(), f"full {result.full_s:.2f} s")
     assert result.runs == N and not result.failures
