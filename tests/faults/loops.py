@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tests.e2e.helpers import poll
 from tests.faults.mirror import Book, Mirror, integrity
 from tests.faults.rig import SYNC_TIMEOUT, Rig, lan_rig
 
-__all__ = ["FAULTS", "LANES", "LoopResult", "fault_loop", "run_lanes", "versions"]
+__all__ = ["FAULTS", "LANES", "Fault", "LoopResult", "fault_loop", "run_lanes", "versions"]
 
 # Car-and-phone pairs run side by side (FAULTS_LANES; CI has 2 cores).
 LANES = int(os.environ.get("FAULTS_LANES", "2"))
@@ -56,32 +57,47 @@ def versions(tmp_path: Path, count: int) -> list[Book]:
     return [b.install() for b in books[:1]] + books[1:]
 
 
+@dataclass(frozen=True)
+class Fault:
+    """What happens at the offset, the phone exit codes a user may see, who restarts."""
+
+    action: Callable[[Rig, subprocess.Popen[str]], Callable[[], None]]
+    codes: frozenset[int]
+    kills_car: bool = False  # the car is dead: restart it before the recovery sync
+    kills_radio: bool = False  # the radio is dead: restart it, wait for the car's HCI
+
+
 def _kill_car(rig: Rig, proc: subprocess.Popen[str]) -> Callable[[], None]:
     car = rig.car.proc
     assert car is not None
     return car.kill
 
 
-def _kill_phone(rig: Rig, proc: subprocess.Popen[str]) -> Callable[[], None]:
-    return proc.kill
+def _kill_radio(rig: Rig, proc: subprocess.Popen[str]) -> Callable[[], None]:
+    assert rig.radio is not None
+    return rig.radio.kill
 
 
-def _cut(rig: Rig, proc: subprocess.Popen[str]) -> Callable[[], None]:
-    return rig.proxy.cut
-
-
-# name -> (the action at the offset, phone exit codes a user may see, car restarts)
-FAULTS: dict[
-    str, tuple[Callable[[Rig, subprocess.Popen[str]], Callable[[], None]], set[int], bool]
-] = {
-    "car_kill": (_kill_car, {1}, True),
-    "phone_kill": (_kill_phone, {-9}, False),
-    "cut": (_cut, {1}, False),
+FAULTS: dict[str, Fault] = {
+    "car_kill": Fault(_kill_car, frozenset({1}), kills_car=True),
+    "phone_kill": Fault(lambda rig, proc: proc.kill, frozenset({-9})),
+    "cut": Fault(lambda rig, proc: rig.proxy.cut, frozenset({1})),
+    # Over BLE the proxy sits between the phone and the radio: a cut is the phone's
+    # controller leaving the air, which the car sees as a dropped link (0x13).
+    "ble_drop": Fault(lambda rig, proc: rig.proxy.cut, frozenset({1})),
+    "radio_kill": Fault(_kill_radio, frozenset({1}), kills_radio=True),
 }
 
 
 def run_lanes(
-    tmp_path: Path, books: list[Book], fault: str, n: int, seed: int, *, stop: bool = True
+    tmp_path: Path,
+    books: list[Book],
+    fault: str,
+    n: int,
+    seed: int,
+    *,
+    rig: Callable[[Path], AbstractContextManager[Rig]] = lan_rig,
+    stop: bool = True,
 ) -> LoopResult:
     """Run ``n`` rounds of ``fault`` split over ``LANES`` car-and-phone pairs at once.
 
@@ -167,10 +183,10 @@ def fault_loop(
 
 def _round(rig: Rig, fault: str, old: Book, new: Book, offset: int) -> float:
     """One fault and its recovery; returns the recovery sync's own time."""
-    make, codes, restart = FAULTS[fault]
+    f = FAULTS[fault]
     new.install()
     proc = rig.start_sync(new.path)
-    rig.proxy.arm(offset, make(rig, proc))
+    rig.proxy.arm(offset, f.action(rig, proc))
     try:
         _, err = proc.communicate(timeout=SYNC_TIMEOUT)
     finally:
@@ -181,13 +197,13 @@ def _round(rig: Rig, fault: str, old: Book, new: Book, offset: int) -> float:
         code, lost = 1, UNREACHABLE  # cut before the car answered: it was never reached
     else:
         lost = LOST
-    assert code in codes, f"phone exit {proc.returncode}: {err[-400:]}"
+    assert code in f.codes, f"phone exit {proc.returncode}: {err[-400:]}"
     if code == 1:
         lines = [ln for ln in err.splitlines() if ln.startswith("phone-bridge: error:")]
         assert len(lines) == 1 and lost in lines[0], err[-400:]
     assert "Traceback" not in err, err[-800:]
     car = rig.car
-    if restart:
+    if f.kills_car:
         assert car.proc is not None
         car.proc.wait(5)
     else:  # the car may still be committing what reached it: read once it saw the end
@@ -196,14 +212,27 @@ def _round(rig: Rig, fault: str, old: Book, new: Book, offset: int) -> float:
     wreck = Mirror.load(car, rig.phone_id)
     held = wreck.assert_whole_batches(new, old)
     wreck.assert_holds_acked(rig.phone.state_dir, car.id)
-    if restart:
+    if f.kills_car:
         car.start()
+    if f.kills_radio:
+        _restart_radio(rig)
     summary = rig.synced(new.path)
     # A resume sends only what the car lacks: the contacts of the new version not on it.
     assert summary["changed"] == len(new.contacts) - held, (summary, held)
     Mirror.load(car, rig.phone_id).assert_is(new)
     assert car.contacts(rig.phone_id, limit=0)["total"] == len(new.contacts)
     return float(summary["seconds"])  # type: ignore[arg-type]
+
+
+def _restart_radio(rig: Rig) -> None:
+    """Start the radio again on its port; wait until the car has its HCI back."""
+    assert rig.radio is not None
+    before = rig.car.log().count("transport reopened")
+    rig.radio.start()
+    poll(
+        lambda: rig.car.log().count("transport reopened") > before,
+        timeout=30, what="the car to reopen its HCI transport",
+    )  # fmt: skip
 
 
 def _connected(rig: Rig) -> bool:
@@ -215,6 +244,8 @@ def _recover(rig: Rig, book: Book) -> None:
     car = rig.car
     if car.proc is None or car.proc.poll() is not None:
         car.start()
+    if rig.radio is not None and (rig.radio.proc is None or rig.radio.proc.poll() is not None):
+        _restart_radio(rig)
     r = rig.sync(book.path)
     if r.code != 0:
         time.sleep(1)

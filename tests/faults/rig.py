@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.e2e.ble_helpers import BlePhone, Radio, ble_car
 from tests.e2e.helpers import Car, Phone, Result, stop
 from tests.faults.proxy import CutProxy
 
-__all__ = ["Rig", "lan_rig"]
+__all__ = ["Rig", "ble_rig", "env_seed", "lan_rig"]
 
 # Every sync of these tests must be over in this long (a 20k sync takes ~2 s here).
 SYNC_TIMEOUT = 60.0
@@ -32,10 +33,14 @@ class Rig:
     phone: Phone
     phone_id: str
     proxy: CutProxy
+    target: str = ""  # the CAR argument of every sync (default: the proxy's HOST:PORT)
+    extra: list[str] = field(default_factory=list)  # more sync options (--transport ble)
+    radio: Radio | None = None
     procs: list[subprocess.Popen[str]] = field(default_factory=list)  # phones started here
 
     def sync_args(self, book: Path) -> list[str]:
-        return ["sync", self.proxy.endpoint, "--contacts", str(book), "--json"]
+        target = self.target or self.proxy.endpoint
+        return ["sync", target, "--contacts", str(book), "--json", *self.extra]
 
     def sync(self, book: Path) -> Result:
         """One ``phone-bridge sync`` through the proxy, to its end."""
@@ -76,6 +81,34 @@ def lan_rig(tmp_path: Path, *car_extra: str) -> Iterator[Rig]:
         for proc in rig.procs if rig else []:
             stop(proc)
         car.stop()
+
+
+@contextmanager
+def ble_rig(tmp_path: Path) -> Iterator[Rig]:
+    """A radio, a BLE-only car on it, and a phone whose radio connection runs through the
+    proxy (paired directly first), so cutting it takes the phone's controller off the air."""
+    radio = Radio(tmp_path)
+    proxy: CutProxy | None = None
+    rig: Rig | None = None
+    car: Car | None = None
+    try:
+        radio.start()
+        car = ble_car(tmp_path, radio, "Fault BLE Car")
+        phone = BlePhone(Phone(tmp_path / "phone"), radio)
+        phone_id = phone.pair(car)
+        proxy = CutProxy(f"127.0.0.1:{radio.port}")
+        extra = ["--transport", "ble", "--radio", f"tcp-client:{proxy.endpoint}"]
+        rig = Rig(car, phone.phone, phone_id, proxy, car.name, extra, radio)
+        yield rig
+    finally:
+        if proxy is not None:
+            proxy.close()
+        for proc in rig.procs if rig else []:
+            stop(proc)
+        if car is not None:
+            car.stop()
+        if radio.proc is not None:
+            stop(radio.proc)
 
 
 def env_seed() -> int | None:
