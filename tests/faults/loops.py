@@ -65,6 +65,9 @@ class Fault:
     codes: frozenset[int]
     kills_car: bool = False  # the car is dead: restart it before the recovery sync
     kills_radio: bool = False  # the radio is dead: restart it, wait for the car's HCI
+    # Offsets only after the bytes a sync with nothing to send takes (over BLE: HCI reset,
+    # scan, connect, GATT discovery, handshake), so the fault hits the sync itself.
+    after_setup: bool = False
 
 
 def _kill_car(rig: Rig, proc: subprocess.Popen[str]) -> Callable[[], None]:
@@ -84,8 +87,8 @@ FAULTS: dict[str, Fault] = {
     "cut": Fault(lambda rig, proc: rig.proxy.cut, frozenset({1})),
     # Over BLE the proxy sits between the phone and the radio: a cut is the phone's
     # controller leaving the air, which the car sees as a dropped link (0x13).
-    "ble_drop": Fault(lambda rig, proc: rig.proxy.cut, frozenset({1})),
-    "radio_kill": Fault(_kill_radio, frozenset({1}), kills_radio=True),
+    "ble_drop": Fault(lambda rig, proc: rig.proxy.cut, frozenset({1}), after_setup=True),
+    "radio_kill": Fault(_kill_radio, frozenset({1}), kills_radio=True, after_setup=True),
 }
 
 
@@ -96,7 +99,7 @@ def run_lanes(
     n: int,
     seed: int,
     *,
-    rig: Callable[[Path], AbstractContextManager[Rig]] = lan_rig,
+    make_rig: Callable[[Path], AbstractContextManager[Rig]] = lan_rig,
     stop: bool = True,
 ) -> LoopResult:
     """Run ``n`` rounds of ``fault`` split over ``LANES`` car-and-phone pairs at once.
@@ -114,10 +117,8 @@ def run_lanes(
         d.mkdir()
         mine = [dataclasses.replace(b, path=d / "book.vcf") for b in books]
         try:
-            with lan_rig(d) as rig:
-                results.append(
-                    fault_loop(rig, mine, fault, rounds, seed, j, abort=abort, stop=stop)
-                )
+            with make_rig(d) as r:
+                results.append(fault_loop(r, mine, fault, rounds, seed, j, abort=abort, stop=stop))
         except BaseException as exc:  # re-raised in the test's thread below
             abort.set()
             errors.append(exc)
@@ -159,12 +160,17 @@ def fault_loop(
     full_bytes = rig.proxy.total  # this run's full sync: the range of fault offsets
     full = rig.synced(books[1].install().path)  # every contact changed: the full baseline
     res.full_s = float(full["seconds"])  # type: ignore[arg-type]
+    low = 1
+    if FAULTS[fault].after_setup:
+        rig.proxy.reset_count()
+        rig.synced(books[1].path)  # nothing to send: setup and the closing exchange only
+        low = rig.proxy.total
     old = books[1]
     for i in range(n):
         if abort is not None and abort.is_set():
             break
         new = books[1 + (i + 1) % 2]
-        offset = rng.randrange(1, full_bytes)
+        offset = rng.randrange(low, full_bytes)
         res.runs += 1
         try:
             res.resume_s.append(_round(rig, fault, old, new, offset))
