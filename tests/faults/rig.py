@@ -61,9 +61,12 @@ class Rig:
 
 
 @contextmanager
-def lan_rig(tmp_path: Path, *car_extra: str) -> Iterator[Rig]:
-    """Start a car (auto-confirm, no mDNS), pair a phone directly, put a proxy between."""
-    car = Car(tmp_path / "car", name="Fault Car", extra=["--auto-confirm", "--no-mdns", *car_extra])
+def lan_rig(tmp_path: Path, car_dir: Path | None = None) -> Iterator[Rig]:
+    """Start a car (auto-confirm, no mDNS), pair a phone directly, put a proxy between.
+
+    ``car_dir``: the car's state directory (default ``tmp_path/car``); its log is beside it.
+    """
+    car = Car(car_dir or tmp_path / "car", name="Fault Car", extra=["--auto-confirm", "--no-mdns"])
     proxy: CutProxy | None = None
     rig: Rig | None = None
     try:
