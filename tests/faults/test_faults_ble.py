@@ -11,9 +11,10 @@ database intact with whole batches only and everything acked, and a new sync ove
 that sends only what is missing and leaves the car holding exactly the phone's book.
 
 The offsets fall after the bytes of a sync with nothing to send (HCI reset, scan,
-connect, GATT discovery, handshake): cuts inside that setup make Bumble log its own
-traceback on the phone's stderr (a known limit, see the report), though the phone now
-ends with one line there too. The book is 2,000 contacts (4 batches).
+connect, GATT discovery, handshake): a cut inside that setup still makes Bumble's host
+log its own traceback on the phone's stderr (left alone here: it is Bumble's logger),
+although the phone now ends there with one line too. The book is 2,000 contacts (4
+batches). The rounds run in two lanes (``tests.faults.loops.run_lanes``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ as between batches. Then, as a user would check (``tests.faults.loops``):
 - after a restart, one ``phone-bridge sync`` sends only what the car lacks (its
   ``changed`` count) and the car then holds exactly the phone's book, in SQLite and in
   ``GET /api/phones/{id}/contacts``.
+
+The rounds run in two lanes, each its own car, phone and proxy
+(``tests.faults.loops.run_lanes``; ``FAULTS_LANES`` changes it).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ car's database is intact and holds only whole batches of the new version and eve
 acked, and one more sync leaves the car holding exactly the phone's 2,000 contacts (4
 batches), with no duplicates. The book is 2,000 contacts so that 100 rounds fit the
 stage's time; the offsets cover the whole sync either way.
+
+The rounds run in two lanes, each its own car, phone and proxy
+(``tests.faults.loops.run_lanes``; ``FAULTS_LANES`` changes it).
 """
 
 from __future__ import annotations

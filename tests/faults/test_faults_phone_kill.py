@@ -6,6 +6,9 @@ issue fixes no size here, and 5,000 keeps the stage within its time): the car's 
 intact, only whole batches of the new version on it, everything the phone's journal
 counts as acked stored, and the next sync, from the phone's journal as the kill left it,
 sends only what is missing and ends with the car holding exactly the phone's book once.
+
+The rounds run in two lanes, each its own car, phone and proxy
+(``tests.faults.loops.run_lanes``; ``FAULTS_LANES`` changes it).
 """
 
 from __future__ import annotations
