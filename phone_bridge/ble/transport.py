@@ -12,7 +12,6 @@ read. A car that notifies more than the queue's bound while nothing reads is dro
 from __future__ import annotations
 
 import asyncio
-
 import contextlib
 import logging
 from pathlib import Path
