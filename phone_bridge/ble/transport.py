@@ -11,6 +11,7 @@ read. A car that notifies more than the queue's bound while nothing reads is dro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -152,6 +153,13 @@ class BleTransport(BaseTransport):
             raise
         except (BleakError, TimeoutError, OSError) as exc:
             raise TransportError(f"BLE connect failed: {exc}") from exc
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled: not ours to translate
+            # Bumble cancels a pending GATT request when the radio goes away mid-discovery;
+            # that is a lost link, not a cancellation of this flow (it escaped as a traceback).
+            raise TransportError("BLE connect failed: the link was lost") from exc
 
     def _on_notification(self, _sender: Any, data: bytearray) -> None:
         """Queue a notified chunk."""
