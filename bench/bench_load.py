@@ -153,9 +153,7 @@ async def together(phones: list[Phone], books: list[Contacts]) -> list[float]:
     return list(await asyncio.gather(*(p.sync(b) for p, b in zip(phones, books, strict=True))))
 
 
-def figures_for(
-    label: str, many: list[float], alone: list[float], n_phones: int
-) -> list[Figure]:
+def figures_for(label: str, many: list[float], alone: list[float], n_phones: int) -> list[Figure]:
     """p50 and p99 of the concurrent syncs beside the same percentile of one phone alone."""
     return [
         Figure(f"{label}_{n_phones}_phones_p{p}", percentile(many, p), percentile(alone, p), "s")
