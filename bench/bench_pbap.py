@@ -204,8 +204,9 @@ def main() -> None:
         Figure("reconnect_unchanged_air_edr2m", air_skip["EDR 2M"], air_repull["EDR 2M"], "s"),
         Figure("reconnect_unchanged_air_bytes", air_skip["bytes"], air_repull["bytes"], "B"),
     ]
-    print(f"PBAP pull of {n} generated contacts (with photos, then the call history) from an")
-    print("emulated Android phone, beside CarHub's own sync of the same book over BLE.")
+    print(f"PBAP pull of {n} generated contacts (the generator makes no photos, so the photo")
+    print("probe finds none), then the call history, from an emulated Android phone, beside")
+    print("CarHub's own sync of the same book over BLE.")
     print_table(figures, {
         "pull rows": f"CarHub's own protocol, the same {n} contacts over the emulated BLE link "
                      f"(air: LE 2M at a {LE_CI_MS:.0f} ms connection interval, 244 B per packet)",
