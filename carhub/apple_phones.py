@@ -307,14 +307,16 @@ class AppleEventsMixin:
         self.apple_phones.unpair_listeners.append(listener)
 
     def _unpair_apple(self, phone_id: str) -> bool:
-        """Erase an Apple phone: its row, notifications, now playing, bond; close its link."""
+        """Erase an Apple phone: its row, notifications, now playing; close its link.
+
+        The bond is erased by ``Engine.unpair`` (the unpair listeners), once for both sides.
+        """
         if not self.store.delete_apple_phone(phone_id):
             return False
         if self.apple_phones.notes.pop(phone_id, None):
             self.hub.publish("notifications", self.notifications())
         handle = self.apple_phones.handles.pop(phone_id, None)
         self._media.pop(phone_id, None)
-        self._call_unpair_listeners(phone_id)
         if handle is not None:
             handle.close("unpaired")
         return True

@@ -90,8 +90,6 @@ class ClassicEventsMixin:
         def pairing_requests(self) -> list[views.PairingRequest]: ...
         def phones(self) -> list[views.Phone]: ...
         def status(self) -> views.Status: ...
-        def _call_unpair_listeners(self, phone_id: str) -> None: ...
-        def apple_is_bonded(self, phone_id: str) -> bool: ...
 
     # -- the radio -------------------------------------------------------------------------
     def classic_attach(self, address: str, connect: ClassicConnector) -> None:
@@ -299,16 +297,12 @@ class ClassicEventsMixin:
 
     # -- unpair and views --------------------------------------------------------------------
     def _unpair_classic(self, phone_id: str) -> bool:
-        """Erase a Classic phone (mirror, state, calls), its link key, its link; True if bonded.
+        """Erase a Classic phone (mirror, state, calls) and close its link; True if bonded.
 
-        The unpair listeners (which erase the link key) are called here unless the phone is
-        also a bonded Apple phone: ``_unpair_apple``, called after this, calls them then.
+        The link key is erased by ``Engine.unpair`` (the unpair listeners), once for both sides.
         """
-        also_apple = self.apple_is_bonded(phone_id)
         if not self.classic.store.delete(phone_id):
             return False
-        if not also_apple:
-            self._call_unpair_listeners(phone_id)
         self.classic.progress.pop(phone_id, None)
         handle = self.classic.handles.pop(phone_id, None)
         if handle is not None:

@@ -282,9 +282,12 @@ class Engine(AppleEventsMixin, ClassicEventsMixin):
 
     def unpair(self, phone_id: str) -> bool:
         """Erase a phone: keys, contacts, media, artwork (a Bluetooth one's bond); drop its link."""
-        # Classic first: it leaves the unpair listeners to _unpair_apple when both are bonded.
-        existed = self._unpair_classic(phone_id) | self.store.delete_phone(phone_id)
-        existed |= self._unpair_apple(phone_id)
+        classic = self._unpair_classic(phone_id)
+        existed = self.store.delete_phone(phone_id)
+        apple = self._unpair_apple(phone_id)
+        if classic or apple:  # one keystore for LE and Classic: its bond is erased once
+            self._call_unpair_listeners(phone_id)
+        existed |= classic | apple
         self._media.pop(phone_id, None)
         sess = self.connected.pop(phone_id, None)
         if sess is not None:
