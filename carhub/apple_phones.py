@@ -29,7 +29,7 @@ from carhub import views
 from carhub.apple import AppleHandle, AppleLinkError
 from carhub.errors import CarhubError
 from carhub.events import EventHub
-from carhub.pending import PendingPairing, new_request_id
+from carhub.pending import PendingPairing, colon_address, drop_failed_pairing, request_bond_pairing
 from carhub.store import Store, StoreError
 from protocol.media import NowPlaying, position_at
 
@@ -56,30 +56,6 @@ class CommandRefused(CarhubError):
 
 class UnknownNotification(CarhubError):
     """No such notification is shown (the API's 404)."""
-
-
-def colon_address(phone_id: str) -> str:
-    """Return a phone id (12 hex digits) as the address it is: ``AA:BB:CC:DD:EE:FF``."""
-    up = phone_id.upper()
-    return ":".join(up[i : i + 2] for i in range(0, len(up), 2))
-
-
-@dataclass
-class _BondDecision:
-    """Stands where a CarHub session would in a ``PendingPairing``: the answer goes to BLE."""
-
-    phone_id: str
-    decide: Callable[[bool], None] = field(repr=False)
-    done: bool = False
-
-    def confirm_pairing(self, accepted: bool) -> None:
-        if self.done:
-            return
-        self.done = True
-        try:
-            self.decide(accepted)
-        except Exception as exc:  # the BLE side's fault must not fail the dashboard's click
-            log.error("LE SC decision for %s failed: %r", self.phone_id, exc)
 
 
 @dataclass
@@ -140,38 +116,13 @@ class AppleEventsMixin:
         decide: Callable[[bool], None],
     ) -> Callable[[], None]:
         """Show an LE SC code as a pairing request (``method`` "le-sc"); return ``withdraw``."""
-        party = _BondDecision(phone_id, decide)
-        request = views.PairingRequest(
-            id=new_request_id(),
-            phone_id=phone_id,
-            phone_name=phone_name,
-            phone_fingerprint=colon_address(phone_id),
-            code=code,
-            expires_at=expires_at,
-            method="le-sc",
+        return request_bond_pairing(
+            self, "le-sc", "LE SC", phone_id, phone_name, code, expires_at, decide
         )
-        log.info("LE SC pairing request from %r (%s)", phone_name, request.phone_fingerprint)
-
-        def withdraw() -> None:
-            if self.pending.pop(request.id, None) is not None:
-                self.hub.publish("pairing", self.pairing_requests())
-
-        self.add_pending(PendingPairing(request, party))
-        return withdraw
 
     def apple_pairing_failed(self, phone_id: str, reason: str) -> None:
         """Log why a bond did not happen, drop its request, and tell the dashboard."""
-        log.warning("Bluetooth pairing with %s failed: %s", colon_address(phone_id), reason)
-        stale = [
-            rid
-            for rid, r in self.pending.items()
-            if r.request.method == "le-sc" and r.request.phone_id == phone_id
-        ]
-        for rid in stale:
-            del self.pending[rid]
-        if stale:
-            self.hub.publish("pairing", self.pairing_requests())
-        self.hub.publish("pairing_failed", {"phone_id": phone_id, "reason": reason})
+        drop_failed_pairing(self, "le-sc", "LE SC", phone_id, reason)
 
     def apple_bonded(self, phone_id: str, phone_name: str) -> None:
         """Remember a newly bonded phone: ``GET /api/phones`` lists it from now on."""

@@ -29,7 +29,7 @@ from carhub import views
 from carhub.apple_phones import ApplePhones, colon_address
 from carhub.classic import CallEntry, ClassicConnector, ClassicHandle, ClassicLinkError, PulledPage
 from carhub.events import EventHub
-from carhub.pending import PendingPairing, new_request_id
+from carhub.pending import PendingPairing, drop_failed_pairing, request_bond_pairing
 from carhub.store import Store, StoreError
 from carhub.store_classic import MAX_CALLS, ClassicPhoneRecord, ClassicStore
 from protocol.pbap import BookState
@@ -43,24 +43,6 @@ log = logging.getLogger("carhub.classic")
 
 class ClassicNotReady(ClassicLinkError):
     """Classic is off (no radio, or ``--no-classic``): ``POST /api/classic/connect``'s 409."""
-
-
-@dataclass
-class _SspDecision:
-    """Stands where a CarHub session would in a ``PendingPairing``: the answer goes to SSP."""
-
-    phone_id: str
-    decide: Callable[[bool], None] = field(repr=False)
-    done: bool = False
-
-    def confirm_pairing(self, accepted: bool) -> None:
-        if self.done:
-            return
-        self.done = True
-        try:
-            self.decide(accepted)
-        except Exception as exc:  # the Classic side's fault must not fail the dashboard's click
-            log.error("SSP decision for %s failed: %r", self.phone_id, exc)
 
 
 @dataclass
@@ -136,37 +118,13 @@ class ClassicEventsMixin:
         decide: Callable[[bool], None],
     ) -> Callable[[], None]:
         """Show an SSP code as a pairing request (``method`` "ssp"); return ``withdraw``."""
-        request = views.PairingRequest(
-            id=new_request_id(),
-            phone_id=phone_id,
-            phone_name=phone_name,
-            phone_fingerprint=colon_address(phone_id),
-            code=code,
-            expires_at=expires_at,
-            method="ssp",
+        return request_bond_pairing(
+            self, "ssp", "SSP", phone_id, phone_name, code, expires_at, decide
         )
-        log.info("SSP pairing request from %r (%s)", phone_name, request.phone_fingerprint)
-
-        def withdraw() -> None:
-            if self.pending.pop(request.id, None) is not None:
-                self.hub.publish("pairing", self.pairing_requests())
-
-        self.add_pending(PendingPairing(request, _SspDecision(phone_id, decide)))
-        return withdraw
 
     def classic_pairing_failed(self, phone_id: str, reason: str) -> None:
         """Log why a bond did not happen, drop its request, and tell the dashboard."""
-        log.warning("Bluetooth Classic pairing with %s failed: %s", colon_address(phone_id), reason)
-        stale = [
-            rid
-            for rid, r in self.pending.items()
-            if r.request.method == "ssp" and r.request.phone_id == phone_id
-        ]
-        for rid in stale:
-            del self.pending[rid]
-        if stale:
-            self.hub.publish("pairing", self.pairing_requests())
-        self.hub.publish("pairing_failed", {"phone_id": phone_id, "reason": reason})
+        drop_failed_pairing(self, "ssp", "SSP", phone_id, reason)
 
     def classic_bonded(self, phone_id: str, phone_name: str) -> None:
         """Remember a newly bonded phone (a re-bond keeps its mirror and calls)."""
