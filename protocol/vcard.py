@@ -57,7 +57,14 @@ from protocol.vcard_lex import (
     parse_params,
 )
 
-__all__ = ["ImportResult", "import_vcards", "looks_like_vcard"]
+__all__ = [
+    "ImportResult",
+    "import_vcards",
+    "looks_like_vcard",
+    "name_from_n",
+    "structured",
+    "unescape",
+]
 
 _TYPE_WORDS = {
     "CELL": "cell", "MOBILE": "cell", "IPHONE": "cell", "HOME": "home", "WORK": "work",
@@ -184,7 +191,7 @@ def _build(
                 _apply(card, prop, parse_params(prop), labels.get(prop.group, ""), source)
             except VCardError as exc:
                 warnings.append(exc)
-    fn = card.fn or _name_from_n(card.n) or card.nickname or card.org
+    fn = card.fn or name_from_n(card.n) or card.nickname or card.org
     fn = fn or (card.phones[0].number if card.phones else "")
     fn = fn or (card.emails[0].address if card.emails else "") or card.im
     if not fn:
@@ -212,15 +219,15 @@ def _apply(card: _Card, prop: Prop, params: Params, label: str, source: Source) 
         if number:
             card.phones.append(Phone(number, *_type_and_label(params.types, label)))
     elif name == "EMAIL":
-        if address := _unescape(text).strip():
+        if address := unescape(text).strip():
             card.emails.append(Email(address, *_type_and_label(params.types, label)))
     elif name == "ADR":
-        parts = [p.strip() for p in _structured(text, 7)]
+        parts = [p.strip() for p in structured(text, 7)]
         if any(parts):
             kind, label = _type_and_label(params.types, label)
             card.addresses.append(_address(parts, kind, label))
     elif name == "N":
-        parts = [p.strip() for p in _structured(text, 5)]
+        parts = [p.strip() for p in structured(text, 5)]
         card.n = tuple(parts) if any(parts) else ()
     elif name == "ORG":
         card.org = ", ".join(p.strip() for p in _split_structured(text) if p.strip())
@@ -229,9 +236,9 @@ def _apply(card: _Card, prop: Prop, params: Params, label: str, source: Source) 
     elif name == "NICKNAME":  # a comma-separated list in 3.0 and 4.0: the first one
         card.nickname = card.nickname or _first_of_list(text)
     elif name in _IM:
-        card.im = card.im or _URI_SCHEME.sub("", _unescape(text).strip(), count=1).strip()
+        card.im = card.im or _URI_SCHEME.sub("", unescape(text).strip(), count=1).strip()
     else:
-        setattr(card, _SCALAR[name], _unescape(text).strip())
+        setattr(card, _SCALAR[name], unescape(text).strip())
 
 
 _SCALAR = {"FN": "fn", "TITLE": "title", "NOTE": "note", "UID": "uid", "X-BT-UID": "bt_uid"}
@@ -247,7 +254,7 @@ def _group_labels(props: list[Prop], source: Source, warnings: list[VCardError])
             except VCardError as exc:
                 warnings.append(exc)
                 continue
-            text = _unescape(text).strip()
+            text = unescape(text).strip()
             match = _APPLE_LABEL.fullmatch(text)
             labels[prop.group] = match.group(1) if match else text
     return labels
@@ -323,7 +330,7 @@ def _checked(year: str | None, month: str, day: str) -> str:
     return f"{year}-{month}-{day}" if year else f"--{month}-{day}"
 
 
-def _name_from_n(n: tuple[str, ...]) -> str:
+def name_from_n(n: tuple[str, ...]) -> str:
     """Build a display name from N: prefix, given, additional, family, suffix."""
     if not n:
         return ""
@@ -346,7 +353,7 @@ def _unique(contact: Contact, seen: dict[str, int]) -> Contact:
     return msgspec.structs.replace(contact, uid=f"{contact.uid}-{count}")
 
 
-def _unescape(text: str) -> str:
+def unescape(text: str) -> str:
     """Undo vCard text escapes; an unknown escape keeps its backslash."""
     if "\\" not in text:
         return text
@@ -367,18 +374,18 @@ def _split_structured(text: str) -> list[str]:
             start = i + 1
         i += 1
     parts.append(text[start:])
-    return [_unescape(p) for p in parts]
+    return [unescape(p) for p in parts]
 
 
 def _first_of_list(text: str) -> str:
     """Return the first non-empty item of a text list (split on unescaped ``,``)."""
     for item in re.split(r"(?<!\\),", text):
-        if item := _unescape(item).strip():
+        if item := unescape(item).strip():
             return item
     return ""
 
 
-def _structured(text: str, size: int) -> list[str]:
+def structured(text: str, size: int) -> list[str]:
     """Split a structured value into exactly ``size`` components (extras are dropped)."""
     parts = _split_structured(text)[:size]
     return parts + [""] * (size - len(parts))

@@ -19,9 +19,19 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from protocol.errors import VCardError
-from protocol.vcard_lex import RawCard, decode_text, front_end, iter_cards, parse_params
+from protocol.vcard import name_from_n, structured, unescape
+from protocol.vcard_lex import Params, RawCard, decode_text, front_end, iter_cards, parse_params
 
-__all__ = ["MAX_CALLS", "MAX_CALLS_BYTES", "MAX_TEXT", "Call", "CallHistory", "parse_calls"]
+__all__ = [
+    "MAX_CALLS",
+    "MAX_CALLS_BYTES",
+    "MAX_TEXT",
+    "Call",
+    "CallHistory",
+    "CallType",
+    "call_kind",
+    "parse_calls",
+]
 
 # The car asks for the last 100 entries (MaxListCount 100); a phone that sends more is cut.
 MAX_CALLS: Final = 100
@@ -37,7 +47,6 @@ _TYPES: Final[dict[str, CallType]] = {
     "MISSED": "missed",
 }
 _STAMP = re.compile(r"(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z?))?")
-_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -94,10 +103,10 @@ def _call(card: RawCard, transcoded: bool) -> Call | None:
         try:
             params = parse_params(prop)
             if prop.name == "X-IRMC-CALL-DATETIME" and kind is None:
-                kind = _kind(params.types, params.other)
+                kind = call_kind(params)
                 date = _date(decode_text(prop, params, transcoded).strip())
             elif prop.name == "FN" and not fn:
-                fn = _unescape(decode_text(prop, params, transcoded)).strip()
+                fn = unescape(decode_text(prop, params, transcoded)).strip()
             elif prop.name == "N" and not n_name:
                 n_name = _from_n(decode_text(prop, params, transcoded))
             elif prop.name == "TEL" and not number:
@@ -110,9 +119,17 @@ def _call(card: RawCard, transcoded: bool) -> Call | None:
     return Call((fn or n_name)[:MAX_TEXT], number[:MAX_TEXT], kind, date)
 
 
-def _kind(words: list[str], other: dict[str, str]) -> CallType | None:
-    """The call type from 2.1 bare words or a 3.0 ``TYPE=`` value."""
-    for word in [*words, *other.keys()]:
+def call_kind(params: Params) -> CallType | None:
+    """The call type an ``X-IRMC-CALL-DATETIME`` property's parameters say.
+
+    Args:
+        params: its parameters (``protocol.vcard_lex.parse_params``).
+
+    Returns:
+        "incoming", "outgoing" or "missed", from a 2.1 bare word (``;MISSED:``) or a 3.0
+        ``TYPE=`` value; None when neither names a call type.
+    """
+    for word in [*params.types, *params.other.keys()]:
         kind = _TYPES.get(word.strip().upper())
         if kind is not None:
             return kind
@@ -137,13 +154,5 @@ def _date(text: str) -> str:
 
 
 def _from_n(text: str) -> str:
-    """A display name from N (family;given;additional;prefix;suffix)."""
-    parts = [_unescape(p).strip() for p in re.split(r"(?<!\\);", text)][:5]
-    parts += [""] * (5 - len(parts))
-    family, given, additional, prefix, suffix = parts
-    return " ".join(p for p in (prefix, given, additional, family, suffix) if p)
-
-
-def _unescape(text: str) -> str:
-    """Undo vCard text escapes (``\\,`` ``\\;`` ``\\n`` ``\\\\``)."""
-    return _ESCAPE.sub(lambda m: "\n" if m.group(1) in "nN" else m.group(1), text)
+    """A display name from N (family;given;additional;prefix;suffix), as protocol.vcard's."""
+    return name_from_n(tuple(p.strip() for p in structured(text, 5)))

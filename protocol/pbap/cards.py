@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from protocol.pbap.changes import LINE
 from protocol.pbap.params import Format, Property
 
 __all__ = [
@@ -52,13 +53,12 @@ MANDATORY: Final[dict[int, int]] = {
 _IDENTITY: Final = frozenset({b"N", b"FN", b"TEL", b"EMAIL", b"ADR"})
 _START = re.compile(rb"(?:[A-Za-z0-9-]+\.)?([A-Za-z0-9-]+)[;:]")
 _GROUP = re.compile(rb"([A-Za-z0-9-]+)\.[A-Za-z0-9-]+[;:]")
-_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|\Z)")
 _VERSIONS: Final = {Format.VCARD_21: b"2.1", Format.VCARD_30: b"3.0"}
 _COUNTER_MAX: Final = (1 << 128) - 1
 
 
 def _lines(card: bytes) -> list[bytes]:
-    return [m.group() for m in _LINE.finditer(card) if m.group()]
+    return [m.group() for m in LINE.finditer(card) if m.group()]
 
 
 def properties(card: bytes) -> list[tuple[bytes, bytes]]:

@@ -19,6 +19,7 @@ from protocol.errors import LocalProtocolError, Reason
 from protocol.pbap.params import AppParams
 
 __all__ = [
+    "LINE",
     "MAX_CARD_BLOCKS",
     "BookState",
     "decide",
@@ -29,7 +30,8 @@ __all__ = [
 
 # A phone book object holds at most 65,535 cards (MaxListCount and the offset are u16).
 MAX_CARD_BLOCKS: Final = 0xFFFF
-_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|\Z)")
+# One line with its ending (CRLF, CR or LF), or the unended last one.
+LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|\Z)")
 _BEGIN = re.compile(rb"[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t]*", re.IGNORECASE)
 _END = re.compile(rb"[ \t]*END[ \t]*:[ \t]*VCARD[ \t]*", re.IGNORECASE)
 
@@ -126,7 +128,7 @@ def split_cards(body: bytes) -> list[bytes]:
     blocks: list[bytes] = []
     depth = 0
     start = 0
-    for m in _LINE.finditer(body):
+    for m in LINE.finditer(body):
         line = m.group().rstrip(b"\r\n")
         if _BEGIN.fullmatch(line):
             if depth == 0:

@@ -36,11 +36,11 @@ from protocol.obex import (
     ResponseCode,
     SetPathRequest,
 )
+from protocol.pbap.calls import CallType, call_kind
 from protocol.pbap.cards import (
     card_name,
     card_numbers,
     filter_card,
-    properties,
     property_bits,
 )
 from protocol.pbap.changes import split_cards
@@ -60,6 +60,7 @@ from protocol.pbap.requests import (
     TYPE_VCARD,
     TYPE_VCARD_LISTING,
 )
+from protocol.vcard_lex import RawCard, front_end, iter_cards, parse_params
 
 __all__ = [
     "PCE_DEFAULT_FEATURES",
@@ -88,7 +89,7 @@ PCE_DEFAULT_FEATURES: Final = int(Feature.DOWNLOAD | Feature.BROWSING)
 # as older phones and many car kits are.
 V11_FEATURES: Final = int(Feature.DOWNLOAD | Feature.BROWSING)
 FOLDERS: Final = ("pb", "cch", "ich", "och", "mch")
-_CALL_TYPES: Final = {"ich": b"RECEIVED", "och": b"DIALED", "mch": b"MISSED"}
+_CALL_TYPES: Final[dict[str, CallType]] = {"ich": "incoming", "och": "outgoing", "mch": "missed"}
 # A call history card keeps its date and type whatever the selector: the car's NO_PHOTO
 # selector has no X-IRMC-CALL-DATETIME bit, and AOSP's PSE sends it regardless too.
 _CALL_BITS: Final = int(Property.X_IRMC_CALL_DATETIME)
@@ -129,12 +130,14 @@ class Book:
         return [c for c in self.calls if _call_type(c) == kind]
 
 
-def _call_type(card: bytes) -> bytes:
-    for prop, raw in properties(card):
-        if prop == b"X-IRMC-CALL-DATETIME":
-            m = re.search(rb"TYPE=([A-Za-z]+)", raw.partition(b":")[0], re.IGNORECASE)
-            return m.group(1).upper() if m else b""
-    return b""
+def _call_type(card: bytes) -> CallType | None:
+    """The type its first ``X-IRMC-CALL-DATETIME`` says (3.0 ``TYPE=`` or 2.1 bare word)."""
+    for raw in iter_cards(front_end(card).lines):
+        if isinstance(raw, RawCard):
+            for prop in raw.props:
+                if prop.name == "X-IRMC-CALL-DATETIME":
+                    return call_kind(parse_params(prop))
+    return None
 
 
 @dataclass(frozen=True)
