@@ -11,7 +11,8 @@ cars (and tell whether pairing is open) without connecting (PROTOCOL.md §1.2):
 
 The car's name travels in the advertising data (shortened past 8 bytes). After connecting, the
 ``info`` characteristic returns a UTF-8 JSON object ``{id, name, model, version, lan}``
-where ``lan`` lists ``host:port`` endpoints for a hand-over to the LAN. The two channel
+where ``lan`` lists ``host:port`` endpoints for a hand-over to the LAN; a car with
+Bluetooth Classic on adds ``classic``, its BD_ADDR (``AA:BB:CC:DD:EE:FF``). The two channel
 characteristics carry the framed byte stream (see ``protocol.framing``). This module is
 pure: it only turns values into bytes and back, and refuses bad bytes with
 ``MessageError``.
@@ -20,12 +21,14 @@ pure: it only turns values into bytes and back, and refuses bad bytes with
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from protocol.errors import LocalProtocolError, MessageError, Reason
 
 __all__ = [
+    "BD_ADDR",
     "CHANNEL_IN_UUID",
     "CHANNEL_OUT_UUID",
     "FLAG_PAIRING_OPEN",
@@ -54,6 +57,8 @@ SHORT_ID_SIZE = 4
 # value could not be read in full by any client.
 MAX_INFO_SIZE = 512
 _INFO_KEYS = ("id", "name", "model", "version", "lan")
+# A Bluetooth device address as written: six colon-separated hex pairs (either case).
+BD_ADDR = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ class CarInfo:
     model: str
     version: int
     lan: tuple[str, ...]
+    classic: str | None = None  # the car's BD_ADDR, upper case, when Classic is on
 
 
 def encode_service_data(version: int, flags: int, short_id: bytes | str) -> bytes:
@@ -146,7 +152,8 @@ def decode_info(data: bytes) -> CarInfo:
     """Parse an info value read from a car.
 
     Raises:
-        MessageError: not UTF-8 JSON, not an object, or a field is missing or mistyped.
+        MessageError: not UTF-8 JSON, not an object, or a field is missing or mistyped
+            (``classic``, optional, must be a BD_ADDR).
     """
     if len(data) > MAX_INFO_SIZE:
         raise MessageError(Reason.MALFORMED, "info value too long")
@@ -172,5 +179,15 @@ def _to_car_info(obj: Mapping[str, object]) -> CarInfo:
         raise MessageError(Reason.MALFORMED, "info version must be a non-negative integer")
     if not isinstance(lan, list) or not all(isinstance(e, str) for e in lan):
         raise MessageError(Reason.MALFORMED, "info lan must be a list of strings")
+    classic = obj.get("classic")  # absent when Classic is off; null is no address either
+    if "classic" in obj and not (isinstance(classic, str) and BD_ADDR.fullmatch(classic)):
+        raise MessageError(Reason.MALFORMED, "info classic must be a BD_ADDR (AA:BB:CC:DD:EE:FF)")
     assert isinstance(ident, str) and isinstance(name, str) and isinstance(model, str)
-    return CarInfo(id=ident, name=name, model=model, version=version, lan=tuple(lan))
+    return CarInfo(
+        id=ident,
+        name=name,
+        model=model,
+        version=version,
+        lan=tuple(lan),
+        classic=classic.upper() if isinstance(classic, str) else None,
+    )

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, HTTPException
 
 from carhub.api.deps import EngineDep
 from carhub.api.responses import errors
 from carhub.classic_phones import ClassicNotReady
 from carhub.views import ClassicConnectBody
+from protocol.gatt import BD_ADDR
 
 __all__ = ["router"]
 
 router = APIRouter()
-_BD_ADDR = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 
 
 @router.post(
@@ -32,7 +30,7 @@ async def connect(body: ClassicConnectBody, engine: EngineDep) -> ClassicConnect
     Answers 202 at once: the pairing request, `sync` progress and the phone in
     `GET /api/phones` follow as events; a phone that does not answer is logged.
     """
-    if not _BD_ADDR.fullmatch(body.address):
+    if not BD_ADDR.fullmatch(body.address):
         raise HTTPException(400, f"not a Bluetooth address: {body.address[:40]!r}")
     try:
         address = engine.classic_connect(body.address)

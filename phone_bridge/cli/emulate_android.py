@@ -65,7 +65,7 @@ def android_cmd(
     pbap-disconnected, disconnected.
     """
     from phone_bridge.pbap import PbapPhone, PbapPhoneOptions
-    from phone_bridge.pbap.link import ADDRESS
+    from protocol.gatt import BD_ADDR
 
     if not is_emulated(radio):
         raise fail(BadInput("emulate android is emulation only: --radio must be "
@@ -73,7 +73,7 @@ def android_cmd(
     if contacts is None:
         raise fail(BadInput("emulate android needs --contacts FILE (a .vcf file)"), as_json)
     check_pbap_version(pbap_version, as_json)
-    if car is not None and not ADDRESS.fullmatch(car):
+    if car is not None and not BD_ADDR.fullmatch(car):
         raise fail(BadInput(f"--car must be a Classic address AA:BB:CC:DD:EE:FF, got {car!r}"),
                    as_json)
     if auto_confirm:

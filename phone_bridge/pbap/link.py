@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 
 from bumble import hci
 from bumble.core import PhysicalTransport
@@ -18,10 +16,10 @@ from bumble.pairing import PairingConfig
 
 from phone_bridge.ios.pairing import NumericComparison
 from phone_bridge.ios.scan import short_id
-from protocol.gatt import INFO_UUID, SERVICE_UUID
+from protocol.errors import MessageError
+from protocol.gatt import INFO_UUID, SERVICE_UUID, decode_info
 
 __all__ = [
-    "ADDRESS",
     "classic_after_le",
     "classic_pairing_config",
     "connect_classic",
@@ -30,7 +28,6 @@ __all__ = [
 
 log = logging.getLogger("phone_bridge.pbap")
 
-ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 CONNECT_TIMEOUT_S = 10.0
 PAIRING_TIMEOUT_S = 120.0  # a human compares the code
 SCAN_TIMEOUT_S = 30.0
@@ -85,11 +82,12 @@ async def authenticate(connection: Connection, address: str) -> Connection:
 
 
 def _classic_field(raw: bytes) -> str | None:
+    """The car's Classic address from its GATT info; None when it has none or is malformed."""
     try:
-        value = json.loads(raw.decode("utf-8")).get("classic")
-    except (ValueError, UnicodeDecodeError, AttributeError):
+        return decode_info(raw).classic
+    except MessageError as exc:
+        log.info("the car's GATT info is malformed: %s", exc)
         return None
-    return value.upper() if isinstance(value, str) and ADDRESS.fullmatch(value) else None
 
 
 async def find_car_classic(device: Device) -> str:
