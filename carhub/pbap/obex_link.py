@@ -35,9 +35,9 @@ from protocol.obex import (
     ObexError,
 )
 from protocol.pbap import AppParams, PbapError, PbapGet, Property, decode_app_params
+from protocol.pbap.calls import MAX_CALLS_BYTES
 
 __all__ = [
-    "MAX_CALLS_BODY",
     "MAX_PROBE_BODY",
     "MAX_TEXT_CARD",
     "RESPONSE_TIMEOUT_S",
@@ -54,11 +54,11 @@ log = logging.getLogger("carhub.pbap")
 RESPONSE_TIMEOUT_S = 10.0
 
 # Body bounds per GET. A probe (MaxListCount = 0) is due no card at all; the call history
-# is 100 entries of a name, a number and a time (a few hundred bytes each); a card without
+# is 100 entries of a name, a number and a time (a few hundred bytes each: MAX_CALLS_BYTES
+# of protocol.pbap.calls, what its reader reads); a card without
 # its photo is rarely over a few KiB, so a page of 500 gets 16 MiB. Photo pages keep the
 # client's DEFAULT_MAX_BODY (64 MiB): photos are what it is sized for.
 MAX_PROBE_BODY = 64 * 1024
-MAX_CALLS_BODY = 1024 * 1024
 MAX_TEXT_CARD = 32 * 1024
 _MIN_TEXT_PAGE = 1024 * 1024
 _CALL_HISTORIES = frozenset({"cch.vcf", "ich.vcf", "och.vcf", "mch.vcf"})
@@ -71,7 +71,7 @@ def body_bound(request: PbapGet) -> int:
         request: a GET the car sends.
 
     Returns:
-        ``MAX_PROBE_BODY`` for MaxListCount = 0, ``MAX_CALLS_BODY`` for a call history,
+        ``MAX_PROBE_BODY`` for MaxListCount = 0, ``MAX_CALLS_BYTES`` for a call history,
         ``MAX_TEXT_CARD`` per card (at least 1 MiB) for a page whose PropertySelector leaves
         the photo out, else ``DEFAULT_MAX_BODY``.
     """
@@ -83,7 +83,7 @@ def body_bound(request: PbapGet) -> int:
     if count == 0:
         return MAX_PROBE_BODY
     if request.name.rsplit("/", 1)[-1] in _CALL_HISTORIES:
-        return MAX_CALLS_BODY
+        return MAX_CALLS_BYTES
     selector = params.property_selector
     if count is not None and selector is not None and not selector & Property.PHOTO:
         return min(DEFAULT_MAX_BODY, max(_MIN_TEXT_PAGE, count * MAX_TEXT_CARD))
@@ -144,23 +144,19 @@ class ObexChannel:
             raise ClassicLinkError(f"unexpected answer to CONNECT: {type(event).__name__}")
         return _params(event.app_params, "CONNECT")
 
-    async def get(
-        self, request: PbapGet, *, max_body: int | None = None
-    ) -> tuple[bytes, AppParams]:
+    async def get(self, request: PbapGet) -> tuple[bytes, AppParams]:
         """One GET, whole: its body and the Application Parameters of its answers (merged
         per tag across the answer packets, the last value winning).
 
         Args:
-            request: the GET.
-            max_body: the most body bytes the answer may bring; ``body_bound(request)``
-                when None.
+            request: the GET; its answer may bring ``body_bound(request)`` body bytes.
 
         Raises:
             ObexRefused: the phone answered with an error code.
             ClassicLinkError: malformed, lost or no answer in time.
         """
         self._body = bytearray()
-        bound = body_bound(request) if max_body is None else max_body
+        bound = body_bound(request)
         data = self._client.get(request.name, request.type, request.app_params, max_body=bound)
         event = await self._request(data, f"GET {request.name}")
         if not isinstance(event, GetDone):

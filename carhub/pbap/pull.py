@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,12 +23,12 @@ from carhub.pbap.obex_link import ObexChannel, ObexRefused
 from protocol.contacts import Contact
 from protocol.obex import ResponseCode
 from protocol.pbap import (
+    CALL_SELECTOR,
     NO_PHOTO,
     PHOTO_ONLY,
     BookState,
     Format,
     PbapError,
-    Property,
     decide,
     pages,
     probe,
@@ -37,15 +38,9 @@ from protocol.pbap.calls import MAX_CALLS, parse_calls
 from protocol.pbap.photos import PhotoPass, photo_clears, photo_pass, photo_probe, photo_reader
 from protocol.pbap.pull import MAX_SKIPPED_LOGGED, PageReader
 
-__all__ = ["CALL_SELECTOR", "CLEAR_PAGE", "PullResult", "pull_book"]
+__all__ = ["PullResult", "pull_book"]
 
 log = logging.getLogger("carhub.pbap")
-
-# What a call entry needs: the name, the number and the call's type and time.
-CALL_SELECTOR: Final = (
-    Property.VERSION | Property.FN | Property.N | Property.TEL | Property.X_IRMC_CALL_DATETIME
-)
-
 
 # Photo clears go to the engine in pages of this many (one store transaction each).
 CLEAR_PAGE: Final = 500
@@ -97,8 +92,7 @@ async def pull_book(
     await _pull_stage(obex, events, phone_id, photos, shape, fmt, seen)
     _clear_photos(events, phone_id, photos, photo_clears(seen, photos))
     await _pull_calls(obex, events, phone_id, fmt)
-    counted = None not in (state.database_id, state.primary, state.secondary)
-    _report(events.classic_pull_done, phone_id, state if counted else None, frozenset(seen))
+    _report(events.classic_pull_done, phone_id, state if state.counted else None, frozenset(seen))
     return PullResult("pulled", len(seen), time.monotonic() - started)
 
 
@@ -216,9 +210,9 @@ async def _pull_calls(obex: ObexChannel, events: ClassicEvents, phone_id: str, f
     _report(events.classic_calls, phone_id, calls)
 
 
-def _report(method: object, *args: object) -> None:
+def _report(method: Callable[..., None], *args: object) -> None:
     """Call an engine method; its failure (the store) stops the pull."""
     try:
-        method(*args)  # type: ignore[operator]
+        method(*args)
     except Exception as exc:  # StoreError, or any engine failure: nothing half-applied
         raise ClassicLinkError(f"the car could not store the pull: {exc}") from exc

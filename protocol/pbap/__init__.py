@@ -38,13 +38,13 @@ from protocol.pbap.params import (
     encode_app_params,
 )
 from protocol.pbap.requests import (
+    CALL_SELECTOR,
     CAR_FEATURES,
     MAX_LIST_COUNT,
     NO_PHOTO,
     PBAP_TARGET,
     PHOTO_ONLY,
     PHOTO_SELECTOR,
-    SELECTOR_OR,
     TYPE_PHONEBOOK,
     TYPE_VCARD,
     TYPE_VCARD_LISTING,
@@ -60,6 +60,7 @@ from protocol.pbap.requests import (
 )
 
 __all__ = [
+    "CALL_SELECTOR",
     "CAR_FEATURES",
     "MAX_APP_PARAMS",
     "MAX_CARD_BLOCKS",
@@ -70,7 +71,6 @@ __all__ = [
     "PBAP_TARGET",
     "PHOTO_ONLY",
     "PHOTO_SELECTOR",
-    "SELECTOR_OR",
     "TYPE_PHONEBOOK",
     "TYPE_VCARD",
     "TYPE_VCARD_LISTING",

@@ -49,6 +49,11 @@ class BookState:
     secondary: bytes | None
     size: int
 
+    @property
+    def counted(self) -> bool:
+        """Whether the phone sent its identifier and both counters (what ``decide`` compares)."""
+        return None not in (self.database_id, self.primary, self.secondary)
+
     @classmethod
     def from_probe(cls, probe: AppParams) -> BookState:
         """The state a probe response describes.

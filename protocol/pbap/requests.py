@@ -15,13 +15,13 @@ from protocol.errors import LocalProtocolError, Reason
 from protocol.pbap.params import AppParams, Feature, Format, Property, encode_app_params
 
 __all__ = [
+    "CALL_SELECTOR",
     "CAR_FEATURES",
     "MAX_LIST_COUNT",
     "NO_PHOTO",
     "PBAP_TARGET",
     "PHOTO_ONLY",
     "PHOTO_SELECTOR",
-    "SELECTOR_OR",
     "TYPE_PHONEBOOK",
     "TYPE_VCARD",
     "TYPE_VCARD_LISTING",
@@ -44,6 +44,10 @@ TYPE_VCARD: Final = "x-bt/vcard"
 # MaxListCount's "no limit" (PBAP 1.2 section 5.1.4.4).
 MAX_LIST_COUNT: Final = 0xFFFF
 
+# What a call entry needs: the name, the number and the call's type and time.
+CALL_SELECTOR: Final = (
+    Property.VERSION | Property.FN | Property.N | Property.TEL | Property.X_IRMC_CALL_DATETIME
+)
 # Everything protocol.vcard keeps from a card except PHOTO (VERSION is mandatory in the
 # selector's sense: a PSE always sends it, and asking for it costs nothing).
 NO_PHOTO: Final = (

@@ -63,7 +63,6 @@ from protocol.pbap.requests import (
 from protocol.vcard_lex import RawCard, front_end, iter_cards, parse_params
 
 __all__ = [
-    "PCE_DEFAULT_FEATURES",
     "PSE_FEATURES",
     "V11_FEATURES",
     "Answer",
@@ -83,10 +82,9 @@ PSE_FEATURES: Final = (
     Feature.DOWNLOAD | Feature.BROWSING | Feature.DATABASE_IDENTIFIER
     | Feature.FOLDER_VERSION_COUNTERS | Feature.VCARD_SELECTING
 )  # fmt: skip
-# A CONNECT without PbapSupportedFeatures comes from a PBAP 1.1 PCE (section 6.2.1).
-PCE_DEFAULT_FEATURES: Final = int(Feature.DOWNLOAD | Feature.BROWSING)
-# A PBAP 1.1 PSE: download and browsing only (no PbapSupportedFeatures in its SDP record),
-# as older phones and many car kits are.
+# PBAP 1.1: download and browsing only. What a PBAP 1.1 PSE implements (no
+# PbapSupportedFeatures in its SDP record, as older phones and many car kits are), and what
+# a CONNECT without PbapSupportedFeatures says of its PCE (section 6.2.1).
 V11_FEATURES: Final = int(Feature.DOWNLOAD | Feature.BROWSING)
 FOLDERS: Final = ("pb", "cch", "ich", "och", "mch")
 _CALL_TYPES: Final[dict[str, CallType]] = {"ich": "incoming", "och": "outgoing", "mch": "missed"}
@@ -178,7 +176,7 @@ PseEvent = PceConnected | Served | PceDisconnected
 
 @dataclass
 class _Session:
-    features: int = PCE_DEFAULT_FEATURES
+    features: int = V11_FEATURES
     folder: list[str] = field(default_factory=list)
     pse_features: int = PSE_FEATURES
 
@@ -280,7 +278,7 @@ def _entry(book: Book, s: _Session, name: str, p: AppParams) -> Answer:
     return Answer(ResponseCode.SUCCESS, card, params)
 
 
-def answer_get(book: Book, request: GetRequest, *, features: int = PCE_DEFAULT_FEATURES,
+def answer_get(book: Book, request: GetRequest, *, features: int = V11_FEATURES,
                folder: Sequence[str] = (), pse_features: int = PSE_FEATURES) -> Answer:
     """Answer one PBAP GET from ``book``.
 
@@ -349,7 +347,7 @@ class PhoneBookServer:
         self.book = book
         self.pse_features = pse_features
         self.obex = ObexServer(PBAP_TARGET, max_packet=max_packet)
-        self.features = PCE_DEFAULT_FEATURES
+        self.features = V11_FEATURES
         self.folder: list[str] = []
 
     def data_to_send(self) -> bytes:
@@ -383,7 +381,7 @@ class PhoneBookServer:
             features = decode_app_params(raw).supported_features
         except PbapError:  # already accepted by OBEX: serve it as a 1.1 PCE
             features = None
-        self.features = PCE_DEFAULT_FEATURES if features is None else features
+        self.features = V11_FEATURES if features is None else features
         self.folder = []
         return PceConnected(self.features)
 

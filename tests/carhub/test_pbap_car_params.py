@@ -13,7 +13,6 @@ import pytest
 
 from carhub.classic import CallEntry, ClassicEvents, ClassicLinkError, PulledPage
 from carhub.pbap.obex_link import (
-    MAX_CALLS_BODY,
     MAX_PROBE_BODY,
     MAX_TEXT_CARD,
     ObexChannel,
@@ -41,6 +40,7 @@ from protocol.pbap import (
     probe,
     pull_phone_book,
 )
+from protocol.pbap.calls import MAX_CALLS_BYTES
 from tests.carhub.pbap_car_phone import card
 
 PID = "a1b2c3d4e5f6"
@@ -188,7 +188,7 @@ async def test_the_last_value_of_a_repeated_parameter_wins() -> None:
 def test_each_get_has_a_body_bound_for_what_it_asks() -> None:
     assert body_bound(probe()) == MAX_PROBE_BODY == 64 * 1024
     calls = pull_phone_book("telecom/cch.vcf", max_count=100, selector=None)
-    assert body_bound(calls) == MAX_CALLS_BODY == MiB
+    assert body_bound(calls) == MAX_CALLS_BYTES == MiB
     assert (
         body_bound(pull_phone_book(max_count=500, selector=NO_PHOTO)) == 500 * MAX_TEXT_CARD
     )  # 15.6 MiB
