@@ -197,7 +197,9 @@ def _round(rig: Rig, fault: str, old: Book, new: Book, offset: int) -> float:
         _, err = proc.communicate(timeout=SYNC_TIMEOUT)
     finally:
         rig.proxy.disarm()
-    assert rig.proxy.fired.is_set(), f"the sync ended (exit {proc.returncode}) before the offset"
+    # The pump thread that crossed the offset runs the action (which may end the process we
+    # just waited for), then cuts and sets ``fired``: give it a moment to get there.
+    assert rig.proxy.fired.wait(5), f"the sync ended (exit {proc.returncode}) before the offset"
     code = proc.returncode
     if code == 3 and fault == "cut" and offset < UPGRADE_BYTES:
         code, lost = 1, UNREACHABLE  # cut before the car answered: it was never reached
