@@ -3,11 +3,14 @@
 A CarHub phone's session, an Apple-profile phone's LE SC bond (``carhub.apple_phones``) and a
 Classic phone's SSP bond (``carhub.classic_phones``) all show their code as a
 ``PendingPairing``; the engine passes the answer to its party. The two Bluetooth sides share
-``request_bond_pairing`` and ``drop_failed_pairing``.
+``request_bond_pairing`` and ``drop_failed_pairing`` (the engine's side) and
+``ask_car_user`` (the radio side's wait for the answer).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -22,6 +25,7 @@ __all__ = [
     "PairingHost",
     "PairingParty",
     "PendingPairing",
+    "ask_car_user",
     "colon_address",
     "drop_failed_pairing",
     "new_request_id",
@@ -159,3 +163,36 @@ def drop_failed_pairing(
     if stale:
         host.hub.publish("pairing", host.pairing_requests())
     host.hub.publish("pairing_failed", {"phone_id": phone_id, "reason": reason})
+
+
+async def ask_car_user(
+    show: Callable[[Callable[[bool], None]], Callable[[], None]], code: str, timeout: float
+) -> str:
+    """Show a Bluetooth pairing code and wait for the car user's answer.
+
+    Args:
+        show: shows the request given ``decide(accepted)``; returns ``withdraw()``
+            (``AppleEvents.apple_pairing_requested`` or ``ClassicEvents.classic_pairing_requested``
+            with everything but ``decide`` bound).
+        code: the code as shown, for the refusal reason.
+        timeout: seconds to wait (within the pairing protocol's own timeout).
+
+    Returns:
+        "" when the code was accepted, else why not, in one line. The request is withdrawn
+        either way.
+    """
+    answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def decide(accepted: bool) -> None:
+        if not answer.done():
+            answer.set_result(bool(accepted))
+
+    withdraw = show(decide)
+    try:
+        accepted = await asyncio.wait_for(answer, timeout)
+    except TimeoutError:
+        return f"no answer to code {code} within {timeout:.0f} s"
+    finally:
+        with contextlib.suppress(Exception):
+            withdraw()
+    return "" if accepted else f"code {code} was rejected on the car"

@@ -15,7 +15,6 @@ through ``AppleEvents.apple_pairing_requested`` and waits for the car user's ans
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -31,6 +30,7 @@ from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
 
 from carhub.apple import AppleEvents, apple_phone_id
+from carhub.pending import ask_car_user
 
 __all__ = [
     "DECISION_TIMEOUT_S",
@@ -196,26 +196,17 @@ class CarPairingDelegate(PairingDelegate):
             return self.refuse("not an Apple-profile phone")
         if not events.apple_may_bond():
             return self.refuse("the pairing window is closed")
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[bool] = loop.create_future()
-
-        def decide(accepted: bool) -> None:
-            if not answer.done():
-                answer.set_result(bool(accepted))
-
         code = f"{number:0{digits}d}"
-        withdraw: Callable[[], None] = events.apple_pairing_requested(
-            state.phone_id, state.phone_name, code, time.time() + self._timeout, decide
+        expires_at = time.time() + self._timeout
+        refusal = await ask_car_user(
+            lambda decide: events.apple_pairing_requested(
+                state.phone_id, state.phone_name, code, expires_at, decide
+            ),
+            code,
+            self._timeout,
         )
-        try:
-            accepted = await asyncio.wait_for(answer, self._timeout)
-        except TimeoutError:
-            return self.refuse(f"no answer to code {code} within {self._timeout:.0f} s")
-        finally:
-            with contextlib.suppress(Exception):
-                withdraw()
-        if not accepted:
-            return self.refuse(f"code {code} was rejected on the car")
+        if refusal:
+            return self.refuse(refusal)
         if not events.apple_may_bond():  # the window ran out while the user looked
             return self.refuse("the pairing window closed before the code was accepted")
         state.paired_by_comparison()

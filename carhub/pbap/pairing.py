@@ -31,7 +31,6 @@ none, and the LE keys of the same entry untouched.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -45,6 +44,7 @@ from bumble.pairing import PairingDelegate
 
 from carhub.apple import apple_phone_id
 from carhub.classic import ClassicEvents
+from carhub.pending import ask_car_user
 
 __all__ = [
     "KEY_REJECTED",
@@ -218,13 +218,6 @@ class SspDelegate(PairingDelegate):
         state, events = self._state, self._events
         if not events.classic_may_bond():
             return state.refuse(await self._closed_window_reason())
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[bool] = loop.create_future()
-
-        def decide(accepted: bool) -> None:
-            if not answer.done():
-                answer.set_result(bool(accepted))
-
         code = f"{number:0{digits}d}"
         name = state.phone_name
         # A phone-initiated SSP for a bonded address replaces the bond just as a re-key does.
@@ -233,18 +226,16 @@ class SspDelegate(PairingDelegate):
         )
         if state.replaces_bond:  # the car user must know an existing bond is at stake
             name = f"{name} ({REPLACES_BOND})" if name else f"{state.phone_id} ({REPLACES_BOND})"
-        withdraw: Callable[[], None] = events.classic_pairing_requested(
-            state.phone_id, name, code, time.time() + self._timeout, decide
+        expires_at = time.time() + self._timeout
+        refusal = await ask_car_user(
+            lambda decide: events.classic_pairing_requested(
+                state.phone_id, name, code, expires_at, decide
+            ),
+            code,
+            self._timeout,
         )
-        try:
-            accepted = await asyncio.wait_for(answer, self._timeout)
-        except TimeoutError:
-            return state.refuse(f"no answer to code {code} within {self._timeout:.0f} s")
-        finally:
-            with contextlib.suppress(Exception):
-                withdraw()
-        if not accepted:
-            return state.refuse(f"code {code} was rejected on the car")
+        if refusal:
+            return state.refuse(refusal)
         if not events.classic_may_bond():
             return state.refuse("the pairing window closed before the code was accepted")
         state.new_bond = True
