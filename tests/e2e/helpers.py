@@ -206,3 +206,45 @@ def sample_vcf(path: Path, count: int) -> Path:
             stdout=fh, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
     return path
+
+
+class EventLines:
+    """A process whose ``--json`` lines go to ``STATE-events.jsonl`` and stderr to
+    ``STATE.log`` beside its state dir, so a test reads them as they grow, across restarts.
+
+    For dataclasses with ``state_dir`` and ``proc`` fields (``ios_helpers.IPhoneProc``,
+    ``pbap_helpers.AndroidProc``); ``label`` names the process in failures.
+    """
+
+    state_dir: Path
+    proc: subprocess.Popen[str] | None
+    label = "process"
+
+    @property
+    def events_path(self) -> Path:
+        return self.state_dir.with_name(self.state_dir.name + "-events.jsonl")
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir.with_name(self.state_dir.name + ".log")
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every event printed so far (of ``kind`` if given), oldest first."""
+        if not self.events_path.exists():
+            return []
+        out = [json.loads(line) for line in self.events_path.read_text().splitlines() if line]
+        return [e for e in out if kind is None or e.get("event") == kind]
+
+    def wait_event(self, kind: str, count: int = 1, timeout: float = 30) -> dict[str, Any]:
+        """Wait until ``count`` events of ``kind`` were printed; return the last."""
+
+        def seen() -> list[dict[str, Any]]:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the {self.label} exited {self.proc.returncode}: {self.log()}")
+            found = self.events(kind)
+            return found if len(found) >= count else []
+
+        return poll(seen, timeout=timeout, what=f"{count} {self.label} {kind!r} event(s)")[-1]
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""

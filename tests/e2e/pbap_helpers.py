@@ -7,21 +7,22 @@ restarts of the process, as a real phone's does.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.ble_helpers import Radio
-from tests.e2e.helpers import PHONE, ROOT, Car, poll, spawn, stop
+from tests.e2e.helpers import PHONE, ROOT, Car, EventLines, poll, spawn, stop
 
 CALLS = ROOT / "samples" / "calls.vcf"
 
 
 @dataclass
-class AndroidProc:
+class AndroidProc(EventLines):
     """One emulated Android phone serving ``contacts`` over PBAP."""
+
+    label = "phone"
 
     state_dir: Path
     radio: Radio
@@ -32,14 +33,6 @@ class AndroidProc:
     btsnoop: Path | None = None
     extra: list[str] = field(default_factory=list)
     proc: subprocess.Popen[str] | None = None
-
-    @property
-    def events_path(self) -> Path:
-        return self.state_dir.with_name(self.state_dir.name + "-events.jsonl")
-
-    @property
-    def log_path(self) -> Path:
-        return self.state_dir.with_name(self.state_dir.name + ".log")
 
     def start(self) -> AndroidProc:
         """Start (or restart) the phone; its events append to one file across restarts."""
@@ -63,24 +56,6 @@ class AndroidProc:
             self.proc.kill()
             self.proc.wait(5)
 
-    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Every event printed so far (of ``kind`` if given), oldest first."""
-        if not self.events_path.exists():
-            return []
-        out = [json.loads(line) for line in self.events_path.read_text().splitlines() if line]
-        return [e for e in out if kind is None or e.get("event") == kind]
-
-    def wait_event(self, kind: str, count: int = 1, timeout: float = 30) -> dict[str, Any]:
-        """Wait until ``count`` events of ``kind`` were printed; return the last."""
-
-        def seen() -> list[dict[str, Any]]:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"the phone exited {self.proc.returncode}: {self.log()}")
-            found = self.events(kind)
-            return found if len(found) >= count else []
-
-        return poll(seen, timeout=timeout, what=f"{count} phone {kind!r} event(s)")[-1]
-
     @property
     def address(self) -> str:
         """The phone's BD_ADDR, as its ``up`` event printed it."""
@@ -89,9 +64,6 @@ class AndroidProc:
     @property
     def phone_id(self) -> str:
         return self.address.replace(":", "").lower()
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
 
 
 def classic_car(car: Car) -> str:
