@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,19 @@ async def test_a_classic_only_bond_does_not_block_le_bonding_of_the_same_identit
         await iphone.close()
 
 
-async def test_an_le_bond_of_the_identity_still_refuses_the_pairing(
-    scene: Any, tmp_path: Path
+def le_and_link_keys() -> PairingKeys:
+    keys = PairingKeys(ltk=PairingKeys.Key(secrets.token_bytes(16), True))
+    keys.link_key = link_key_only().link_key
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("keys", "on_classic"),
+    [(le_and_link_keys, True), (link_key_only, False)],
+    ids=["an-le-bond-of-the-identity", "a-classic-only-bond-while-that-phone-is-not-on-classic"],
+)
+async def test_the_le_pairing_is_refused_as_a_takeover(
+    scene: Any, tmp_path: Path, keys: Callable[[], PairingKeys], on_classic: bool
 ) -> None:
     air, events, car = scene
     iphone = FakeIPhone(air, "Mallory")
@@ -79,29 +90,10 @@ async def test_an_le_bond_of_the_identity_still_refuses_the_pairing(
     try:
         assert iphone.device is not None
         name = str(iphone.device.public_address)
-        le = PairingKeys(ltk=PairingKeys.Key(secrets.token_bytes(16), True))
-        le.link_key = link_key_only().link_key
-        await open_keystore(tmp_path).update(name, le)
+        await open_keystore(tmp_path).update(name, keys())
         before = stored(tmp_path)
-        await iphone.connect(car.address)
-        await events.wait(lambda: REFUSED in [str(v) for n, v in events.calls if n == "failed"])
-        assert events.bonded == {} and stored(tmp_path) == before
-    finally:
-        await iphone.close()
-
-
-async def test_a_classic_only_bond_refuses_an_le_pairing_while_that_phone_is_not_on_classic(
-    scene: Any, tmp_path: Path
-) -> None:
-    air, events, car = scene
-    iphone = FakeIPhone(air, "Mallory")
-    await iphone.power_on()
-    try:
-        assert iphone.device is not None
-        name = str(iphone.device.public_address)
-        await open_keystore(tmp_path).update(name, link_key_only())
-        before = stored(tmp_path)
-        car._device.smp_session_proxy = session_proxy(lambda _pid: False)
+        # An LE bond refuses even while the phone is on Classic; a link key alone only when not.
+        car._device.smp_session_proxy = session_proxy(lambda _pid: on_classic)
         await iphone.connect(car.address)
         await events.wait(lambda: REFUSED in [str(v) for n, v in events.calls if n == "failed"])
         assert events.bonded == {} and stored(tmp_path) == before
