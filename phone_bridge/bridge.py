@@ -34,7 +34,7 @@ from phone_bridge.engine import (
     sync_once,
 )
 from phone_bridge.errors import TooManyDeletes
-from phone_bridge.player import Player
+from phone_bridge.player import MediaPlayer
 from phone_bridge.state import PairedCar, PhoneState
 from protocol.connection import MessageReceived
 from protocol.errors import ProtocolError
@@ -67,7 +67,7 @@ class Bridge:
         self,
         state: PhoneState,
         options: BridgeOptions,
-        player: Player | None,
+        player: MediaPlayer | None,
         emit: Callable[[dict[str, Any]], None],
     ) -> None:
         self.state = state

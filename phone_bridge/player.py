@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from protocol.media import (
     Artwork,
@@ -23,13 +24,31 @@ from protocol.media import (
     now_playing,
 )
 
-__all__ = ["Player"]
+__all__ = ["MediaPlayer", "Player"]
 
 log = logging.getLogger("phone_bridge.player")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class MediaPlayer(Protocol):
+    """What the bridge needs of a media source: ``Player`` here, or the MPRIS follower
+    (``phone_bridge.mpris``)."""
+
+    @property
+    def artwork(self) -> Mapping[bytes, Artwork]:
+        """Images the car may ask for, by SHA-256."""
+        ...
+
+    def subscribe(self, listener: Callable[[NowPlaying], None]) -> None: ...
+
+    def now_playing(self) -> NowPlaying: ...
+
+    def command(self, cmd: MediaCommand) -> object: ...
+
+    async def run(self) -> None: ...
 
 
 class Player:

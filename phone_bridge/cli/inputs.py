@@ -10,7 +10,7 @@ from phone_bridge.engine import Contacts, load_contacts
 from phone_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
-    from phone_bridge.player import Player
+    from phone_bridge.player import MediaPlayer
 
 __all__ = ["read_contacts", "read_media"]
 
@@ -28,12 +28,21 @@ def read_contacts(path: Path, as_json: bool, allow_empty: bool = False) -> Conta
         raise fail(exc, as_json) from None
 
 
-def read_media(path: Path, as_json: bool) -> Player:
+def read_media(path: Path, as_json: bool) -> MediaPlayer:
     """Load a folder of audio files or a playlist into a player, or fail with one line.
 
+    ``mpris:`` or ``mpris:NAME`` (never a path) follows an MPRIS player instead.
+
     Raises:
-        typer.Exit: nothing playable there (exit 2).
+        typer.Exit: nothing playable there, or a bad MPRIS name (exit 2).
     """
+    if str(path).startswith("mpris:"):
+        from phone_bridge import mpris  # dbus_fast only with --media mpris:
+
+        try:
+            return mpris.open_player(path)
+        except BridgeError as exc:
+            raise fail(exc, as_json) from None
     # Imported here: mutagen is only needed with --media.
     from phone_bridge.media_source import load_tracks
     from phone_bridge.player import Player

@@ -30,7 +30,7 @@ from phone_bridge.cli.options import (
 from phone_bridge.state import PhoneState
 
 if TYPE_CHECKING:
-    from phone_bridge.player import Player
+    from phone_bridge.player import MediaPlayer
 
 __all__ = ["run_cmd"]
 
@@ -92,7 +92,7 @@ def run_cmd(
 async def _serve(
     state: PhoneState,
     options: BridgeOptions,
-    player: Player | None,
+    player: MediaPlayer | None,
     emit: Callable[[dict[str, Any]], None],
 ) -> None:
     """Run the bridge (and the player) until one of them stops; then stop the other."""

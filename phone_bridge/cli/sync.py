@@ -35,7 +35,7 @@ from protocol.media import Artwork
 from protocol.sync import SyncSummary
 
 if TYPE_CHECKING:
-    from phone_bridge.player import Player
+    from phone_bridge.player import MediaPlayer
 
 __all__ = ["sync_cmd"]
 
@@ -94,7 +94,7 @@ async def _sync(
     car: str,
     opts: CarOptions,
     book: Contacts,
-    player: Player | None,
+    player: MediaPlayer | None,
     allow_deletes: bool,
 ) -> dict[str, Any]:
     """Sync once over a fresh session; push now-playing (and its artwork) if a player."""
@@ -129,7 +129,7 @@ def _progress(as_json: bool) -> Progress:
     )
 
 
-async def _push_now_playing(s: CarSession, player: Player | None) -> None:
+async def _push_now_playing(s: CarSession, player: MediaPlayer | None) -> None:
     if player is None:
         return
     np = player.now_playing()
