@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything CarHub needs on a fresh Debian/Ubuntu machine with Python 3.11+:
-# system packages (Chromium for the dashboard test, tshark for capture checks) and a
+# system packages (Chromium for the dashboard test, tshark for capture checks, dbus-daemon
+# and playerctl for the MPRIS tests) and a
 # virtual environment in .venv with the project installed in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
+# The MPRIS tests: a private session bus, and playerctl as an independent MPRIS client.
+command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
+command -v playerctl >/dev/null 2>&1 || need_apt+=(playerctl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ "${CARHUB_SKIP_APT:-0}" != 1 ] && [ ${#need_apt[@]} -gt 0 ]; then
     log "installing system packages: ${need_apt[*]}"

@@ -62,8 +62,13 @@ class ArtCache:
             return known
         try:
             data, mime = await self._fetch(url)
+        except TimeoutError:  # an OSError too: first
+            log.warning("MPRIS artwork %s not used: no answer in %g s", _short(url), self.timeout)
+            return self._remember(url, None)
         except (OSError, _TooBig, ValueError) as exc:
-            log.warning("MPRIS artwork %s not used: %s", _short(url), exc)
+            # An OSError's str() repeats the (maybe long) path: its strerror is enough.
+            why = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            log.warning("MPRIS artwork %s not used: %s", _short(url), why or type(exc).__name__)
             return self._remember(url, None)
         except Exception as exc:  # httpx's errors, and whatever a server can provoke
             log.warning("MPRIS artwork %s not used: %s: %s", _short(url), type(exc).__name__, exc)
