@@ -48,7 +48,11 @@ def run_cmd(
     ],
     media: Annotated[
         Path | None,
-        typer.Option("--media", help="A folder of audio files or an M3U playlist for the player."),
+        typer.Option(
+            "--media",
+            help="A folder of audio files or an M3U playlist for the player; or mpris: "
+            "(the active MPRIS player) or mpris:NAME (org.mpris.MediaPlayer2.NAME).",
+        ),
     ] = None,
     auto_confirm: Annotated[
         bool,

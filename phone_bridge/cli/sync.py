@@ -48,7 +48,9 @@ def sync_cmd(
     media: Annotated[
         Path | None,
         typer.Option(
-            "--media", help="A folder of audio files or an M3U playlist: push now-playing."
+            "--media",
+            help="A folder of audio files or an M3U playlist: push now-playing; or mpris: / "
+            "mpris:NAME: the MPRIS player's.",
         ),
     ] = None,
     allow_deletes: AllowDeletes = False,

@@ -71,6 +71,7 @@ class MprisPlayer:
         self._following: str | None = ""  # "" = nothing logged yet
         self._said = ""
         self._again = False
+        self._live = False  # following (run), not a one-off read (snapshot)
         self._push_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -169,7 +170,7 @@ class MprisPlayer:
 
     async def _follow(self, bus: MprisBus) -> None:
         await bus.follow(self._on_signal)
-        self._bus = bus
+        self._bus, self._live = bus, True
         self._say("MPRIS: connected to the session bus")
         for name, owner in (await bus.players()).items():
             await self._add(name, owner)
@@ -193,7 +194,8 @@ class MprisPlayer:
         view = PlayerView(bus_name=name, owner=owner, read_at=now)
         view.update(props, now)
         self._views[name] = view
-        log.info("MPRIS: found %s (%s)", name, view.status)
+        # A snapshot's players are found again by ``run``: say it once, there.
+        (log.info if self._live else log.debug)("MPRIS: found %s (%s)", name, view.status)
         self._changed()
 
     def _on_signal(self, sig: Signal) -> None:
