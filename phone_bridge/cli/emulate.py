@@ -136,6 +136,10 @@ def _build(radio: str, name: str, media: Path | None, notifications: Path | None
     from phone_bridge.cli.inputs import read_media
     from phone_bridge.ios import IPhone, IPhoneOptions, load_notifications
 
+    if media is not None and str(media).startswith("mpris:"):
+        # AMS serves the sample player's queue, which an MPRIS player does not expose.
+        raise fail(BadInput("emulate ios: --media takes a folder or a playlist, not mpris:"),
+                   as_json)  # fmt: skip
     player = read_media(media, as_json) if media else None
     try:
         specs = load_notifications(notifications) if notifications else []

@@ -121,10 +121,7 @@ class MprisPlayer:
             try:
                 bus = await MprisBus.connect(self.address)
             except BusUnavailable as exc:
-                self._say(
-                    f"MPRIS: no D-Bus session bus ({exc}); nothing plays on the car until "
-                    f"one is there (retrying every {self.retry:g} s)"
-                )
+                self._say(_no_bus(exc))  # once: the retries are silent
                 await asyncio.sleep(self.retry)
                 continue
             try:
@@ -148,7 +145,9 @@ class MprisPlayer:
         """
         try:
             await asyncio.wait_for(self._read_once(), timeout)
-        except (BusUnavailable, CallFailed, TimeoutError) as exc:
+        except BusUnavailable as exc:
+            self._say(_no_bus(exc))  # the same line as ``run``'s, so ``run`` says it once
+        except (CallFailed, TimeoutError) as exc:
             self._say(
                 f"MPRIS: no player read ({exc or 'timed out'}); the car is told nothing plays"
             )
@@ -327,6 +326,10 @@ class MprisPlayer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _no_bus(exc: BusUnavailable) -> str:
+    return f"MPRIS: no D-Bus session bus ({exc}); the car shows nothing playing until there is one"
 
 
 def _same(last: tuple[NowPlaying, float], np: NowPlaying, now: float) -> bool:
