@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from phone_bridge.bridge import Bridge, BridgeOptions
+from phone_bridge.bridge import Bridge, BridgeOptions, ContactFeed
+from phone_bridge.carddav.options import (
+    CardDav,
+    CardDavCa,
+    CardDavInterval,
+    CardDavPasswordFile,
+    CardDavUser,
+    one_source,
+    read_carddav,
+)
 from phone_bridge.cli.app import open_state, run_flow
 from phone_bridge.cli.inputs import read_contacts, read_media
 from phone_bridge.cli.options import (
@@ -44,8 +53,13 @@ def run_cmd(
     ] = None,
     *,
     contacts: Annotated[
-        Path, typer.Option("--contacts", help="A vCard file; re-synced on change.")
-    ],
+        Path | None, typer.Option("--contacts", help="A vCard file; re-synced on change.")
+    ] = None,
+    carddav: CardDav = None,
+    carddav_user: CardDavUser = None,
+    carddav_password_file: CardDavPasswordFile = None,
+    carddav_ca: CardDavCa = None,
+    carddav_interval: CardDavInterval = 30.0,
     media: Annotated[
         Path | None,
         typer.Option("--media", help="A folder of audio files or an M3U playlist for the player."),
@@ -69,8 +83,23 @@ def run_cmd(
     """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
     opts = check_auto_confirm(auto_confirm, opts)
+    one_source(contacts, carddav, as_json)
     state = open_state(as_json)
-    read_contacts(contacts, as_json, allow_empty=allow_deletes)
+    feed: ContactFeed | None = None
+    if carddav is not None:
+        feed, _ = read_carddav(
+            state.root,
+            carddav,
+            carddav_user,
+            carddav_password_file,
+            carddav_ca,
+            interval=carddav_interval,
+            allow_deletes=allow_deletes,
+            as_json=as_json,
+        )
+    else:
+        assert contacts is not None
+        read_contacts(contacts, as_json, allow_empty=allow_deletes)
     player = read_media(media, as_json) if media else None
 
     def emit(event: dict[str, Any]) -> None:
@@ -85,6 +114,7 @@ def run_cmd(
         auto_confirm=auto_confirm,
         connect=opts.connect,
         allow_deletes=allow_deletes,
+        feed=feed,
     )
     run_flow(_serve(state, options, player, emit), as_json)
 
@@ -100,6 +130,8 @@ async def _serve(
     tasks = [asyncio.create_task(bridge.run())]
     if player is not None:
         tasks.append(asyncio.create_task(player.run()))
+    if options.feed is not None:
+        tasks.append(asyncio.create_task(options.feed.run()))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for t in done:

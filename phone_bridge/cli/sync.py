@@ -11,6 +11,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from phone_bridge.carddav.options import (
+    CardDav,
+    CardDavCa,
+    CardDavPasswordFile,
+    CardDavUser,
+    one_source,
+    read_carddav,
+)
 from phone_bridge.cli.app import open_state, run_flow
 from phone_bridge.cli.inputs import read_contacts, read_media
 from phone_bridge.cli.options import (
@@ -44,7 +52,13 @@ err_console = Console(stderr=True)
 
 def sync_cmd(
     car: Annotated[str, typer.Argument(help="Car id (or prefix), name, or HOST:PORT.")],
-    contacts: Annotated[Path, typer.Option("--contacts", help="A vCard file (2.1, 3.0 or 4.0).")],
+    contacts: Annotated[
+        Path | None, typer.Option("--contacts", help="A vCard file (2.1, 3.0 or 4.0).")
+    ] = None,
+    carddav: CardDav = None,
+    carddav_user: CardDavUser = None,
+    carddav_password_file: CardDavPasswordFile = None,
+    carddav_ca: CardDavCa = None,
     media: Annotated[
         Path | None,
         typer.Option(
@@ -68,8 +82,21 @@ def sync_cmd(
     the car's copy.
     """
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
+    one_source(contacts, carddav, as_json)
     state = open_state(as_json)
-    book = read_contacts(contacts, as_json, allow_empty=allow_deletes)
+    if carddav is not None:
+        _, book = read_carddav(
+            state.root,
+            carddav,
+            carddav_user,
+            carddav_password_file,
+            carddav_ca,
+            allow_deletes=allow_deletes,
+            as_json=as_json,
+        )
+    else:
+        assert contacts is not None
+        book = read_contacts(contacts, as_json, allow_empty=allow_deletes)
     player = read_media(media, as_json) if media else None
     r = run_flow(_sync(state, car, opts, book, player, allow_deletes), as_json)
     if as_json:
