@@ -83,7 +83,7 @@ def save_book_state(path: Path, state: BookState) -> None:
         StateError: the state directory is not writable.
     """
     try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
         try:
             with os.fdopen(fd, "wb") as f:
