@@ -156,7 +156,7 @@ class DavClient:
                     if size > MAX_RESPONSE_BYTES:
                         raise SourceUnavailable(
                             f"the CardDAV server's answer for {url} is over "
-                            f"{MAX_RESPONSE_BYTES // 2**20} MiB; refused"
+                            f"{MAX_RESPONSE_BYTES:,} bytes; refused"
                         )
                     chunks.append(chunk)
                 return r.status_code, b"".join(chunks), str(r.url)
@@ -168,7 +168,13 @@ class DavClient:
 def _why(exc: BaseException) -> str:
     """A one-line reason for a network failure (httpx's messages can be empty)."""
     text = str(exc) or type(exc).__name__
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        text = f"TLS certificate not trusted ({cause.verify_message}); see --carddav-ca"
+    cause: BaseException | None = exc
+    for _ in range(5):  # httpx wraps httpcore's error, which wraps ssl's
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted ({cause.verify_message}); see --carddav-ca"
+        if cause is None:
+            break
+        cause = cause.__cause__ or cause.__context__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"TLS certificate not trusted ({text}); see --carddav-ca"
     return text.splitlines()[0]

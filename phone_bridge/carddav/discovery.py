@@ -25,7 +25,7 @@ from phone_bridge.carddav.client import DavClient, DavStatusError
 from phone_bridge.carddav.davxml import CARD, DAV, DavResponse, propfind_body
 from phone_bridge.errors import CredentialsRefused, SourceUnavailable
 
-__all__ = ["AddressBook", "find_address_book"]
+__all__ = ["AddressBook", "Forbidden", "find_address_book"]
 
 log = logging.getLogger("phone_bridge.carddav")
 
@@ -39,6 +39,10 @@ _IS_BOOK = f"{{{CARD}}}addressbook"
 _SYNC_REPORT = f"{{{DAV}}}sync-collection"
 # A principal or home set that points back at what we asked: stop rather than loop.
 _MAX_HOPS = 4
+
+
+class Forbidden(CredentialsRefused):
+    """HTTP 403 to a discovery request: this user may not see that URL (exit 8)."""
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,28 @@ async def find_address_book(dav: DavClient, url: str) -> AddressBook:
         CredentialsRefused: HTTP 401, or 403 on a discovery request.
         SourceUnavailable: the server failed, or no address book was found.
     """
-    here = await _ask(dav, url)
+    refused: Forbidden | None = None
+    try:
+        here = await _ask(dav, url)
+    except Forbidden as exc:  # maybe only this path is forbidden: the well-known may help
+        here, refused = None, exc
     if here is None or not (_is_book(here) or here.hrefs(_HOME) or here.hrefs(_PRINCIPAL)):
         wk = urljoin(url, "/.well-known/carddav")
         log.debug("no address book or principal at %s; asking %s", url, wk)
         found = await _ask(dav, wk)
         here = found or here
     if here is None:
-        raise SourceUnavailable(f"no CardDAV service at {url}")
+        raise refused or SourceUnavailable(f"no CardDAV service at {url}")
+    try:
+        return await _follow(dav, here, url)
+    except SourceUnavailable as exc:
+        if refused is not None:  # what the user named was refused: say that, not the rest
+            raise refused from exc
+        raise
+
+
+async def _follow(dav: DavClient, here: DavResponse, url: str) -> AddressBook:
+    """From a DAV resource, follow principal and home set to the first address book."""
     for _ in range(_MAX_HOPS):
         if _is_book(here):
             return _book(here)
@@ -92,7 +110,7 @@ async def _ask(dav: DavClient, url: str) -> DavResponse | None:
         responses = await dav.propfind(url, _ASK, depth=0)
     except DavStatusError as exc:
         if exc.status == 403:
-            raise CredentialsRefused(
+            raise Forbidden(
                 f"the CardDAV server refused access to {exc.url} (HTTP 403); "
                 "check --carddav-user, the (app) password and the URL"
             ) from exc
@@ -113,7 +131,7 @@ async def _first_book(dav: DavClient, home: str) -> AddressBook:
     except DavStatusError as exc:
         if exc.status == 403:
             msg = f"the CardDAV server refused access to {home} (HTTP 403)"
-            raise CredentialsRefused(msg) from exc
+            raise Forbidden(msg) from exc
         raise
     books = []
     for r in responses:
