@@ -72,6 +72,9 @@ class DavClient:
     def __init__(self, login: Login, transport: httpx.AsyncBaseTransport | None = None) -> None:
         import httpx  # here: the CLI must not pay for httpx unless --carddav is given
 
+        if not log.isEnabledFor(logging.DEBUG):  # httpx logs every request at INFO
+            logging.getLogger("httpx").setLevel(logging.WARNING)
+
         auth = httpx.BasicAuth(login.user, login.password or "") if login.user else None
         verify: ssl.SSLContext | bool = True
         if login.ca_file is not None:
