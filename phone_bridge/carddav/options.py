@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
@@ -32,8 +33,8 @@ __all__ = [
     "CardDavInterval",
     "CardDavPasswordFile",
     "CardDavUser",
+    "ContactSource",
     "carddav_config",
-    "one_source",
     "read_carddav",
 ]
 
@@ -76,15 +77,39 @@ CardDavInterval = Annotated[
 ]
 
 
-def one_source(contacts: Path | None, carddav: str | None, as_json: bool) -> None:
-    """Require exactly one of ``--contacts FILE`` and ``--carddav URL``.
+@dataclass(frozen=True)
+class ContactSource:
+    """The contact source options of ``sync`` and ``run``: a file, or a CardDAV book."""
 
-    Raises:
-        typer.Exit: neither or both (exit 2).
-    """
-    from phone_bridge.cli.app import fail
+    contacts: Path | None
+    carddav: str | None
+    user: str | None = None
+    password_file: Path | None = None
+    ca: Path | None = None
+    interval: float = 30.0
 
-    if (contacts is None) == (carddav is None):
+    def read(
+        self, state_root: Path, *, allow_deletes: bool, as_json: bool
+    ) -> tuple[CardDavFeed | None, Contacts]:
+        """Read the file, or pull the book once: before the car is contacted.
+
+        Returns:
+            The CardDAV source (None for a file) and the contacts.
+
+        Raises:
+            typer.Exit: neither or both sources, or whatever ``read_contacts`` or
+                ``read_carddav`` refuse (one line, the exit code, nothing sent).
+        """
+        from phone_bridge.cli.app import fail
+        from phone_bridge.cli.inputs import read_contacts
+
+        if self.carddav is not None and self.contacts is None:
+            return read_carddav(
+                state_root, self.carddav, self.user, self.password_file, self.ca,
+                interval=self.interval, allow_deletes=allow_deletes, as_json=as_json,
+            )  # fmt: skip
+        if self.contacts is not None and self.carddav is None:
+            return None, read_contacts(self.contacts, as_json, allow_empty=allow_deletes)
         msg = "give exactly one contact source: --contacts FILE or --carddav URL"
         raise fail(BadInput(msg), as_json)
 

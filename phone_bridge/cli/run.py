@@ -10,18 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from phone_bridge.bridge import Bridge, BridgeOptions, ContactFeed
+from phone_bridge.bridge import Bridge, BridgeOptions
 from phone_bridge.carddav.options import (
     CardDav,
     CardDavCa,
     CardDavInterval,
     CardDavPasswordFile,
     CardDavUser,
-    one_source,
-    read_carddav,
+    ContactSource,
 )
 from phone_bridge.cli.app import open_state, run_flow
-from phone_bridge.cli.inputs import read_contacts, read_media
+from phone_bridge.cli.inputs import read_media
 from phone_bridge.cli.options import (
     DEFAULT_TIMEOUT,
     AllowDeletes,
@@ -56,10 +55,10 @@ def run_cmd(
         Path | None, typer.Option("--contacts", help="A vCard file; re-synced on change.")
     ] = None,
     carddav: CardDav = None,
-    carddav_user: CardDavUser = None,
-    carddav_password_file: CardDavPasswordFile = None,
-    carddav_ca: CardDavCa = None,
-    carddav_interval: CardDavInterval = 30.0,
+    dav_user: CardDavUser = None,
+    dav_pw: CardDavPasswordFile = None,
+    dav_ca: CardDavCa = None,
+    dav_every: CardDavInterval = 30.0,
     media: Annotated[
         Path | None,
         typer.Option("--media", help="A folder of audio files or an M3U playlist for the player."),
@@ -83,23 +82,9 @@ def run_cmd(
     """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
     opts = check_auto_confirm(auto_confirm, opts)
-    one_source(contacts, carddav, as_json)
+    source = ContactSource(contacts, carddav, dav_user, dav_pw, dav_ca, dav_every)
     state = open_state(as_json)
-    feed: ContactFeed | None = None
-    if carddav is not None:
-        feed, _ = read_carddav(
-            state.root,
-            carddav,
-            carddav_user,
-            carddav_password_file,
-            carddav_ca,
-            interval=carddav_interval,
-            allow_deletes=allow_deletes,
-            as_json=as_json,
-        )
-    else:
-        assert contacts is not None
-        read_contacts(contacts, as_json, allow_empty=allow_deletes)
+    feed, _ = source.read(state.root, allow_deletes=allow_deletes, as_json=as_json)
     player = read_media(media, as_json) if media else None
 
     def emit(event: dict[str, Any]) -> None:

@@ -16,11 +16,10 @@ from phone_bridge.carddav.options import (
     CardDavCa,
     CardDavPasswordFile,
     CardDavUser,
-    one_source,
-    read_carddav,
+    ContactSource,
 )
 from phone_bridge.cli.app import open_state, run_flow
-from phone_bridge.cli.inputs import read_contacts, read_media
+from phone_bridge.cli.inputs import read_media
 from phone_bridge.cli.options import (
     DEFAULT_TIMEOUT,
     AllowDeletes,
@@ -56,9 +55,9 @@ def sync_cmd(
         Path | None, typer.Option("--contacts", help="A vCard file (2.1, 3.0 or 4.0).")
     ] = None,
     carddav: CardDav = None,
-    carddav_user: CardDavUser = None,
-    carddav_password_file: CardDavPasswordFile = None,
-    carddav_ca: CardDavCa = None,
+    dav_user: CardDavUser = None,
+    dav_pw: CardDavPasswordFile = None,
+    dav_ca: CardDavCa = None,
     media: Annotated[
         Path | None,
         typer.Option(
@@ -82,21 +81,9 @@ def sync_cmd(
     the car's copy.
     """
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
-    one_source(contacts, carddav, as_json)
+    source = ContactSource(contacts, carddav, dav_user, dav_pw, dav_ca)
     state = open_state(as_json)
-    if carddav is not None:
-        _, book = read_carddav(
-            state.root,
-            carddav,
-            carddav_user,
-            carddav_password_file,
-            carddav_ca,
-            allow_deletes=allow_deletes,
-            as_json=as_json,
-        )
-    else:
-        assert contacts is not None
-        book = read_contacts(contacts, as_json, allow_empty=allow_deletes)
+    _, book = source.read(state.root, allow_deletes=allow_deletes, as_json=as_json)
     player = read_media(media, as_json) if media else None
     r = run_flow(_sync(state, car, opts, book, player, allow_deletes), as_json)
     if as_json:
