@@ -76,15 +76,9 @@ class DavClient:
             logging.getLogger("httpx").setLevel(logging.WARNING)
 
         auth = httpx.BasicAuth(login.user, login.password or "") if login.user else None
-        verify: ssl.SSLContext | bool = True
-        if login.ca_file is not None:
-            try:
-                verify = ssl.create_default_context(cafile=str(login.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise SourceUnavailable(f"cannot use --carddav-ca {login.ca_file}: {exc}") from exc
         self._http = httpx.AsyncClient(
             auth=auth,
-            verify=verify,
+            verify=_tls_context(login.ca_file),
             transport=transport,
             timeout=httpx.Timeout(PHASE_TIMEOUT),
             follow_redirects=True,  # /.well-known/carddav redirects (RFC 6764)
@@ -166,6 +160,26 @@ class DavClient:
         except httpx.HTTPError as exc:
             msg = f"cannot reach the CardDAV server at {url}: {_why(exc)}"
             raise SourceUnavailable(msg) from exc
+
+
+# One TLS context per CA file for the life of the process: ``run`` makes a client per pull,
+# and loading a CA bundle each time would cost more than the pull itself.
+_TLS: dict[Path | None, ssl.SSLContext] = {}
+
+
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The system's (or certifi's) trust store, or only ``ca_file`` (--carddav-ca)."""
+    if ca_file not in _TLS:
+        try:
+            if ca_file is not None:
+                _TLS[ca_file] = ssl.create_default_context(cafile=str(ca_file))
+            else:
+                import certifi
+
+                _TLS[ca_file] = ssl.create_default_context(cafile=certifi.where())
+        except (OSError, ssl.SSLError) as exc:
+            raise SourceUnavailable(f"cannot use --carddav-ca {ca_file}: {exc}") from exc
+    return _TLS[ca_file]
 
 
 def _why(exc: BaseException) -> str:

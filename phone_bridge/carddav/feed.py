@@ -100,6 +100,11 @@ class CardDavFeed:
         async with DavClient(self.config.login, self._transport) as dav:
             result = await pull(dav, self.state)
         self.last = result
+        if self._latest is not None and not result.changes and not result.full:
+            if result.state.token != self.state.token:
+                save_book_state(self.path, result.state)
+            self.state = result.state
+            return self._latest  # nothing changed: no re-import
         try:
             contacts = book_contacts(result.state, allow_empty=self.config.allow_empty)
         finally:  # the server's truth is stored even when it is refused for the car
@@ -133,8 +138,12 @@ class CardDavFeed:
         A failed pull (the server is down, refuses us, or sends garbage) is logged as one
         line and retried at the next interval; the car keeps what it has.
         """
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(self.config.interval)
+            # One pull per interval, start to start: a slow pull does not stretch the period.
+            due = max(due + self.config.interval, loop.time())
+            await asyncio.sleep(due - loop.time())
             try:
                 await self.pull()
             except BridgeError as exc:
