@@ -5,19 +5,21 @@ runs the opening contacts sync, then handles media commands and artwork requests
 re-syncs whenever the vCard file changes. A file version that is refused (cut short, no
 readable card, or a sync that would delete more than half of the car's copy without
 ``--allow-deletes``) is logged as one line and sends nothing; the bridge keeps running and
-syncs the next good version. The simulated player pushes now-playing state
-on its own. When the car goes away the bridge reconnects with exponential backoff.
+syncs the next good version. With a ``ContactFeed`` (CardDAV) instead of a file, the feed
+polls on its own and the loop wakes when it has a new version. The simulated player pushes
+now-playing state on its own. When the car goes away the bridge reconnects with exponential backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from phone_bridge.client import CarLink, LinkClosed
 from phone_bridge.connect import CarNotFound, ConnectOptions, resolve
@@ -36,7 +38,7 @@ from phone_bridge.engine import (
 from phone_bridge.errors import TooManyDeletes
 from phone_bridge.player import MediaPlayer
 from phone_bridge.state import PairedCar, PhoneState
-from protocol.connection import MessageReceived
+from protocol.connection import ConnectionEvent, MessageReceived
 from protocol.errors import ProtocolError
 from protocol.media import ArtworkRequest, MediaCommand, NowPlaying
 from protocol.messages import Message
@@ -49,15 +51,28 @@ log = logging.getLogger("phone_bridge")
 WATCH_SECONDS = 1.0
 
 
+class ContactFeed(Protocol):
+    """A contact source that polls by itself (``phone_bridge.carddav.CardDavFeed``)."""
+
+    changed: asyncio.Event  # set when ``take`` has a new version
+
+    def latest(self) -> Contacts: ...
+
+    def take(self) -> Contacts | None: ...
+
+    async def run(self) -> None: ...
+
+
 @dataclass
 class BridgeOptions:
     car: str | None
-    contacts: Path
+    contacts: Path | None  # None: the contacts come from ``feed``
     media: Path | None
     name: str
     auto_confirm: bool = False
     connect: ConnectOptions | None = None
     allow_deletes: bool = False  # let a sync delete over half of the car's copy
+    feed: ContactFeed | None = None  # instead of the file
 
 
 class Bridge:
@@ -140,17 +155,21 @@ class Bridge:
         return True
 
     async def _serve(self, link: CarLink, car: PairedCar) -> None:
-        contacts, mtime = self._load()
+        feed = self.opts.feed
+        contacts, mtime = (self._fed(feed.latest()), 0.0) if feed else self._load()
         await self._sync(link, car, contacts, first=True)
         if self.player is not None:
             await self._send_now_playing(link, self.player.now_playing())
         while True:
-            try:
-                ev = await link.next_event(WATCH_SECONDS)
-            except TimeoutError:
-                ev = None
+            ev = await self._next_event(link)
             if isinstance(ev, MessageReceived):
                 await self._on_message(ev.message)
+            if feed is not None:
+                fresh = feed.take()
+                if fresh is not None:
+                    await self._sync(link, car, self._fed(fresh), first=False)
+                continue
+            assert self.opts.contacts is not None
             new_mtime = _mtime(self.opts.contacts)
             if new_mtime != mtime:
                 mtime = new_mtime
@@ -163,7 +182,38 @@ class Bridge:
                 log.info("%s changed; syncing", self.opts.contacts)
                 await self._sync(link, car, contacts, first=False)
 
+    async def _next_event(self, link: CarLink) -> ConnectionEvent | None:
+        """The next event within WATCH_SECONDS; None on a timeout or a new feed version."""
+        feed = self.opts.feed
+        if feed is None:
+            try:
+                return await link.next_event(WATCH_SECONDS)
+            except TimeoutError:
+                return None
+        # Cancelling a wait on the link's queue loses no event, so racing the feed is safe.
+        get = asyncio.ensure_future(link.next_event(WATCH_SECONDS))
+        fed = asyncio.ensure_future(feed.changed.wait())
+        try:
+            done, _ = await asyncio.wait({get, fed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (get, fed):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                        await task
+        if get not in done:
+            return None
+        try:
+            return get.result()
+        except TimeoutError:
+            return None
+
+    def _fed(self, contacts: Contacts) -> Contacts:
+        contacts.cache = self._digests  # unchanged cards are not encoded again
+        return contacts
+
     def _load(self) -> tuple[Contacts, float]:
+        assert self.opts.contacts is not None
         mtime = _mtime(self.opts.contacts)
         contacts = load_contacts(self.opts.contacts, allow_empty=self.opts.allow_deletes)
         contacts.cache = self._digests  # unchanged cards are not encoded again
@@ -189,7 +239,8 @@ class Bridge:
             )
         except TooManyDeletes as exc:
             # Nothing was sent and the session is fine: wait for the next good save.
-            log.error("%s: %s; the car keeps its current contacts", self.opts.contacts, exc)
+            source = self.opts.contacts or "CardDAV"
+            log.error("%s: %s; the car keeps its current contacts", source, exc)
             self.emit({"event": "refused", "car": car.id, "error": str(exc), "exit_code": exc.code})
             return
         elapsed = time.perf_counter() - start

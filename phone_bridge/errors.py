@@ -10,6 +10,10 @@
     ├── NotPaired               exit 5  not paired here, or the car no longer knows this phone
     ├── TooManyDeletes          exit 7  the sync would delete more than half of the car's
     │                                   copy (and over 20 contacts); nothing was sent
+    ├── CredentialsRefused      exit 8  the contacts source (a CardDAV server) refused our
+    │                                   credentials (HTTP 401, or 403 on discovery)
+    ├── SourceUnavailable       exit 1  the contacts source failed, timed out or sent a
+    │                                   response we cannot read; nothing was sent
     ├── LinkClosed              exit 1  the car ended the session, or the transport dropped
     ├── CarTimedOut             exit 1  the car stopped answering
     ├── ProtocolFailure         exit 1  any other protocol error (ours or the car's)
@@ -18,7 +22,8 @@
 Exit codes (the README's table): ``EXIT_OK`` 0, ``EXIT_ERROR`` 1, ``EXIT_BAD_INPUT`` 2,
 ``EXIT_NOT_FOUND`` 3, ``EXIT_PAIRING`` 4, ``EXIT_NOT_PAIRED`` 5, ``EXIT_PARTIAL`` 6, which
 is no error: the sync succeeded but skipped malformed cards, so no class carries it, and
-``EXIT_TOO_MANY_DELETES`` 7 (``--allow-deletes`` lets such a sync through).
+``EXIT_TOO_MANY_DELETES`` 7 (``--allow-deletes`` lets such a sync through) and
+``EXIT_CREDENTIALS`` 8 (a CardDAV server refused the user and password).
 
 Foreign errors reach the CLI from two other trees and from asyncio; ``explain`` maps them
 with one table, first match wins:
@@ -45,6 +50,7 @@ from shell.errors import KeyFileError, TransportError
 
 __all__ = [
     "EXIT_BAD_INPUT",
+    "EXIT_CREDENTIALS",
     "EXIT_ERROR",
     "EXIT_NOT_FOUND",
     "EXIT_NOT_PAIRED",
@@ -58,11 +64,13 @@ __all__ = [
     "CarNotFound",
     "CarTimedOut",
     "CarUnreachable",
+    "CredentialsRefused",
     "LinkClosed",
     "MediaSourceError",
     "NotPaired",
     "PairingFailed",
     "ProtocolFailure",
+    "SourceUnavailable",
     "StateError",
     "TooManyDeletes",
     "explain",
@@ -76,6 +84,7 @@ EXIT_PAIRING = 4
 EXIT_NOT_PAIRED = 5
 EXIT_PARTIAL = 6
 EXIT_TOO_MANY_DELETES = 7
+EXIT_CREDENTIALS = 8
 
 
 class BridgeError(Exception):
@@ -156,6 +165,18 @@ class TooManyDeletes(BridgeError):
     """
 
     code = EXIT_TOO_MANY_DELETES
+
+
+class CredentialsRefused(BridgeError):
+    """The contacts source refused our credentials (``phone_bridge.carddav``): wrong user,
+    wrong or revoked (app) password. Nothing was sent to the car."""
+
+    code = EXIT_CREDENTIALS
+
+
+class SourceUnavailable(BridgeError):
+    """The contacts source failed: unreachable, timed out, an HTTP error, or a response too
+    big or unreadable. Nothing was sent, and nothing stored was lost."""
 
 
 class LinkClosed(BridgeError):

@@ -12,6 +12,7 @@ Exit codes:
   6  synced, but some cards or lines in the file were malformed and skipped (listed)
   7  refused: the sync would delete more than half of the car's copy (and over 20
      contacts); nothing is sent (--allow-deletes lets it through)
+  8  the contacts source (a CardDAV server) refused our credentials
 
 Logs go to stderr; ``--json`` puts machine-readable results on stdout.
 """

@@ -11,8 +11,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from phone_bridge.bridge import Bridge, BridgeOptions
+from phone_bridge.carddav.options import (
+    CardDav,
+    CardDavCa,
+    CardDavInterval,
+    CardDavPasswordFile,
+    CardDavUser,
+    ContactSource,
+)
 from phone_bridge.cli.app import open_state, run_flow
-from phone_bridge.cli.inputs import read_contacts, read_media
+from phone_bridge.cli.inputs import read_media
 from phone_bridge.cli.options import (
     DEFAULT_TIMEOUT,
     AllowDeletes,
@@ -44,8 +52,13 @@ def run_cmd(
     ] = None,
     *,
     contacts: Annotated[
-        Path, typer.Option("--contacts", help="A vCard file; re-synced on change.")
-    ],
+        Path | None, typer.Option("--contacts", help="A vCard file; re-synced on change.")
+    ] = None,
+    carddav: CardDav = None,
+    dav_user: CardDavUser = None,
+    dav_pw: CardDavPasswordFile = None,
+    dav_ca: CardDavCa = None,
+    dav_every: CardDavInterval = 30.0,
     media: Annotated[
         Path | None,
         typer.Option(
@@ -73,8 +86,9 @@ def run_cmd(
     """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
     opts = check_auto_confirm(auto_confirm, opts)
+    source = ContactSource(contacts, carddav, dav_user, dav_pw, dav_ca, dav_every)
     state = open_state(as_json)
-    read_contacts(contacts, as_json, allow_empty=allow_deletes)
+    feed, _ = source.read(state.root, allow_deletes=allow_deletes, as_json=as_json)
     player = read_media(media, as_json) if media else None
 
     def emit(event: dict[str, Any]) -> None:
@@ -89,6 +103,7 @@ def run_cmd(
         auto_confirm=auto_confirm,
         connect=opts.connect,
         allow_deletes=allow_deletes,
+        feed=feed,
     )
     run_flow(_serve(state, options, player, emit), as_json)
 
@@ -104,6 +119,8 @@ async def _serve(
     tasks = [asyncio.create_task(bridge.run())]
     if player is not None:
         tasks.append(asyncio.create_task(player.run()))
+    if options.feed is not None:
+        tasks.append(asyncio.create_task(options.feed.run()))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for t in done:

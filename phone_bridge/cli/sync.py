@@ -11,8 +11,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from phone_bridge.carddav.options import (
+    CardDav,
+    CardDavCa,
+    CardDavPasswordFile,
+    CardDavUser,
+    ContactSource,
+)
 from phone_bridge.cli.app import open_state, run_flow
-from phone_bridge.cli.inputs import read_contacts, read_media
+from phone_bridge.cli.inputs import read_media
 from phone_bridge.cli.options import (
     DEFAULT_TIMEOUT,
     AllowDeletes,
@@ -44,7 +51,13 @@ err_console = Console(stderr=True)
 
 def sync_cmd(
     car: Annotated[str, typer.Argument(help="Car id (or prefix), name, or HOST:PORT.")],
-    contacts: Annotated[Path, typer.Option("--contacts", help="A vCard file (2.1, 3.0 or 4.0).")],
+    contacts: Annotated[
+        Path | None, typer.Option("--contacts", help="A vCard file (2.1, 3.0 or 4.0).")
+    ] = None,
+    carddav: CardDav = None,
+    dav_user: CardDavUser = None,
+    dav_pw: CardDavPasswordFile = None,
+    dav_ca: CardDavCa = None,
     media: Annotated[
         Path | None,
         typer.Option(
@@ -70,8 +83,9 @@ def sync_cmd(
     the car's copy.
     """
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
+    source = ContactSource(contacts, carddav, dav_user, dav_pw, dav_ca)
     state = open_state(as_json)
-    book = read_contacts(contacts, as_json, allow_empty=allow_deletes)
+    _, book = source.read(state.root, allow_deletes=allow_deletes, as_json=as_json)
     player = read_media(media, as_json) if media else None
     r = run_flow(_sync(state, car, opts, book, player, allow_deletes), as_json)
     if as_json:

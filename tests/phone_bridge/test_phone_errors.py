@@ -17,11 +17,13 @@ from phone_bridge.errors import (
     CarNotFound,
     CarTimedOut,
     CarUnreachable,
+    CredentialsRefused,
     LinkClosed,
     MediaSourceError,
     NotPaired,
     PairingFailed,
     ProtocolFailure,
+    SourceUnavailable,
     StateError,
     explain,
 )
@@ -52,6 +54,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         (CarTimedOut, 1),
         (ProtocolFailure, 1),
         (StateError, 1),
+        (CredentialsRefused, 8),
+        (SourceUnavailable, 1),
     ],
 )
 def test_each_class_carries_its_exit_code(cls: type[BridgeError], code: int) -> None:
@@ -82,7 +86,7 @@ def test_media_source_error_is_bad_input_and_a_value_error(tmp_path: Path) -> No
 def test_exit_codes_are_the_readme_table() -> None:
     rows = re.findall(r"^\| (\d) \| ", README.read_text(), flags=re.M)
     constants = {getattr(errors, name) for name in errors.__all__ if name.startswith("EXIT_")}
-    assert sorted(int(r) for r in rows) == sorted(constants) == list(range(8))
+    assert sorted(int(r) for r in rows) == sorted(constants) == list(range(9))
 
 
 def test_the_names_stay_importable_where_they_were() -> None:
