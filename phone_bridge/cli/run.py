@@ -42,6 +42,15 @@ if TYPE_CHECKING:
 
 __all__ = ["run_cmd"]
 
+Media = Annotated[
+    Path | None,
+    typer.Option(
+        "--media",
+        help="A folder of audio files or an M3U playlist for the player; or mpris: "
+        "(the active MPRIS player) or mpris:NAME (org.mpris.MediaPlayer2.NAME).",
+    ),
+]
+
 
 def run_cmd(
     car: Annotated[
@@ -59,14 +68,7 @@ def run_cmd(
     dav_pw: CardDavPasswordFile = None,
     dav_ca: CardDavCa = None,
     dav_every: CardDavInterval = 30.0,
-    media: Annotated[
-        Path | None,
-        typer.Option(
-            "--media",
-            help="A folder of audio files or an M3U playlist for the player; or mpris: "
-            "(the active MPRIS player) or mpris:NAME (org.mpris.MediaPlayer2.NAME).",
-        ),
-    ] = None,
+    media: Media = None,
     auto_confirm: Annotated[
         bool,
         typer.Option(
