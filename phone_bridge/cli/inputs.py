@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phone_bridge.cli.app import fail
-from phone_bridge.engine import Contacts, load_contacts
 from phone_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
+    from phone_bridge.engine import Contacts
     from phone_bridge.player import Player
 
 __all__ = ["read_contacts", "read_media"]
@@ -22,6 +22,8 @@ def read_contacts(path: Path, as_json: bool, allow_empty: bool = False) -> Conta
         typer.Exit: unreadable, not a vCard file, cut short, no card readable, or empty
             without ``allow_empty`` (exit 2).
     """
+    from phone_bridge.engine import load_contacts
+
     try:
         return load_contacts(path, allow_empty=allow_empty)
     except BridgeError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from phone_bridge.bridge import Bridge, BridgeOptions
 from phone_bridge.cli.app import open_state, run_flow
 from phone_bridge.cli.inputs import read_contacts, read_media
 from phone_bridge.cli.options import (
@@ -27,10 +25,11 @@ from phone_bridge.cli.options import (
     TransportChoice,
     check_auto_confirm,
 )
-from phone_bridge.state import PhoneState
 
 if TYPE_CHECKING:
+    from phone_bridge.bridge import BridgeOptions
     from phone_bridge.player import Player
+    from phone_bridge.state import PhoneState
 
 __all__ = ["run_cmd"]
 
@@ -77,6 +76,8 @@ def run_cmd(
         if as_json:
             print(json.dumps(event), flush=True)
 
+    from phone_bridge.bridge import BridgeOptions
+
     options = BridgeOptions(
         car=car,
         contacts=contacts,
@@ -96,6 +97,10 @@ async def _serve(
     emit: Callable[[dict[str, Any]], None],
 ) -> None:
     """Run the bridge (and the player) until one of them stops; then stop the other."""
+    import asyncio
+
+    from phone_bridge.bridge import Bridge
+
     bridge = Bridge(state, options, player, emit)
     tasks = [asyncio.create_task(bridge.run())]
     if player is not None:

@@ -7,8 +7,6 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from phone_bridge.cli.app import fail, open_state
 from phone_bridge.cli.options import Json
@@ -44,6 +42,10 @@ def status_cmd(as_json: Json = False) -> None:
     if not rows:
         typer.echo("no paired cars")
         return
+    # rich only for the table: a phone with no car, or --json, never loads it.
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("name", "id", "endpoint", "last sync")
     for r in rows:
         table.add_row(
