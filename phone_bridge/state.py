@@ -19,6 +19,9 @@ A journal is replayed only over the base whose random generation its header repe
 base gets a new generation, so a crash between renaming the new base into place and
 dropping the old journal leaves a stale journal that is ignored, never replayed over the
 new base (which already includes it). No base means generation zero.
+
+msgspec and ``protocol.sync`` are imported by the snapshot methods only: ``status`` and
+``--help`` read no snapshot, and those imports are a third of their start-up.
 """
 
 from __future__ import annotations
@@ -33,15 +36,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 from phone_bridge.errors import StateError
 from protocol.identity import Identity, fingerprint
-from protocol.sync import JournalBase, SnapshotEdit, SyncSnapshot, replay_journal
 from shell.keys import load_or_create_identity
+
+if TYPE_CHECKING:
+    import msgspec
+
+    from protocol.sync import SnapshotEdit, SyncSnapshot
 
 __all__ = ["PairedCar", "PhoneState", "StateError", "default_phone_name", "default_state_dir"]
 
@@ -179,6 +185,10 @@ class PhoneState:
 
         None makes the car send its manifest, which also costs only the differences.
         """
+        import msgspec
+
+        from protocol.sync import SyncSnapshot, replay_journal
+
         base_path, log_path = self._paths(car_id)
         base: SyncSnapshot | None = None
         generation = _NO_BASE
@@ -210,6 +220,10 @@ class PhoneState:
         Raises:
             StateError: the disk refused the write (full, read-only).
         """
+        import msgspec
+
+        from protocol.sync import JournalBase
+
         base_path, log_path = self._paths(car_id)
         generation: bytes | None = None  # of the base on disk, once known
         tail: list[SnapshotEdit] = []
@@ -260,7 +274,13 @@ class PhoneState:
             raise StateError(f"cannot write {path}: {exc.strerror}") from exc
 
 
-_edit_decoder = msgspec.msgpack.Decoder(SnapshotEdit)
+@cache
+def _edit_decoder() -> msgspec.msgpack.Decoder[SnapshotEdit]:
+    import msgspec
+
+    from protocol.sync import SnapshotEdit
+
+    return msgspec.msgpack.Decoder(SnapshotEdit)
 
 
 def _stored_name(path: Path) -> str:
@@ -284,6 +304,8 @@ def _stored_name(path: Path) -> str:
 
 
 def _record(edit: SnapshotEdit) -> bytes:
+    import msgspec
+
     body = msgspec.msgpack.encode(edit)
     return len(body).to_bytes(4, "big") + body
 
@@ -295,9 +317,12 @@ def _read_journal(path: Path, generation: bytes) -> Iterator[SnapshotEdit]:
     """
     if not path.exists():
         return
+    import msgspec
+
     data = path.read_bytes()
     if _header(data, _LOG_MAGIC) != generation:
         return
+    decoder = _edit_decoder()
     pos = len(_LOG_MAGIC) + _GEN_SIZE
     while pos + 4 <= len(data):
         size = int.from_bytes(data[pos : pos + 4], "big")
@@ -305,7 +330,7 @@ def _read_journal(path: Path, generation: bytes) -> Iterator[SnapshotEdit]:
         if len(body) < size:
             return
         try:
-            yield _edit_decoder.decode(body)
+            yield decoder.decode(body)
         except (msgspec.MsgspecError, UnicodeDecodeError):
             return
         pos += 4 + size

@@ -69,7 +69,7 @@ def sync_cmd(
     """
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
     state = open_state(as_json)
-    book = read_contacts(contacts, as_json, allow_empty=allow_deletes)
+    book = read_contacts(contacts, as_json, allow_empty=allow_deletes, state_dir=state.root)
     player = read_media(media, as_json) if media else None
     r = run_flow(_sync(state, car, opts, book, player, allow_deletes), as_json)
     if as_json:
