@@ -21,7 +21,8 @@ and the figures:
 - ``sync_10k_unchanged``: the same again with nothing changed (``HOST:PORT``), and by the
   car's name (``_by_name``: a paired car is dialled at its last address, no mDNS);
 - ``run_idle_rss``: ``phone-bridge run HOST:PORT --contacts book.vcf --json`` after its
-  first ``synced`` event and 2 s idle: ``VmRSS`` from ``/proc``.
+  first ``synced`` event and 2 s idle: ``VmRSS`` from ``/proc`` (500 contacts, as in the
+  lab; ``_10k`` with the 10k book).
 
 ``--profile`` also prints ``-X importtime``'s top imports of ``status`` and of ``sync``.
 """
@@ -256,8 +257,12 @@ def measure(car: Car, work: Path, n: int, profile: bool) -> list[Figure]:
     by_name = [sync_json(state, "Bench Car", book)[0] for _ in range(n)]
     print(f"  sync 10k unchanged, by name: {_r(by_name)} s")
 
-    idle, peak = idle_run_rss(state, car, book)
-    print(f"  run idle: VmRSS {idle:.1f} MB (peak {peak:.1f} MB)")
+    small = work / "book500.vcf"
+    small.write_bytes(generate_vcards(500))
+    idle, peak = idle_run_rss(phone, car, small)
+    print(f"  run idle, 500 contacts: VmRSS {idle:.1f} MB (peak {peak:.1f} MB)")
+    idle_10k, peak_10k = idle_run_rss(state, car, book)
+    print(f"  run idle, 10k contacts: VmRSS {idle_10k:.1f} MB (peak {peak_10k:.1f} MB)")
     sync_first, sync_same = asyncio.run(in_process_syncs(car, work, data, n))
     if profile:
         importtime_top(pb(phone, "status"))
@@ -278,6 +283,7 @@ def measure(car: Car, work: Path, n: int, profile: bool) -> list[Figure]:
         fig("sync_10k_unchanged_by_name_s", median(by_name), sync_same, "s", 0.3),
         fig("sync_10k_rss", median(first_rss), base_rss, "MB", None),
         fig("run_idle_rss", idle, base_rss, "MB", 30),
+        fig("run_idle_rss_10k", idle_10k, base_rss, "MB", None),
     ]
 
 

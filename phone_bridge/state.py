@@ -3,9 +3,11 @@
 Layout (``--state-dir``, default ``~/.local/state/carhub-phone``)::
 
     phone.key                 X25519 private key, mode 0600
+    phone.key.pub             its public key, cached (``shell.keys.load_public_key``)
     phone.json                this phone's name as cars show it, once a --name gave one
     cars.json                 paired cars: id -> name, pinned public key, endpoints (an
                               endpoint belongs to the last car met there)
+    books/<path key>.mpk      parsed vCard files, by content hash (``phone_bridge.book_cache``)
     snapshots/<car id>.mpk    "CHB1" + generation (8 bytes) + base protocol.sync.SyncSnapshot
     snapshots/<car id>.log    "CHJ1" + generation (8 bytes) + journal of sync edits since
                               that base (batches sent, acked)
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from phone_bridge.errors import StateError
 from protocol.identity import Identity, fingerprint
-from shell.keys import load_or_create_identity
+from shell.keys import load_or_create_identity, load_public_key
 
 if TYPE_CHECKING:
     import msgspec
@@ -105,6 +107,13 @@ class PhoneState:
         if self._identity is None:
             self._identity = load_or_create_identity(self.root / "phone.key")
         return self._identity
+
+    @property
+    def public_key(self) -> bytes:
+        """The phone's public key, without loading X25519 when ``phone.key.pub`` has it."""
+        if self._identity is not None:
+            return self._identity.public_key
+        return load_public_key(self.root / "phone.key")
 
     # -- this phone --------------------------------------------------------------------
     def phone_name(self, given: str | None = None) -> str:

@@ -11,6 +11,7 @@ import typer
 from phone_bridge.cli.app import fail, open_state
 from phone_bridge.cli.options import Json
 from phone_bridge.errors import explain
+from protocol.identity import device_id, fingerprint
 
 __all__ = ["status_cmd"]
 
@@ -20,9 +21,10 @@ def status_cmd(as_json: Json = False) -> None:
     state = open_state(as_json)
     try:
         cars = state.cars()
-        me = state.identity
+        key = state.public_key  # no X25519 needed to show it (see shell.keys)
     except Exception as exc:  # a damaged cars.json or key file: one line, exit 1
         raise fail(explain(exc), as_json) from None
+    me_id, me_fingerprint = device_id(key), fingerprint(key)
     rows: list[dict[str, Any]] = [
         {
             "id": c.id,
@@ -36,9 +38,9 @@ def status_cmd(as_json: Json = False) -> None:
         for c in cars.values()
     ]
     if as_json:
-        print(json.dumps({"phone_id": me.device_id, "fingerprint": me.fingerprint, "cars": rows}))
+        print(json.dumps({"phone_id": me_id, "fingerprint": me_fingerprint, "cars": rows}))
         return
-    typer.echo(f"this phone: {me.device_id} ({me.fingerprint})")
+    typer.echo(f"this phone: {me_id} ({me_fingerprint})")
     if not rows:
         typer.echo("no paired cars")
         return

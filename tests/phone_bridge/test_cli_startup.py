@@ -73,6 +73,15 @@ def test_status_imports_no_transport_no_radio_no_engine(tmp_path: Path) -> None:
         assert engine not in modules, engine
 
 
+def test_status_needs_no_x25519_once_the_key_exists(tmp_path: Path) -> None:
+    state = tmp_path / "phone"
+    first, _ = _run(tmp_path, "--state-dir", str(state), "status", "--json")
+    proc, report = _run(tmp_path, "--state-dir", str(state), "status", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == json.loads(first.stdout)
+    modules = report["modules"]
+    assert isinstance(modules, list) and "cryptography" not in modules
+
+
 def test_status_json_imports_no_rich(tmp_path: Path) -> None:
     proc, report = _run(tmp_path, "--state-dir", str(tmp_path / "s"), "status", "--json")
     assert proc.returncode == 0, proc.stderr
