@@ -23,7 +23,7 @@ from phone_bridge.state import PairedCar, PhoneState
 from shell.transport import BaseTransport, TransportError
 from shell.websocket import WebSocketTransport
 
-__all__ = ["CarNotFound", "ConnectOptions", "Target", "open_transport", "resolve"]
+__all__ = ["CarNotFound", "ConnectOptions", "Target", "last_known", "open_transport", "resolve"]
 
 log = logging.getLogger("phone_bridge")
 
@@ -124,6 +124,27 @@ async def resolve(query: str | None, state: PhoneState, opts: ConnectOptions) ->
         paired=paired,
         sighting=sighting,
     )
+
+
+def last_known(query: str | None, state: PhoneState, opts: ConnectOptions) -> Target | None:
+    """The one paired car ``query`` names, at the LAN address it was last met at, or None.
+
+    A caller may dial that address before discovering (an mDNS browse costs ~0.1-3 s): the
+    session is with the car's pinned key, so another car there is refused, and the caller
+    then falls back to ``resolve``.
+
+    Returns:
+        None when ``query`` is empty or an address, names no paired car or several, the
+        car has no LAN address, or the transport is BLE: ``resolve`` decides then.
+    """
+    if not query or is_hostport(query) or opts.transport == "ble":
+        return None
+    matches = [c for c in state.cars().values() if _match(query, c.id, c.name)]
+    if len(matches) != 1 or not matches[0].endpoint:
+        return None
+    car = matches[0]
+    return Target(query, endpoint=car.endpoint, ble_address=car.ble_address, ble_id=car.id,
+                  paired=car)
 
 
 def _refuse_ambiguous(query: str | None, matches: list[tuple[str, str]]) -> None:

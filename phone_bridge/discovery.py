@@ -3,6 +3,9 @@
 The TXT record's schema, and what makes one malformed, is ``protocol.dnssd``. A car seen
 both ways is listed once: mDNS gives the full 16-hex id, BLE service data the first 4 bytes
 of it, and the TXT key ``ble`` the car's BLE address, so either match merges.
+
+zeroconf is imported when mDNS is browsed, not with this module: ``sync`` and ``run`` with
+a car's address (or its last known one) never browse, and zeroconf costs ~20 ms and ~3 MB.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import logging
 import re
 import socket
 from dataclasses import dataclass, field
-
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+from typing import TYPE_CHECKING
 
 from protocol.dnssd import SERVICE_TYPE, decode_txt
 from protocol.errors import MessageError
+
+if TYPE_CHECKING:
+    from zeroconf import Zeroconf
+    from zeroconf.asyncio import AsyncServiceInfo
 
 __all__ = ["SERVICE_TYPE", "SHORTENED_MARK", "CarSighting", "discover", "discover_mdns", "merge"]
 
@@ -65,6 +70,9 @@ async def discover_mdns(
         interface: an IP address to bind (e.g. 127.0.0.1), or None for all.
         want: stop early once a car with this id or name is resolved.
     """
+    from zeroconf import IPVersion, ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
     kwargs: dict[str, object] = {"ip_version": IPVersion.V4Only}
     if interface:
         kwargs["interfaces"] = [interface]
@@ -114,6 +122,8 @@ async def discover_mdns(
 
 def _from_info(info: AsyncServiceInfo) -> CarSighting | None:
     """Turn a resolved service into a sighting, or None (logged at debug) if malformed."""
+    from zeroconf import IPVersion
+
     try:
         record = decode_txt(info.properties, default_name=info.name.split(".")[0])
     except MessageError as exc:

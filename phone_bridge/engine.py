@@ -37,7 +37,7 @@ from protocol.errors import PairingError, Reason, VCardError
 from protocol.identity import PairingUri
 from protocol.messages import Message
 from protocol.sync import ContactsState, DeletesRefused, DigestCache, SyncSnapshot, SyncSummary
-from protocol.vcard import import_vcards
+from protocol.vcard import ImportResult, import_vcards
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -69,12 +69,18 @@ class Contacts:
     cache: DigestCache = field(default_factory=DigestCache)
 
 
-def load_contacts(path: Path, *, allow_empty: bool = False) -> Contacts:
+def load_contacts(
+    path: Path,
+    *,
+    allow_empty: bool = False,
+    importer: Callable[[bytes], ImportResult] = import_vcards,
+) -> Contacts:
     """Import a vCard file; malformed cards and lines are reported, not fatal, unless all are.
 
     A bad file must never empty the car: a file cut short (it ends inside a card) or one
     in which no card could be read is refused. An empty file is how a user empties the
     car's copy on purpose, so it is accepted only with ``allow_empty`` (``--allow-deletes``).
+    ``importer`` parses the bytes (``phone_bridge.book_cache`` passes one that remembers).
 
     Raises:
         BadInput: unreadable, empty (without ``allow_empty``), not a vCard file, cut short,
@@ -91,7 +97,7 @@ def load_contacts(path: Path, *, allow_empty: bool = False) -> Contacts:
             f"{path} is empty; nothing was synced "
             "(to empty the car's copy on purpose, pass --allow-deletes)"
         )
-    result = import_vcards(data)  # sniffs the file once: is_vcard says what it found
+    result = importer(data)  # sniffs the file once: is_vcard says what it found
     if not result.is_vcard:
         raise BadInput(f"{path} is not a vCard file; nothing was synced")
     if result.truncated:

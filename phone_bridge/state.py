@@ -3,9 +3,11 @@
 Layout (``--state-dir``, default ``~/.local/state/carhub-phone``)::
 
     phone.key                 X25519 private key, mode 0600
+    phone.key.pub             its public key, cached (``shell.keys.load_public_key``)
     phone.json                this phone's name as cars show it, once a --name gave one
     cars.json                 paired cars: id -> name, pinned public key, endpoints (an
                               endpoint belongs to the last car met there)
+    books/<path key>.mpk      parsed vCard files, by content hash (``phone_bridge.book_cache``)
     snapshots/<car id>.mpk    "CHB1" + generation (8 bytes) + base protocol.sync.SyncSnapshot
     snapshots/<car id>.log    "CHJ1" + generation (8 bytes) + journal of sync edits since
                               that base (batches sent, acked)
@@ -19,6 +21,9 @@ A journal is replayed only over the base whose random generation its header repe
 base gets a new generation, so a crash between renaming the new base into place and
 dropping the old journal leaves a stale journal that is ignored, never replayed over the
 new base (which already includes it). No base means generation zero.
+
+msgspec and ``protocol.sync`` are imported by the snapshot methods only: ``status`` and
+``--help`` read no snapshot, and those imports are a third of their start-up.
 """
 
 from __future__ import annotations
@@ -33,15 +38,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 from phone_bridge.errors import StateError
 from protocol.identity import Identity, fingerprint
-from protocol.sync import JournalBase, SnapshotEdit, SyncSnapshot, replay_journal
-from shell.keys import load_or_create_identity
+from shell.keys import load_or_create_identity, load_public_key
+
+if TYPE_CHECKING:
+    import msgspec
+
+    from protocol.sync import SnapshotEdit, SyncSnapshot
 
 __all__ = ["PairedCar", "PhoneState", "StateError", "default_phone_name", "default_state_dir"]
 
@@ -99,6 +107,13 @@ class PhoneState:
         if self._identity is None:
             self._identity = load_or_create_identity(self.root / "phone.key")
         return self._identity
+
+    @property
+    def public_key(self) -> bytes:
+        """The phone's public key, without loading X25519 when ``phone.key.pub`` has it."""
+        if self._identity is not None:
+            return self._identity.public_key
+        return load_public_key(self.root / "phone.key")
 
     # -- this phone --------------------------------------------------------------------
     def phone_name(self, given: str | None = None) -> str:
@@ -179,6 +194,10 @@ class PhoneState:
 
         None makes the car send its manifest, which also costs only the differences.
         """
+        import msgspec
+
+        from protocol.sync import SyncSnapshot, replay_journal
+
         base_path, log_path = self._paths(car_id)
         base: SyncSnapshot | None = None
         generation = _NO_BASE
@@ -210,6 +229,10 @@ class PhoneState:
         Raises:
             StateError: the disk refused the write (full, read-only).
         """
+        import msgspec
+
+        from protocol.sync import JournalBase
+
         base_path, log_path = self._paths(car_id)
         generation: bytes | None = None  # of the base on disk, once known
         tail: list[SnapshotEdit] = []
@@ -260,7 +283,13 @@ class PhoneState:
             raise StateError(f"cannot write {path}: {exc.strerror}") from exc
 
 
-_edit_decoder = msgspec.msgpack.Decoder(SnapshotEdit)
+@cache
+def _edit_decoder() -> msgspec.msgpack.Decoder[SnapshotEdit]:
+    import msgspec
+
+    from protocol.sync import SnapshotEdit
+
+    return msgspec.msgpack.Decoder(SnapshotEdit)
 
 
 def _stored_name(path: Path) -> str:
@@ -284,6 +313,8 @@ def _stored_name(path: Path) -> str:
 
 
 def _record(edit: SnapshotEdit) -> bytes:
+    import msgspec
+
     body = msgspec.msgpack.encode(edit)
     return len(body).to_bytes(4, "big") + body
 
@@ -295,9 +326,12 @@ def _read_journal(path: Path, generation: bytes) -> Iterator[SnapshotEdit]:
     """
     if not path.exists():
         return
+    import msgspec
+
     data = path.read_bytes()
     if _header(data, _LOG_MAGIC) != generation:
         return
+    decoder = _edit_decoder()
     pos = len(_LOG_MAGIC) + _GEN_SIZE
     while pos + 4 <= len(data):
         size = int.from_bytes(data[pos : pos + 4], "big")
@@ -305,7 +339,7 @@ def _read_journal(path: Path, generation: bytes) -> Iterator[SnapshotEdit]:
         if len(body) < size:
             return
         try:
-            yield _edit_decoder.decode(body)
+            yield decoder.decode(body)
         except (msgspec.MsgspecError, UnicodeDecodeError):
             return
         pos += 4 + size

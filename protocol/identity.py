@@ -18,15 +18,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-
 from protocol.errors import InvalidPeerKeyError, PairingUriError, Reason
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 __all__ = [
     "KEY_SIZE",
@@ -35,9 +37,11 @@ __all__ = [
     "InvalidPeerKeyError",
     "PairingUri",
     "PairingUriError",
+    "cached_public_key",
     "device_id",
     "fingerprint",
     "fingerprint_hash",
+    "public_key_record",
     "short_id",
 ]
 
@@ -63,7 +67,7 @@ class Identity:
     @classmethod
     def generate(cls) -> Identity:
         """Make a fresh random identity."""
-        return cls(X25519PrivateKey.generate())
+        return cls(_x25519().X25519PrivateKey.generate())
 
     @classmethod
     def from_private_bytes(cls, raw: bytes) -> Identity:
@@ -74,22 +78,16 @@ class Identity:
         """
         if len(raw) != KEY_SIZE:
             raise ValueError(f"an X25519 private key is {KEY_SIZE} bytes, got {len(raw)}")
-        return cls(X25519PrivateKey.from_private_bytes(bytes(raw)))
+        return cls(_x25519().X25519PrivateKey.from_private_bytes(bytes(raw)))
 
     def private_bytes(self) -> bytes:
         """Return the raw 32-byte private key (store it with mode 0600)."""
-        return self._private.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
+        return self._private.private_bytes_raw()
 
     @property
     def public_key(self) -> bytes:
         """The raw 32-byte public key."""
-        return self._private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        return self._private.public_key().public_bytes_raw()
 
     @property
     def device_id(self) -> str:
@@ -117,7 +115,7 @@ class Identity:
         if len(peer_public_key) != KEY_SIZE:
             raise InvalidPeerKeyError(Reason.MALFORMED, f"peer key is {len(peer_public_key)} bytes")
         try:
-            peer = X25519PublicKey.from_public_bytes(bytes(peer_public_key))
+            peer = _x25519().X25519PublicKey.from_public_bytes(bytes(peer_public_key))
             # cryptography (OpenSSL) refuses an all-zero result, i.e. a low-order point.
             return self._private.exchange(peer)
         except ValueError as exc:
@@ -126,6 +124,48 @@ class Identity:
     def __repr__(self) -> str:
         # Never print the private key, even in a traceback.
         return f"Identity(device_id={self.device_id!r})"
+
+
+def _x25519() -> Any:
+    """cryptography's X25519, imported on first use.
+
+    The ids and fingerprints below need only hashlib; cryptography costs ~7 MB and ~10 ms
+    of start-up, which ``phone-bridge status`` (a cached public key) never pays. The raw
+    byte methods are used, not ``serialization``, which would also load the SSH key code
+    and bcrypt.
+    """
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    return x25519
+
+
+_PUB_TAG_SIZE = 16
+_PUB_TAG_PERSON = b"carhub-pub-of"
+
+
+def public_key_record(private_key: bytes, public_key: bytes) -> bytes:
+    """A record of ``public_key`` that only its ``private_key`` vouches for (48 bytes).
+
+    BLAKE2b-128 over both keys, then the public key: ``cached_public_key`` trusts it only
+    with the very private key it was made from, so a replaced key or a forged record is
+    never taken for the device's own (the caller derives the key again then).
+    """
+    return _pub_tag(private_key, public_key) + public_key
+
+
+def cached_public_key(private_key: bytes, record: bytes) -> bytes | None:
+    """The public key in ``record`` if ``private_key`` made it (``public_key_record``)."""
+    if len(private_key) != KEY_SIZE or len(record) != _PUB_TAG_SIZE + KEY_SIZE:
+        return None
+    public = record[_PUB_TAG_SIZE:]
+    if not hmac.compare_digest(record[:_PUB_TAG_SIZE], _pub_tag(private_key, public)):
+        return None
+    return public
+
+
+def _pub_tag(private_key: bytes, public_key: bytes) -> bytes:
+    return hashlib.blake2b(private_key + public_key, digest_size=_PUB_TAG_SIZE,
+                           person=_PUB_TAG_PERSON).digest()
 
 
 def device_id(public_key: bytes) -> str:

@@ -109,7 +109,9 @@ class ContactSource:
                 interval=self.interval, allow_deletes=allow_deletes, as_json=as_json,
             )  # fmt: skip
         if self.contacts is not None and self.carddav is None:
-            return None, read_contacts(self.contacts, as_json, allow_empty=allow_deletes)
+            return None, read_contacts(
+                self.contacts, as_json, allow_empty=allow_deletes, state_dir=state_root
+            )
         msg = "give exactly one contact source: --contacts FILE or --carddav URL"
         raise fail(BadInput(msg), as_json)
 

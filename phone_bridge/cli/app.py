@@ -19,20 +19,22 @@ Logs go to stderr; ``--json`` puts machine-readable results on stdout.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from phone_bridge.cli.coerce import LeanGroup
 from phone_bridge.errors import BridgeError, explain
-from phone_bridge.state import PhoneState, default_state_dir
 from shell.logs import setup_logging
+
+if TYPE_CHECKING:
+    from phone_bridge.state import PhoneState
 
 __all__ = ["ROOT", "RootOptions", "app", "fail", "main", "open_state", "run_flow"]
 
@@ -42,6 +44,7 @@ log = logging.getLogger("phone_bridge")
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
+    cls=LeanGroup,
     help="CarHub phone bridge: discover cars, pair with a confirmed code, and keep a car's "
     "copy of your contacts and now-playing media in sync.\n\n\b\n"
     + (__doc__ or "").split("\n\n", 1)[1],
@@ -52,11 +55,17 @@ app = typer.Typer(
 )
 
 
+def _default_state_dir() -> Path:
+    from phone_bridge.state import default_state_dir
+
+    return default_state_dir()
+
+
 @dataclass
 class RootOptions:
     """The options before the command (``--state-dir``, ``-v``), set once by the callback."""
 
-    state_dir: Path = field(default_factory=default_state_dir)
+    state_dir: Path = field(default_factory=_default_state_dir)
     verbose: bool = False
 
 
@@ -76,7 +85,7 @@ def _root(
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False,
 ) -> None:
     """CarHub phone bridge."""
-    ROOT.state_dir = state_dir or default_state_dir()
+    ROOT.state_dir = state_dir or _default_state_dir()
     ROOT.verbose = verbose
     setup_logging(verbose)
 
@@ -110,6 +119,8 @@ def run_flow(coro: Coroutine[Any, Any, T], as_json: bool) -> T:
     Raises:
         typer.Exit: the flow failed (with the code ``explain`` gives) or was interrupted.
     """
+    import asyncio  # only the commands that talk to a car need an event loop
+
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt:
@@ -128,6 +139,8 @@ def open_state(as_json: bool) -> PhoneState:
     Raises:
         typer.Exit: the directory is unusable (exit 1).
     """
+    from phone_bridge.state import PhoneState
+
     try:
         return PhoneState(ROOT.state_dir)
     except BridgeError as exc:

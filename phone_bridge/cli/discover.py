@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from phone_bridge.cli.app import run_flow
 from phone_bridge.cli.options import (
@@ -19,7 +18,9 @@ from phone_bridge.cli.options import (
     Transport,
     TransportChoice,
 )
-from phone_bridge.discovery import CarSighting, discover
+
+if TYPE_CHECKING:
+    from phone_bridge.discovery import CarSighting
 
 __all__ = ["discover_cmd"]
 
@@ -40,6 +41,9 @@ def discover_cmd(
     if not cars:
         typer.echo("no cars found", err=True)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("name", "id", "address", "pairing", "seen via")
     for c in cars:
         table.add_row(
@@ -54,6 +58,8 @@ def discover_cmd(
 
 async def _discover(opts: CarOptions) -> list[CarSighting]:
     """Browse mDNS (unless --transport ble) and BLE (with --radio or --transport ble)."""
+    from phone_bridge.discovery import discover
+
     return await discover(
         opts.timeout,
         interface=opts.mdns_interface,

@@ -3,11 +3,13 @@
 It is emulation only: ``--radio`` must be the emulated radio (``tcp-client:HOST:PORT``).
 It runs until Ctrl-C (exit 130) or SIGTERM (exit 0), reconnecting whenever the car drops,
 and reopening the radio with backoff whenever the radio process restarts.
+
+asyncio, Bumble and the radio are imported inside the functions: every ``phone-bridge``
+command imports this module to register ``emulate``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -19,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from phone_bridge.cli.app import ROOT, fail, run_flow
+from phone_bridge.cli.coerce import LeanGroup
 from phone_bridge.cli.options import Btsnoop, Json
 from phone_bridge.cli.pbap_options import (
     CallsOpt,
@@ -28,7 +31,6 @@ from phone_bridge.cli.pbap_options import (
     read_optional_books,
 )
 from phone_bridge.errors import BadInput, BridgeError, CarUnreachable
-from radio.hci import RadioUnavailableError
 from shell.radio import is_emulated
 
 __all__ = ["emulate_app", "ios_cmd"]
@@ -36,6 +38,7 @@ __all__ = ["emulate_app", "ios_cmd"]
 log = logging.getLogger("phone_bridge")
 
 emulate_app = typer.Typer(
+    cls=LeanGroup,
     help="Emulated phones for labs and tests (EMULATION ONLY: on the virtual radio).",
     no_args_is_help=True,
     add_completion=False,
@@ -164,6 +167,8 @@ async def _ask(code: str) -> bool:
     """Ask on stdin whether the car shows the same code (EOF or anything but y: no)."""
     print(f"Pairing code {code[:3]} {code[3:]}: does the car show the same code? [y/n] ",
           end="", file=sys.stderr, flush=True)
+    import asyncio
+
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[str] = loop.create_future()
 
@@ -184,6 +189,8 @@ async def _ask(code: str) -> bool:
 
 async def _toggle_ancs(phone: Any, toggles: list[tuple[float, bool]]) -> None:
     """Withdraw or offer ANCS at the given seconds after the first connection."""
+    import asyncio
+
     await phone.connected.wait()
     elapsed = 0.0
     for at, on in sorted(toggles):
@@ -194,6 +201,10 @@ async def _toggle_ancs(phone: Any, toggles: list[tuple[float, bool]]) -> None:
 
 async def _serve(phone: Any, toggles: list[tuple[float, bool]] | None = None) -> None:
     """Run the phone; SIGTERM stops it cleanly (exit 0), as Ctrl-C does (exit 130)."""
+    import asyncio
+
+    from radio.hci import RadioUnavailableError
+
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(phone.run())
     toggler = asyncio.ensure_future(_toggle_ancs(phone, toggles)) if toggles else None

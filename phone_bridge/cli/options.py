@@ -3,6 +3,11 @@
 Each option is a typer ``Annotated`` alias (typer has no option groups, so a command lists
 the aliases it takes, in the order its ``--help`` shows them); a command then builds one
 ``CarOptions`` from them and hands that on.
+
+Every command module imports this one, and ``phone-bridge status`` or ``--help`` imports
+every command module: so nothing here (or at the top of a command module) may import the
+transports, discovery or the engine (websockets, zeroconf, Bumble); they are imported
+inside the functions that use them (tests/phone_bridge/test_cli_startup.py checks it).
 """
 
 from __future__ import annotations
@@ -12,15 +17,16 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from phone_bridge.cli.app import fail
-from phone_bridge.connect import ConnectOptions
 from phone_bridge.errors import BadInput
-from phone_bridge.state import default_phone_name
 from shell.radio import is_emulated
+
+if TYPE_CHECKING:
+    from phone_bridge.connect import ConnectOptions
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -115,6 +121,8 @@ class CarOptions:
     @property
     def connect(self) -> ConnectOptions:
         """These options as ``phone_bridge.connect`` takes them."""
+        from phone_bridge.connect import ConnectOptions
+
         return ConnectOptions(
             transport=self.transport.value,
             radio=self.radio,
@@ -126,6 +134,8 @@ class CarOptions:
     @property
     def phone_name(self) -> str:
         """``--name``, else the hostname's; ``PhoneState.phone_name`` also remembers it."""
+        from phone_bridge.state import default_phone_name
+
         return self.name or default_phone_name()
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,14 +24,13 @@ from phone_bridge.cli.options import (
     TransportChoice,
     check_auto_confirm,
 )
-from phone_bridge.cli.session import CarSession, Opener, connect_car
-from phone_bridge.client import CarLink
-from phone_bridge.connect import Target
-from phone_bridge.discovery import is_hostport
-from phone_bridge.engine import do_pair, do_pair_oob
 from phone_bridge.errors import BadInput
-from phone_bridge.state import PairedCar, PhoneState
-from protocol.identity import PairingUri, PairingUriError
+
+if TYPE_CHECKING:
+    from phone_bridge.cli.session import CarSession, Opener
+    from phone_bridge.client import CarLink
+    from phone_bridge.connect import Target
+    from phone_bridge.state import PairedCar, PhoneState
 
 __all__ = ["pair_cmd"]
 
@@ -90,6 +88,7 @@ def pair_cmd(
     opts = check_auto_confirm(auto_confirm, opts)
     state = open_state(as_json)
     decide = _decider(auto_confirm, confirm_code)
+    from phone_bridge.engine import do_pair
 
     def opener(target: Target) -> Awaitable[tuple[PairedCar, CarLink]]:
         return do_pair(state, target, opts.connect, state.phone_name(opts.name), decide)
@@ -106,6 +105,10 @@ def _pair_by_uri(
         raise fail(BadInput(f"--uri pairs without a code: drop {what}"), opts.as_json)
     if text == "-":
         text = sys.stdin.readline()
+    from phone_bridge.discovery import is_hostport
+    from phone_bridge.engine import do_pair_oob
+    from protocol.identity import PairingUri, PairingUriError
+
     try:
         scanned = PairingUri.parse(text)
     except PairingUriError as exc:
@@ -126,6 +129,8 @@ def _pair_by_uri(
 
 async def _pair(state: PhoneState, car: str, opts: CarOptions, opener: Opener) -> dict[str, Any]:
     """Pair through ``opener``, then close the (already secure) link."""
+    from phone_bridge.cli.session import connect_car
+
     async with connect_car(state, car, opts, closing="paired", opener=opener) as s:
         return _paired_json(s)
 
@@ -171,6 +176,8 @@ def _decider(auto_confirm: bool, confirm_code: str | None) -> Decide:
 
 async def _ask(prompt: str) -> bool:
     """Ask y/n on the terminal (stderr); no terminal or EOF means no."""
+    import asyncio
+
     sys.stderr.write(prompt)
     sys.stderr.flush()
     line = await asyncio.to_thread(sys.stdin.readline)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from phone_bridge.bridge import Bridge, BridgeOptions
 from phone_bridge.carddav.options import (
     CardDav,
     CardDavCa,
@@ -35,10 +33,11 @@ from phone_bridge.cli.options import (
     TransportChoice,
     check_auto_confirm,
 )
-from phone_bridge.state import PhoneState
 
 if TYPE_CHECKING:
+    from phone_bridge.bridge import BridgeOptions
     from phone_bridge.player import MediaPlayer
+    from phone_bridge.state import PhoneState
 
 __all__ = ["run_cmd"]
 
@@ -97,6 +96,8 @@ def run_cmd(
         if as_json:
             print(json.dumps(event), flush=True)
 
+    from phone_bridge.bridge import BridgeOptions
+
     options = BridgeOptions(
         car=car,
         contacts=contacts,
@@ -117,6 +118,10 @@ async def _serve(
     emit: Callable[[dict[str, Any]], None],
 ) -> None:
     """Run the bridge (and the player) until one of them stops; then stop the other."""
+    import asyncio
+
+    from phone_bridge.bridge import Bridge
+
     bridge = Bridge(state, options, player, emit)
     tasks = [asyncio.create_task(bridge.run())]
     if player is not None:

@@ -7,12 +7,11 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from phone_bridge.cli.app import fail, open_state
 from phone_bridge.cli.options import Json
 from phone_bridge.errors import explain
+from protocol.identity import device_id, fingerprint
 
 __all__ = ["status_cmd"]
 
@@ -22,9 +21,10 @@ def status_cmd(as_json: Json = False) -> None:
     state = open_state(as_json)
     try:
         cars = state.cars()
-        me = state.identity
+        key = state.public_key  # no X25519 needed to show it (see shell.keys)
     except Exception as exc:  # a damaged cars.json or key file: one line, exit 1
         raise fail(explain(exc), as_json) from None
+    me_id, me_fingerprint = device_id(key), fingerprint(key)
     rows: list[dict[str, Any]] = [
         {
             "id": c.id,
@@ -38,12 +38,16 @@ def status_cmd(as_json: Json = False) -> None:
         for c in cars.values()
     ]
     if as_json:
-        print(json.dumps({"phone_id": me.device_id, "fingerprint": me.fingerprint, "cars": rows}))
+        print(json.dumps({"phone_id": me_id, "fingerprint": me_fingerprint, "cars": rows}))
         return
-    typer.echo(f"this phone: {me.device_id} ({me.fingerprint})")
+    typer.echo(f"this phone: {me_id} ({me_fingerprint})")
     if not rows:
         typer.echo("no paired cars")
         return
+    # rich only for the table: a phone with no car, or --json, never loads it.
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("name", "id", "endpoint", "last sync")
     for r in rows:
         table.add_row(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,12 +20,11 @@ from phone_bridge.cli.options import (
     Transport,
     TransportChoice,
 )
-from phone_bridge.cli.session import connect_car
-from phone_bridge.client import CarLink
-from phone_bridge.connect import resolve
 from phone_bridge.errors import BridgeError, LinkClosed, NotPaired
-from phone_bridge.state import PhoneState
-from protocol.messages import Unpair
+
+if TYPE_CHECKING:
+    from phone_bridge.client import CarLink
+    from phone_bridge.state import PhoneState
 
 __all__ = ["unpair_cmd"]
 
@@ -56,6 +55,10 @@ def unpair_cmd(
 
 async def _unpair(state: PhoneState, car: str, opts: CarOptions) -> dict[str, Any]:
     """Tell the car if it can be reached; forget it here either way."""
+    from phone_bridge.cli.session import connect_car
+    from phone_bridge.connect import resolve
+    from protocol.messages import Unpair
+
     target = await resolve(car, state, opts.connect)
     if target.paired is None:
         raise NotPaired(f"not paired with {target.label}")
