@@ -32,6 +32,7 @@ from protocol.errors import LocalProtocolError, MessageError, Reason, VersionErr
 __all__ = [
     "PROTOCOL_VERSION",
     "SUPPORTED_VERSIONS",
+    "VERSIONS_ENV",
     "AppCodec",
     "Bye",
     "Error",
@@ -46,6 +47,7 @@ __all__ = [
     "encode",
     "encode_app",
     "negotiate_version",
+    "parse_versions",
     "register",
 ]
 
@@ -303,7 +305,7 @@ class AppCodec:
         rx, view, out, size = self._rx, memoryview(data)[1:], [], 0
         try:
             for i in range(0, len(view), _INFLATE_STEP):
-                out.append(chunk := rx.decompress(view[i:i + _INFLATE_STEP]))
+                out.append(chunk := rx.decompress(view[i : i + _INFLATE_STEP]))
                 size += len(chunk)
                 if size > MAX_DECOMPRESSED:
                     raise MessageError(Reason.MALFORMED, "stream piece inflates past 8 MiB")
@@ -335,6 +337,36 @@ def negotiate_version(ours: list[int] | tuple[int, ...], theirs: list[int]) -> i
     if not common:
         raise VersionError(Reason.NO_COMMON_VERSION, f"ours {list(ours)}, theirs {theirs}")
     return max(common)
+
+
+# Names a subset of SUPPORTED_VERSIONS for the car or the phone, e.g. "1" to act as a peer
+# that speaks only version 1 (interop tests); the shells read it, ``parse_versions`` checks.
+VERSIONS_ENV = "CARHUB_PROTOCOL_VERSIONS"
+
+
+def parse_versions(text: str) -> tuple[int, ...]:
+    """Parse a comma-separated list of protocol versions (``VERSIONS_ENV``'s value).
+
+    Args:
+        text: e.g. ``"1"`` or ``"2,1"``; empty or blank means ``SUPPORTED_VERSIONS``.
+
+    Returns:
+        The versions, each one this implementation speaks.
+
+    Raises:
+        LocalProtocolError: not integers, or a version this implementation lacks.
+    """
+    if not text.strip():
+        return SUPPORTED_VERSIONS
+    try:
+        versions = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise LocalProtocolError(Reason.STATE, f"bad version list {text!r}") from None
+    if not set(versions) <= set(SUPPORTED_VERSIONS):
+        raise LocalProtocolError(
+            Reason.STATE, f"versions {list(versions)}: this build speaks {list(SUPPORTED_VERSIONS)}"
+        )
+    return versions
 
 
 def check_selected(ours: list[int] | tuple[int, ...], offered: list[int], selected: int) -> None:

@@ -63,8 +63,14 @@ class BaseConnection:
     # Events that ask the shell to act and answer (pin, commit): dropped once failed.
     _OWED: tuple[type, ...] = ()
 
-    def __init__(self, identity: Identity, name: str, model: str, now: float,
-                 versions: tuple[int, ...] = SUPPORTED_VERSIONS) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        name: str,
+        model: str,
+        now: float,
+        versions: tuple[int, ...] = SUPPORTED_VERSIONS,
+    ) -> None:
         if not versions or not set(versions) <= set(SUPPORTED_VERSIONS):
             raise LocalProtocolError(Reason.STATE, f"cannot speak versions {list(versions)}")
         self._versions = tuple(versions)
