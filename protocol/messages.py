@@ -3,8 +3,9 @@
 Every message is a ``msgspec.Struct`` subclass of ``Message`` with a small integer tag and
 ``array_like=True``: on the wire it is a msgpack array ``[tag, field1, field2, ...]``, so
 field names never cross the wire. That, and the session's zstd stream (``AppCodec``),
-keeps a contact under 50 bytes (see ``bench/``). Decoding validates the schema, so a message with a wrong type or a missing
-field is a ``MessageError``, never a stray ``KeyError`` deep in a state machine.
+keeps a contact under 50 bytes (see ``bench/``). Decoding validates the schema, so a
+message with a wrong type or a missing field is a ``MessageError``, never a stray
+``KeyError`` deep in a state machine.
 
 Tag ranges (each feature module defines its messages in its own range):
 
