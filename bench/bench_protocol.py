@@ -29,9 +29,10 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from protocol.contacts import Contact, contact_digest
-from protocol.messages import Message, decode_app, encode_app
+from protocol.messages import PROTOCOL_VERSION, AppCodec, Message
 from protocol.sync import (
     ApplyBatch,
+    ContactsDone,
     ContactsReceiver,
     ContactsSender,
     MirrorState,
@@ -100,22 +101,24 @@ def run_sync(
 ) -> tuple[int, int, dict[str, Contact]]:
     """Sync over encrypted frames in memory; return (bytes to car, bytes to phone, db)."""
     up, down = Cipher(), Cipher()
+    # Each side's codec for the session, as the connections make them (PROTOCOL.md §3).
+    phone, car = AppCodec(PROTOCOL_VERSION), AppCodec(PROTOCOL_VERSION)
     db: dict[str, Contact] = {}
     sender = ContactsSender(contacts, {}, snapshot)
     receiver = ContactsReceiver(mirror)
     to_car, to_phone = 0, 0
     pending = receiver.hello()
     while pending:
-        frames = [down.encrypt(encode_app(m)) for m in pending]
+        frames = [down.encrypt(car.encode(m)) for m in pending]
         to_phone += sum(len(f) + 4 for f in frames)  # + 4-byte frame header
         out: list[Message] = []
         for f in frames:
-            out += sender.receive(decode_app(down.decrypt(f)))
-        frames = [up.encrypt(encode_app(m)) for m in out]
+            out += sender.receive(phone.decode(down.decrypt(f)))
+        frames = [up.encrypt(phone.encode(m, end=isinstance(m, ContactsDone))) for m in out]
         to_car += sum(len(f) + 4 for f in frames)
         pending = []
         for f in frames:
-            pending += receiver.receive(decode_app(up.decrypt(f)))
+            pending += receiver.receive(car.decode(up.decrypt(f)))
             while (ev := receiver.next_event()) is not None:
                 if isinstance(ev, ApplyBatch):
                     db.update((c.uid, c) for c in ev.upserts)

@@ -34,6 +34,7 @@ from protocol.gatt import decode_info, decode_service_data
 from protocol.identity import Identity, PairingUri
 from protocol.messages import (
     SUPPORTED_VERSIONS,
+    AppCodec,
     Hello,
     Ping,
     decode,
@@ -106,6 +107,10 @@ TARGETS = [
     Target("frames", _frames, encode_frame(HELLO) * 2, (FramingError,)),
     Target("messages", decode, HELLO, (MessageError,)),
     Target("app-payload", decode_app, encode_app(Ping(nonce=7)), (MessageError,)),
+    # Version 2: a fresh stream per input, seeded with a real first piece (codec 2).
+    Target("app-payload-v2", lambda d: AppCodec(2).decode(d),
+           AppCodec(2).encode(Hello(versions=[2], role="car", device_id=ID.device_id,
+                                    name="n" * 128, model="m" * 128)), (MessageError,)),
     Target("car-connection", _car, encode_frame(HELLO), ()),
     Target("pairing-uri", _uri,
            PairingUri.create(ID, "127.0.0.1:7800").to_uri().encode(), (PairingUriError,)),

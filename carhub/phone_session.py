@@ -13,6 +13,7 @@ does not import the engine.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
@@ -36,9 +37,9 @@ from protocol.connection import (
     PinRequested,
     SessionEstablished,
 )
-from protocol.errors import ProtocolError, Reason
+from protocol.errors import LocalProtocolError, ProtocolError, Reason
 from protocol.identity import Identity, fingerprint
-from protocol.messages import Message, Unpair
+from protocol.messages import SUPPORTED_VERSIONS, VERSIONS_ENV, Message, Unpair, parse_versions
 from shell.driver import ConnectionDriver
 from shell.transport import BaseTransport
 
@@ -90,6 +91,19 @@ def peer_key(link: BaseTransport) -> str:
     return link.peer if link.name == "ble" else link.peer.rsplit(":", 1)[0]
 
 
+def _versions() -> tuple[int, ...]:
+    """The protocol versions to speak: all, unless ``CARHUB_PROTOCOL_VERSIONS`` narrows them.
+
+    Interop tests set it to make a car that speaks only version 1 (PROTOCOL.md §3.1); a
+    bad value is logged and ignored, never a reason to refuse a phone.
+    """
+    try:
+        return parse_versions(os.environ.get(VERSIONS_ENV, ""))
+    except LocalProtocolError as exc:
+        log.warning("%s ignored: %s", VERSIONS_ENV, exc.detail)
+        return SUPPORTED_VERSIONS
+
+
 class PhoneSession:
     """Serves one phone over one link."""
 
@@ -106,6 +120,7 @@ class PhoneSession:
             peer=peer_key(link),
             load_mirror=car.store.mirror_state,
             model=car.config.model,
+            versions=_versions(),
             now=time.time(),
         )
         self._driver = ConnectionDriver(link, self._conn, self._handle)
@@ -165,7 +180,13 @@ class PhoneSession:
             return  # queued behind a close (Bye, Unpair, failure): void now
         if isinstance(ev, PeerHello):
             self.phone_id = ev.device_id
-            log.info("hello from %r (%s), intent %s", ev.name, ev.device_id, ev.intent)
+            log.info(
+                "hello from %r (%s), intent %s, protocol v%d",
+                ev.name,
+                ev.device_id,
+                ev.intent,
+                ev.version,
+            )
         elif isinstance(ev, PairingCode):
             log.info("pairing request from %r: code %s", ev.peer_name, ev.code)
             self.car.pairing_requested(self, self.phone_id, ev)

@@ -10,6 +10,7 @@ passes through unchanged, and ``explain`` maps it onto the phone's tree and exit
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from protocol.connection import PairingComplete, PhoneConnection, SessionEstabli
 from protocol.contacts import Contact, Photo
 from protocol.errors import PairingError, Reason, VCardError
 from protocol.identity import PairingUri
-from protocol.messages import Message
+from protocol.messages import VERSIONS_ENV, Message, parse_versions
 from protocol.sync import ContactsState, DeletesRefused, DigestCache, SyncSnapshot, SyncSummary
 from protocol.vcard import ImportResult, import_vcards
 
@@ -137,7 +138,9 @@ async def open_session(
         raise BridgeError(f"not paired with {target.label}; run 'pair' first", EXIT_NOT_PAIRED)
     transport = await open_transport(target, opts)
     keys = {c.id: bytes.fromhex(c.public_key) for c in cars.values()}
-    conn = PhoneConnection(state.identity, name, lookup_car=keys.get, now=time.time())
+    conn = PhoneConnection(
+        state.identity, name, lookup_car=keys.get, versions=_versions(), now=time.time()
+    )
     link = CarLink(transport, conn)
     await link.__aenter__()
     try:
@@ -147,6 +150,11 @@ async def open_session(
         raise
     target.paired = _met_at(state, cars[conn.peer_device_id], target, link)
     return link
+
+
+def _versions() -> tuple[int, ...]:
+    """The protocol versions to offer: all, unless ``CARHUB_PROTOCOL_VERSIONS`` narrows them."""
+    return parse_versions(os.environ.get(VERSIONS_ENV, ""))
 
 
 def _candidates(target: Target, state: PhoneState) -> dict[str, PairedCar]:
@@ -181,7 +189,9 @@ async def do_pair(
         PairingError: rejected, code mismatch, window closed, rate limited or timed out.
     """
     transport = await open_transport(target, opts)
-    link = CarLink(transport, PhoneConnection(state.identity, name, now=time.time()))
+    link = CarLink(
+        transport, PhoneConnection(state.identity, name, versions=_versions(), now=time.time())
+    )
     await link.__aenter__()
     try:
         done = await pair(link, decide)
@@ -210,7 +220,7 @@ async def do_pair_oob(
             replaced, expired), or the window closed, rate limited, timed out.
     """
     transport = await open_transport(target, opts)
-    conn = PhoneConnection(state.identity, name, oob=uri, now=time.time())
+    conn = PhoneConnection(state.identity, name, oob=uri, versions=_versions(), now=time.time())
     link = CarLink(transport, conn)
     await link.__aenter__()
     try:

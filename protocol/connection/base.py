@@ -31,6 +31,8 @@ from protocol.errors import (
 from protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
 from protocol.identity import Identity, device_id, fingerprint
 from protocol.messages import (
+    SUPPORTED_VERSIONS,
+    AppCodec,
     Bye,
     Error,
     Hello,
@@ -38,9 +40,7 @@ from protocol.messages import (
     Ping,
     Pong,
     decode,
-    decode_app,
     encode,
-    encode_app,
 )
 from protocol.pairing import CarPairing, CodeReady, Paired, PairingFailed, PhonePairing
 from protocol.session import NoiseHandshake, SecureSession
@@ -63,7 +63,17 @@ class BaseConnection:
     # Events that ask the shell to act and answer (pin, commit): dropped once failed.
     _OWED: tuple[type, ...] = ()
 
-    def __init__(self, identity: Identity, name: str, model: str, now: float) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        name: str,
+        model: str,
+        now: float,
+        versions: tuple[int, ...] = SUPPORTED_VERSIONS,
+    ) -> None:
+        if not versions or not set(versions) <= set(SUPPORTED_VERSIONS):
+            raise LocalProtocolError(Reason.STATE, f"cannot speak versions {list(versions)}")
+        self._versions = tuple(versions)
         self._identity = identity
         self._name = name
         self._model = model
@@ -74,6 +84,7 @@ class BaseConnection:
         self._out = bytearray()
         self._events: deque[ConnectionEvent] = deque()
         self._session: SecureSession | None = None
+        self._codec: AppCodec | None = None  # made with the session, for self.version
         self._pairing: CarPairing | PhonePairing | None = None
         self._error: ProtocolError | None = None
         self.state = State.HELLO
@@ -111,12 +122,12 @@ class BaseConnection:
         self._check_alive()
         if self.state is not State.ESTABLISHED or self._session is None:
             raise LocalProtocolError(Reason.STATE, f"cannot send in state {self.state.value}")
-        self._out += encode_frame(self._session.encrypt(encode_app(msg)))
+        self._send_all([msg])
 
     def close(self, reason: str = "") -> None:
         """Say goodbye (if the session is up) and close."""
         if self.state is State.ESTABLISHED and self._session is not None:
-            self._out += encode_frame(self._session.encrypt(encode_app(Bye(reason=reason))))
+            self._send_all([Bye(reason=reason)])
         if self.state is not State.CLOSED:
             self.state = State.CLOSED
             self._on_end()
@@ -221,7 +232,7 @@ class BaseConnection:
             try:
                 if self.state is State.ESTABLISHED and self._session is not None:
                     err = Error(reason=exc.reason.value, detail=exc.detail[:200])
-                    self._out += encode_frame(self._session.encrypt(encode_app(err)))
+                    self._send_all([err])
                 elif self.state is not State.ESTABLISHED:
                     self._out += encode_frame(encode(Error(reason=exc.reason.value)))
             except ProtocolError:
@@ -241,9 +252,14 @@ class BaseConnection:
             self._out += encode_frame(encode(m))
 
     def _send_all(self, msgs: list[Message]) -> None:
-        assert self._session is not None
+        assert self._session is not None and self._codec is not None
         for m in msgs:
-            self._out += encode_frame(self._session.encrypt(encode_app(m)))
+            plain = self._codec.encode(m, end=self._ends_burst(m))
+            self._out += encode_frame(self._session.encrypt(plain))
+
+    def _ends_burst(self, msg: Message) -> bool:
+        """Hook: ``msg`` is the last of a burst, so the codec may end its zstd frame."""
+        return False
 
     def _handle_payload(self, payload: bytes, now: float) -> None:
         """Dispatch one frame; a Hello keeps its raw bytes for the transcript."""
@@ -272,7 +288,8 @@ class BaseConnection:
 
     def _decode_app(self, plaintext: bytes) -> Message:
         """Decode one session plaintext (the car keeps a batch's raw contact bytes)."""
-        return decode_app(plaintext)
+        assert self._codec is not None
+        return self._codec.decode(plaintext)
 
     def _handle_app(self, msg: Message) -> None:
         if isinstance(msg, Ping):
@@ -340,6 +357,8 @@ class BaseConnection:
     def _after_handshake_step(self) -> None:
         assert self._session is not None and self.peer_public_key is not None
         if self._session.established:
+            # Fresh streams per session: a reconnect never continues an old one.
+            self._codec = AppCodec(self.version)
             self.state = State.ESTABLISHED
             self._deadline = None
             self._decoder.max_frame_size = MAX_FRAME_SIZE

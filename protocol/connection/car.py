@@ -48,7 +48,6 @@ from protocol.messages import (
     Message,
     Pong,
     Unpair,
-    app_body,
     decode,
     encode,
     negotiate_version,
@@ -59,6 +58,7 @@ from protocol.sync import (
     ContactsBatch,
     ContactsDone,
     ContactsReceiver,
+    Manifest,
     ManifestRequest,
     MirrorState,
 )
@@ -96,7 +96,12 @@ class CarConnection(BaseConnection):
         peer: where the phone connects from ("" when unknown), for the rate limits.
         load_mirror: returns the car's mirror of a paired phone, to open its sync.
         model: the car's model string.
+        versions: the protocol versions to speak (a subset of ``SUPPORTED_VERSIONS``;
+            tests pass ``(1,)`` to act as a car that speaks only version 1).
         now: the current time in seconds.
+
+    Raises:
+        LocalProtocolError: ``versions`` is empty or names a version this code lacks.
     """
 
     role = "car"
@@ -112,9 +117,10 @@ class CarConnection(BaseConnection):
         peer: str = "",
         load_mirror: MirrorLoader | None = None,
         model: str = "carhub",
+        versions: tuple[int, ...] = SUPPORTED_VERSIONS,
         now: float = 0.0,
     ) -> None:
-        super().__init__(identity, name, model, now)
+        super().__init__(identity, name, model, now, versions)
         self._lookup_peer = lookup_peer
         self._admission = admission
         self._peer = peer
@@ -178,7 +184,7 @@ class CarConnection(BaseConnection):
     def _handle_hello(self, msg: Hello, raw: bytes, now: float) -> None:
         if msg.role != "phone" or msg.intent not in ("pair", "session"):
             raise RemoteProtocolError(Reason.UNEXPECTED_MESSAGE, "bad hello")
-        selected = negotiate_version(SUPPORTED_VERSIONS, msg.versions)
+        selected = negotiate_version(self._versions, msg.versions)
         self.version = selected
         self.peer_device_id, self.peer_name = msg.device_id, msg.name
         self._events.append(PeerHello(msg.device_id, msg.name, msg.model, msg.intent, selected))
@@ -196,7 +202,7 @@ class CarConnection(BaseConnection):
                 raise refusal.error()
             self._oob_secret = self._admission.oob_secret(now)
         reply = Hello(
-            versions=list(SUPPORTED_VERSIONS),
+            versions=list(self._versions),
             role="car",
             device_id=self._identity.device_id,
             name=self._name,
@@ -273,10 +279,15 @@ class CarConnection(BaseConnection):
         self._send_all(self._receiver.hello())
 
     def _decode_app(self, plaintext: bytes) -> Message:
-        body = app_body(plaintext)
+        assert self._codec is not None
+        body = self._codec.body(plaintext)
         msg = decode(body)
         self._raw = raw_upserts(body) if isinstance(msg, ContactsBatch) else None
         return msg
+
+    def _ends_burst(self, msg: Message) -> bool:
+        # The last manifest chunk: the phone sends batches next, the car only acks.
+        return isinstance(msg, Manifest) and msg.done
 
     def _route(self, msg: Message) -> None:
         if isinstance(msg, _SYNC_MESSAGES):

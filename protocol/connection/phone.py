@@ -40,6 +40,7 @@ from protocol.messages import (
 from protocol.pairing import PhonePairing
 from protocol.sync import (
     ContactsAck,
+    ContactsDone,
     ContactsSender,
     ContactsState,
     Manifest,
@@ -66,7 +67,12 @@ class PhoneConnection(BaseConnection):
             car is found by its id wherever it answers; an id with no pinned key fails
             the connection with ``SessionError(unknown-peer)`` before the handshake.
         oob: a scanned pairing URI (QR) to pair without comparing a code.
+        versions: the protocol versions to offer (a subset of ``SUPPORTED_VERSIONS``;
+            tests offer ``(1,)`` to act as a phone that speaks only version 1).
         now: the current time in seconds.
+
+    Raises:
+        LocalProtocolError: ``versions`` is empty or names a version this code lacks.
     """
 
     role = "phone"
@@ -80,16 +86,17 @@ class PhoneConnection(BaseConnection):
         lookup_car: Callable[[str], bytes | None] | None = None,
         oob: PairingUri | None = None,
         model: str = "phone-bridge",
+        versions: tuple[int, ...] = SUPPORTED_VERSIONS,
         now: float = 0.0,
     ) -> None:
-        super().__init__(identity, name, model, now)
+        super().__init__(identity, name, model, now, versions)
         self.peer_public_key = car_public_key
         self._oob = oob
         self._lookup_car = lookup_car
         resume = car_public_key is not None or lookup_car is not None
         self._intent = "session" if resume else "pair"
         self._hello = Hello(
-            versions=list(SUPPORTED_VERSIONS),
+            versions=list(self._versions),
             role="phone",
             device_id=identity.device_id,
             name=name,
@@ -146,6 +153,10 @@ class PhoneConnection(BaseConnection):
         """Whether a sync started with ``start_sync`` is still running."""
         return self._sender is not None
 
+    def _ends_burst(self, msg: Message) -> bool:
+        # A sync's last message: the car frees its stream until the next sync.
+        return isinstance(msg, ContactsDone)
+
     def _route(self, msg: Message) -> None:
         if not isinstance(msg, _SYNC_REPLIES):
             self._events.append(MessageReceived(msg))
@@ -175,7 +186,7 @@ class PhoneConnection(BaseConnection):
     def _handle_hello(self, msg: Hello, raw: bytes, now: float) -> None:
         if msg.role != "car":
             raise RemoteProtocolError(Reason.UNEXPECTED_MESSAGE, f"peer role {msg.role!r}")
-        check_selected(SUPPORTED_VERSIONS, msg.versions, msg.selected)
+        check_selected(self._versions, msg.versions, msg.selected)
         self.version = msg.selected
         self.peer_device_id, self.peer_name = msg.device_id, msg.name
         # Both Hellos exactly as they crossed the wire.

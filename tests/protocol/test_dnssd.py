@@ -27,7 +27,7 @@ RECORD = TxtRecord(
 )
 # The strings a car puts on the wire for RECORD, in order (PROTOCOL.md §1.1).
 VECTOR = {
-    b"v": b"1",
+    b"v": b"2",  # PROTOCOL_VERSION, the highest the car speaks
     b"id": b"0123456789abcdef",
     b"name": b"Golf",
     b"model": b"VW",

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from protocol.contacts import Contact, check_bounds, contact_digest
 from protocol.identity import Identity, PairingUri
-from protocol.messages import Message, Ping, decode, decode_app, encode, encode_app
+from protocol.messages import AppCodec, Message, Ping, decode, decode_app, encode, encode_app
 from protocol.pairing import CarPairing, PairConfirm, Paired, PhonePairing
 from protocol.session import SecureSession
 from protocol.sync import (
@@ -351,3 +351,38 @@ def test_ble_advertising_vectors_follow_the_text() -> None:
     ) + _ad(0x20, (0x8D3E0001).to_bytes(4, "little") + service_data)
     for key in ("ble.adv_data", "ble.adv_short", "ble.scan_response"):
         assert len(b(key)) <= 31, key
+
+
+# -- 10.6: the version-2 stream ----------------------------------------------------------
+STREAM = ("stream.plain1", "stream.plain2", "stream.plain3")
+STREAM_BODIES = ("session.body_zstd", "stream.body2", "stream.body3")
+
+
+def test_the_stream_vectors_decode_in_order_with_the_reference() -> None:
+    rx = AppCodec(2)
+    for plain, body in zip(STREAM, STREAM_BODIES, strict=True):
+        assert rx.body(b(plain)) == b(body)
+    assert [b(p)[0] for p in STREAM] == [0x02, 0x02, 0x03]
+    assert len(b("stream.plain2")) < len(b("stream.body2")) // 8  # it refers to the first
+    assert isinstance(decode(b("stream.body3")), ContactsDone)
+
+
+def test_the_stream_vectors_are_one_plain_zstd_frame_as_the_text_says() -> None:
+    # Straight from zstandard, not the reference codec: header, window, then one frame.
+    pieces = [b(p)[1:] for p in STREAM]
+    params = zstandard.get_frame_parameters(pieces[0])
+    assert pieces[0][:6] == bytes.fromhex("28b52ffd0048")
+    assert params.content_size == zstandard.CONTENTSIZE_UNKNOWN
+    assert params.window_size == 512 * 1024
+    obj = zstandard.ZstdDecompressor().decompressobj()
+    out = [obj.decompress(p) for p in pieces]
+    assert out == [b(body) for body in STREAM_BODIES]
+    assert obj.eof and not obj.unused_data  # plain3 ended the frame
+
+
+def test_the_reference_makes_pieces_that_decode_the_same() -> None:
+    tx, rx = AppCodec(2), AppCodec(2)
+    msgs = [decode(b(body)) for body in STREAM_BODIES]
+    pieces = [tx.encode(m, end=i == 2) for i, m in enumerate(msgs)]
+    assert [p[0] for p in pieces] == [0x02, 0x02, 0x03]
+    assert [rx.decode(p) for p in pieces] == msgs
