@@ -124,13 +124,14 @@ def import_vcards(data: bytes, *, seen: dict[str, int] | None = None) -> ImportR
     source = front_end(data)
     result = ImportResult([], {}, [], 0)
     uids: dict[str, int] = {} if seen is None else seen
+    memo = _Memo()
     for card in iter_cards(source.lines):
         result.cards_seen += 1
         if isinstance(card, VCardError):
             result.errors.append(card)
             continue
         try:
-            contact, photo = _build(card, source, result.warnings)
+            contact, photo = _build(card, source, result.warnings, memo)
         except VCardError as exc:
             result.errors.append(exc)
             continue
@@ -147,48 +148,78 @@ def import_vcards(data: bytes, *, seen: dict[str, int] | None = None) -> ImportR
 def _ends_inside_card(lines: list[bytes]) -> bool:
     """Tell whether the file was cut inside a card (or inside its ``BEGIN:VCARD`` line)."""
     depth = 0  # counted, so a card nested in another (and closed) is not a cut
-    last = b""
     for line in lines:
-        if line.strip():
-            last = line
-        if line[:1] in (b"B", b"b", b"E", b"e"):  # cheap: most lines are properties
+        if line[:1] in _MARKER_FIRST:  # cheap: most lines are properties
             word = line.strip().upper()
             if word == b"BEGIN:VCARD":
                 depth += 1
             elif word == b"END:VCARD":
                 depth = max(depth - 1, 0)
+    last = next((line for line in reversed(lines) if line.strip()), b"")
     return depth > 0 or b"BEGIN:VCARD".startswith(last.strip().upper() or b"-")
+
+
+_MARKER_FIRST = frozenset((b"B", b"b", b"E", b"e"))
 
 
 class _Card:
     """Accumulates one card's fields while its properties are read."""
 
+    # Class-level defaults: most cards set only a few of these.
+    fn = org = title = bday = note = uid = bt_uid = nickname = im = ""
+    n: tuple[str, ...] = ()
+    photo: Photo | None = None
+
     def __init__(self, line: int) -> None:
         self.line = line
-        self.fn = ""
-        self.n: tuple[str, ...] = ()
-        self.org = self.title = self.bday = self.note = self.uid = self.bt_uid = ""
-        self.nickname = self.im = ""
         self.phones: list[Phone] = []
         self.emails: list[Email] = []
         self.addresses: list[Address] = []
-        self.photo: Photo | None = None
+
+
+class _Memo:
+    """What one import works out once per distinct parameter text, not once per property.
+
+    A book of 10k cards has a few dozen distinct texts (``TYPE=CELL``...). The cached
+    ``Params`` are shared, so nothing here may change one.
+    """
+
+    def __init__(self) -> None:
+        self._params: dict[bytes, Params] = {}
+        self._kinds: dict[tuple[bytes, str], tuple[str, str]] = {}
+
+    def params(self, prop: Prop) -> Params:
+        """Return ``parse_params(prop)``."""
+        params = self._params.get(prop.param_text)
+        if params is None:
+            params = self._params[prop.param_text] = parse_params(prop)
+        return params
+
+    def kind(self, prop: Prop, params: Params, label: str) -> tuple[str, str]:
+        """Return ``_type_and_label(params.types, label)``."""
+        key = (prop.param_text, label)
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._kinds[key] = _type_and_label(params.types, label)
+        return kind
 
 
 def _build(
-    raw: RawCard, source: Source, warnings: list[VCardError]
+    raw: RawCard, source: Source, warnings: list[VCardError], memo: _Memo
 ) -> tuple[Contact, Photo | None]:
     """Turn a raw card into a contact (with a provisional UID) and its photo.
 
     A property that does not decode is left out and added to ``warnings``.
     """
-    warnings.extend(raw.warnings)
-    labels = _group_labels(raw.props, source, warnings)
+    if raw.warnings:
+        warnings.extend(raw.warnings)
+    labels = _group_labels(raw.props, source, warnings, memo)
     card = _Card(raw.line)
     for prop in raw.props:
         if prop.name in _WANTED:
             try:
-                _apply(card, prop, parse_params(prop), labels.get(prop.group, ""), source)
+                label = labels.get(prop.group, "") if labels else ""
+                _apply(card, prop, memo.params(prop), label, source, memo)
             except VCardError as exc:
                 warnings.append(exc)
     fn = card.fn or name_from_n(card.n) or card.nickname or card.org
@@ -205,8 +236,10 @@ def _build(
     return contact, card.photo
 
 
-def _apply(card: _Card, prop: Prop, params: Params, label: str, source: Source) -> None:
-    """Fold one property into the card."""
+def _apply(
+    card: _Card, prop: Prop, params: Params, label: str, source: Source, memo: _Memo
+) -> None:
+    """Fold one property into the card (the most frequent names first)."""
     name = prop.name
     if name == "PHOTO":
         card.photo = card.photo or _photo(prop, params)
@@ -214,43 +247,45 @@ def _apply(card: _Card, prop: Prop, params: Params, label: str, source: Source) 
     text = decode_text(prop, params, source.transcoded)
     if name == "TEL":
         number = text.strip()
-        if number.lower().startswith("tel:"):
+        if number[:4].lower() == "tel:":
             number = number[4:].strip()
         if number:
-            card.phones.append(Phone(number, *_type_and_label(params.types, label)))
-    elif name == "EMAIL":
-        if address := unescape(text).strip():
-            card.emails.append(Email(address, *_type_and_label(params.types, label)))
-    elif name == "ADR":
-        parts = [p.strip() for p in structured(text, 7)]
-        if any(parts):
-            kind, label = _type_and_label(params.types, label)
-            card.addresses.append(_address(parts, kind, label))
+            card.phones.append(Phone(number, *memo.kind(prop, params, label)))
+    elif name in _SCALAR:
+        setattr(card, _SCALAR[name], unescape(text).strip())
     elif name == "N":
         parts = [p.strip() for p in structured(text, 5)]
         card.n = tuple(parts) if any(parts) else ()
+    elif name == "EMAIL":
+        if address := unescape(text).strip():
+            card.emails.append(Email(address, *memo.kind(prop, params, label)))
+    elif name == "ADR":
+        parts = [p.strip() for p in structured(text, 7)]
+        if any(parts):
+            kind, label = memo.kind(prop, params, label)
+            card.addresses.append(_address(parts, kind, label))
     elif name == "ORG":
         card.org = ", ".join(p.strip() for p in _split_structured(text) if p.strip())
     elif name == "BDAY":
         card.bday = _birthday(text.strip(), params)
     elif name == "NICKNAME":  # a comma-separated list in 3.0 and 4.0: the first one
         card.nickname = card.nickname or _first_of_list(text)
-    elif name in _IM:
+    else:  # one of _IM
         card.im = card.im or _URI_SCHEME.sub("", unescape(text).strip(), count=1).strip()
-    else:
-        setattr(card, _SCALAR[name], unescape(text).strip())
 
 
 _SCALAR = {"FN": "fn", "TITLE": "title", "NOTE": "note", "UID": "uid", "X-BT-UID": "bt_uid"}
 
 
-def _group_labels(props: list[Prop], source: Source, warnings: list[VCardError]) -> dict[str, str]:
+def _group_labels(
+    props: list[Prop], source: Source, warnings: list[VCardError], memo: _Memo
+) -> dict[str, str]:
     """Map each group (``item1``) to the text of its ``X-ABLabel``, Apple wrapper removed."""
     labels: dict[str, str] = {}
     for prop in props:
-        if prop.name == "X-ABLABEL" and prop.group:
+        if prop.group and prop.name == "X-ABLABEL":
             try:
-                text = decode_text(prop, parse_params(prop), source.transcoded)
+                text = decode_text(prop, memo.params(prop), source.transcoded)
             except VCardError as exc:
                 warnings.append(exc)
                 continue

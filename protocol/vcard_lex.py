@@ -117,8 +117,15 @@ def front_end(data: bytes) -> Source:
         The file split into LF-free lines, UTF-16 transcoded to UTF-8.
     """
     text, transcoded = _transcode(data)
-    text = text.replace(b"\r\r\n", b"\n").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return Source(text.split(b"\n"), transcoded)
+    if b"\r\r" in text:
+        text = text.replace(b"\r\r\n", b"\n").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return Source(text.split(b"\n"), transcoded)
+    # The same split in one pass: bytes.splitlines ends lines at LF, CR and CRLF only. It
+    # drops what follows the last line end, which split() keeps as an empty last line.
+    lines = text.splitlines()
+    if text[-1:] in (b"\n", b"\r", b""):
+        lines.append(b"")
+    return Source(lines, transcoded)
 
 
 def looks_like_vcard(data: bytes) -> bool:
