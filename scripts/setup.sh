@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything CarHub needs on a fresh Debian/Ubuntu machine with Python 3.11+:
 # system packages (Chromium for the dashboard test, tshark for capture checks) and a
-# virtual environment in .venv with the project installed in editable mode.
+# virtual environment in .venv with the project installed in editable mode, with the test
+# and bench extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     # Some machines' pip config names local indexes that may be absent: drop those warnings.
     quiet() { grep -vE "WARNING: Location .* is ignored" || true; }
     .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | quiet
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | quiet
+    # bench: the benchmarks' baselines and profilers (bench/README.md).
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[test,bench]' 2>&1 | quiet
     touch "$stamp"
 fi
