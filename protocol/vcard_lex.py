@@ -98,13 +98,12 @@ class Prop(msgspec.Struct, gc=False):
     raw: bytes
 
 
-@dataclass(slots=True)
-class RawCard:
+class RawCard(msgspec.Struct):
     """The properties between one BEGIN:VCARD and its END:VCARD, and the lines skipped."""
 
     line: int
     props: list[Prop]
-    warnings: list[VCardError] = field(default_factory=list)  # lines that are no property
+    warnings: list[VCardError] = msgspec.field(default_factory=list)  # lines that are no property
 
 
 def front_end(data: bytes) -> Source:
@@ -145,7 +144,7 @@ def looks_like_vcard(data: bytes) -> bool:
     return head[:11].upper() == b"BEGIN:VCARD"
 
 
-def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
+def iter_cards(lines: list[bytes], *, plain: bool = True) -> Iterator[RawCard | VCardError]:
     """Group logical lines into cards, yielding a ``VCardError`` for each card left open.
 
     A line that is not a property (no ``:``) costs that line only: it becomes one of the
@@ -155,6 +154,9 @@ def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
 
     Args:
         lines: the output of ``front_end``.
+        plain: take the lines ``slow_lines`` does not name as one-line properties
+            without looking (the fast path). False reads every line the long way: the
+            reference the fast path is tested against.
 
     Yields:
         A ``RawCard`` per closed card, a ``VCardError`` per card the file never closes and
@@ -163,16 +165,15 @@ def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
     stack: list[RawCard] = []  # the open cards, innermost last
     closed: list[RawCard | VCardError] = []  # closed inside a still open outer card
     stray = False
-    slow = slow_lines(lines)
+    slow = slow_lines(lines) if plain else set(range(1, len(lines) + 1))
     heads: dict[bytes, tuple[str, str, bytes] | tuple[()]] = {}
     props: list[Prop] | None = None  # the innermost open card's
-    i, n = 0, len(lines)
-    while i < n:
-        line = lines[i]
-        i += 1
-        lineno = i
-        if i in slow:
-            i, logical = logical_line(lines, i - 1)
+    numbered = enumerate(lines, 1)
+    for lineno, line in numbered:
+        if lineno in slow:
+            end, logical = logical_line(lines, lineno - 1)
+            for _ in range(end - lineno):  # the lines it joined
+                next(numbered)
             if logical is None:
                 continue
             line = logical
@@ -195,10 +196,13 @@ def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
                 yield VCardError(lineno, "text outside BEGIN:VCARD ... END:VCARD")
             stray = True
         elif kind == b"END:VCARD":
-            closed.append(stack.pop())
-            if not stack:
-                yield from _in_file_order(closed)
-                closed = []
+            if len(stack) == 1 and not closed:  # the usual card: nothing nested in it
+                yield stack.pop()
+            else:
+                closed.append(stack.pop())
+                if not stack:
+                    yield from _in_file_order(closed)
+                    closed = []
         else:
             prop = _split_prop(lineno, line)
             if isinstance(prop, VCardError):
