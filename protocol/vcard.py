@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 _APPLE_LABEL = re.compile(r"_\$!<(.*)>!\$_")
+_UID_HASH = hashlib.blake2b(digest_size=8, person=b"carhub-vcard-uid")
 # What a card is read for: the text properties of APPLY, and PHOTO.
 _WANTED = frozenset({*APPLY, "PHOTO"})
 
@@ -248,7 +249,9 @@ def _group_labels(
 def _derived_uid(fn: str) -> str:
     """Derive a UID from the display name, stable across exports and phone changes."""
     key = " ".join(unicodedata.normalize("NFC", fn).split()).casefold()
-    return hashlib.blake2b(key.encode(), digest_size=8, person=b"carhub-vcard-uid").hexdigest()
+    digest = _UID_HASH.copy()  # a copy is cheaper than a new keyed (``person``) blake2b
+    digest.update(key.encode())
+    return digest.hexdigest()
 
 
 def _unique(contact: Contact, seen: dict[str, int]) -> Contact:
