@@ -179,13 +179,13 @@ def iter_cards(lines: list[bytes], *, plain: bool = True) -> Iterator[RawCard | 
             line = logical
         elif props is not None:
             # The fast path: a plain one-line property, its head split once per file.
-            colon = line.find(b":")
-            if colon > 0:
-                split = heads.get(line[:colon])
+            head, colon, value = line.partition(b":")
+            if colon and head:
+                split = heads.get(head)
                 if split is None:
-                    split = heads[line[:colon]] = _plain_head(line[:colon])
+                    split = heads[head] = _plain_head(head)
                 if split:
-                    props.append(Prop(lineno, split[0], split[1], split[2], line[colon + 1 :]))
+                    props.append(Prop(lineno, *split, value))
                     continue
         kind = marker(line)
         if kind == b"BEGIN:VCARD":
