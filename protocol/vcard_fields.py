@@ -266,4 +266,4 @@ def _components(text: str, size: int) -> tuple[str, ...]:
     parts = split_structured(text)
     if len(parts) != size:
         parts = (parts + [""] * size)[:size]
-    return tuple([p.strip() for p in parts])
+    return tuple(map(str.strip, parts))
