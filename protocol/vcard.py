@@ -35,21 +35,28 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import re
 import unicodedata
 
 import msgspec
 
-from protocol.contacts import Address, Contact, Email, Phone, Photo, photo_hash
+from protocol.contacts import Contact, Photo
 from protocol.errors import VCardError
+from protocol.vcard_fields import (
+    APPLY,
+    CardFields,
+    name_from_n,
+    photo,
+    structured,
+    type_and_label,
+    unescape,
+)
 from protocol.vcard_lex import (
     Params,
     Prop,
     RawCard,
     Source,
-    decode_binary,
     decode_text,
     front_end,
     iter_cards,
@@ -66,32 +73,10 @@ __all__ = [
     "unescape",
 ]
 
-_TYPE_WORDS = {
-    "CELL": "cell", "MOBILE": "cell", "IPHONE": "cell", "HOME": "home", "WORK": "work",
-    "FAX": "fax", "HOMEFAX": "fax", "WORKFAX": "fax", "OTHERFAX": "fax", "PAGER": "pager",
-    "MAIN": "main", "COMPANY_MAIN": "main", "OTHER": "other",
-}  # fmt: skip
-_TYPE_RANK = {"fax": 0, "pager": 1, "cell": 2, "main": 3, "home": 4, "work": 5, "other": 6}
-# Standard words that say nothing a car shows: not a type, not a label.
-_NOISE = frozenset(
-    {"VOICE", "PREF", "INTERNET", "X400", "MSG", "TEXT", "DOM", "INTL", "POSTAL", "PARCEL"}
-)
 _APPLE_LABEL = re.compile(r"_\$!<(.*)>!\$_")
-_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-_UNESCAPED = {"n": "\n", "N": "\n", ",": ",", ";": ";", "\\": "\\", ":": ":"}
-_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:T.*)?")
-_NOYEAR = re.compile(r"--(\d{2})-?(\d{2})")
-_MIME_BY_WORD = {"JPEG": "image/jpeg", "JPG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif"}
-# Instant-messaging properties: IMPP (RFC 4770, vCard 4.0) and the X- names exporters used before.
-_IM = frozenset(
-    {"IMPP", "X-AIM", "X-ICQ", "X-JABBER", "X-MSN", "X-YAHOO", "X-SKYPE", "X-SKYPE-USERNAME",
-     "X-GTALK", "X-GOOGLE-TALK", "X-QQ", "X-TWITTER"}
-)  # fmt: skip
-_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
-_WANTED = frozenset(
-    {"FN", "N", "ORG", "TITLE", "TEL", "EMAIL", "ADR", "BDAY", "NOTE", "PHOTO", "UID", "X-BT-UID",
-     "NICKNAME", *_IM}
-)  # fmt: skip
+_UID_HASH = hashlib.blake2b(digest_size=8, person=b"carhub-vcard-uid")
+# What a card is read for: the text properties of APPLY, and PHOTO.
+_WANTED = frozenset({*APPLY, "PHOTO"})
 
 
 class ImportResult(msgspec.Struct):
@@ -124,21 +109,22 @@ def import_vcards(data: bytes, *, seen: dict[str, int] | None = None) -> ImportR
     source = front_end(data)
     result = ImportResult([], {}, [], 0)
     uids: dict[str, int] = {} if seen is None else seen
+    memo = _Memo(source.transcoded)
     for card in iter_cards(source.lines):
         result.cards_seen += 1
         if isinstance(card, VCardError):
             result.errors.append(card)
             continue
         try:
-            contact, photo = _build(card, source, result.warnings)
+            contact, picture = _build(card, source, result.warnings, memo)
         except VCardError as exc:
             result.errors.append(exc)
             continue
         except Exception as exc:  # the promise is "never raises": a bug becomes an error
             result.errors.append(VCardError(card.line, f"internal error: {exc!r}"))
             continue
-        if photo is not None:
-            result.photos.setdefault(photo.hash, photo)
+        if picture is not None:
+            result.photos.setdefault(picture.hash, picture)
         result.contacts.append(_unique(contact, uids))
     result.truncated = _ends_inside_card(source.lines)
     return result
@@ -147,50 +133,87 @@ def import_vcards(data: bytes, *, seen: dict[str, int] | None = None) -> ImportR
 def _ends_inside_card(lines: list[bytes]) -> bool:
     """Tell whether the file was cut inside a card (or inside its ``BEGIN:VCARD`` line)."""
     depth = 0  # counted, so a card nested in another (and closed) is not a cut
-    last = b""
     for line in lines:
-        if line.strip():
-            last = line
-        if line[:1] in (b"B", b"b", b"E", b"e"):  # cheap: most lines are properties
+        if line[:1] in _MARKER_FIRST:  # cheap: most lines are properties
             word = line.strip().upper()
             if word == b"BEGIN:VCARD":
                 depth += 1
             elif word == b"END:VCARD":
                 depth = max(depth - 1, 0)
+    last = next((line for line in reversed(lines) if line.strip()), b"")
     return depth > 0 or b"BEGIN:VCARD".startswith(last.strip().upper() or b"-")
 
 
-class _Card:
-    """Accumulates one card's fields while its properties are read."""
+_MARKER_FIRST = frozenset((b"B", b"b", b"E", b"e"))
 
-    def __init__(self, line: int) -> None:
-        self.line = line
-        self.fn = ""
-        self.n: tuple[str, ...] = ()
-        self.org = self.title = self.bday = self.note = self.uid = self.bt_uid = ""
-        self.nickname = self.im = ""
-        self.phones: list[Phone] = []
-        self.emails: list[Email] = []
-        self.addresses: list[Address] = []
-        self.photo: Photo | None = None
+
+class _Memo:
+    """What one import works out once per distinct parameter text, not once per property.
+
+    A book of 10k cards has a few dozen distinct texts (``TYPE=CELL``...). The cached
+    ``Params`` are shared, so nothing here may change one.
+    """
+
+    def __init__(self, transcoded: bool) -> None:
+        self.transcoded = transcoded
+        self._params: dict[bytes, tuple[Params, bool, tuple[str, str]]] = {}
+        self._kinds: dict[tuple[bytes, str], tuple[str, str]] = {}
+
+    def params(self, prop: Prop) -> tuple[Params, bool, tuple[str, str]]:
+        """Return ``parse_params(prop)``, whether its text is plain, and its (type, label).
+
+        Plain: no quoted-printable, and no CHARSET that applies; ``decode_text`` then
+        tries UTF-8 and falls back to cp1252. The (type, label) is for no group label.
+        """
+        found = self._params.get(prop.param_text)
+        if found is None:
+            params = parse_params(prop)
+            plain = params.encoding not in ("QUOTED-PRINTABLE", "QP") and (
+                not params.charset or self.transcoded
+            )
+            kind = type_and_label(params.types, "")
+            found = self._params[prop.param_text] = (params, plain, kind)
+        return found
+
+    def kind(self, prop: Prop, params: Params, label: str) -> tuple[str, str]:
+        """Return ``type_and_label(params.types, label)``."""
+        key = (prop.param_text, label)
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._kinds[key] = type_and_label(params.types, label)
+        return kind
 
 
 def _build(
-    raw: RawCard, source: Source, warnings: list[VCardError]
+    raw: RawCard, source: Source, warnings: list[VCardError], memo: _Memo
 ) -> tuple[Contact, Photo | None]:
     """Turn a raw card into a contact (with a provisional UID) and its photo.
 
     A property that does not decode is left out and added to ``warnings``.
     """
-    warnings.extend(raw.warnings)
-    labels = _group_labels(raw.props, source, warnings)
-    card = _Card(raw.line)
+    if raw.warnings:
+        warnings.extend(raw.warnings)
+    labels = _group_labels(raw.props, source, warnings, memo)
+    card = CardFields(raw.line)
+    transcoded = memo.transcoded
     for prop in raw.props:
-        if prop.name in _WANTED:
-            try:
-                _apply(card, prop, parse_params(prop), labels.get(prop.group, ""), source)
-            except VCardError as exc:
-                warnings.append(exc)
+        apply = APPLY.get(prop.name)
+        if apply is None and prop.name != "PHOTO":
+            continue
+        params, plain, kind = memo.params(prop)
+        try:
+            if apply is None:
+                card.photo = card.photo or photo(prop, params)
+                continue
+            try:  # decode_text, with its usual case inline
+                text = prop.raw.decode() if plain else decode_text(prop, params, transcoded)
+            except UnicodeDecodeError:
+                text = decode_text(prop, params, transcoded)
+            if labels and prop.group in labels:
+                kind = memo.kind(prop, params, labels[prop.group])
+            apply(card, text, params, kind)
+        except VCardError as exc:
+            warnings.append(exc)
     fn = card.fn or name_from_n(card.n) or card.nickname or card.org
     fn = fn or (card.phones[0].number if card.phones else "")
     fn = fn or (card.emails[0].address if card.emails else "") or card.im
@@ -205,52 +228,15 @@ def _build(
     return contact, card.photo
 
 
-def _apply(card: _Card, prop: Prop, params: Params, label: str, source: Source) -> None:
-    """Fold one property into the card."""
-    name = prop.name
-    if name == "PHOTO":
-        card.photo = card.photo or _photo(prop, params)
-        return
-    text = decode_text(prop, params, source.transcoded)
-    if name == "TEL":
-        number = text.strip()
-        if number.lower().startswith("tel:"):
-            number = number[4:].strip()
-        if number:
-            card.phones.append(Phone(number, *_type_and_label(params.types, label)))
-    elif name == "EMAIL":
-        if address := unescape(text).strip():
-            card.emails.append(Email(address, *_type_and_label(params.types, label)))
-    elif name == "ADR":
-        parts = [p.strip() for p in structured(text, 7)]
-        if any(parts):
-            kind, label = _type_and_label(params.types, label)
-            card.addresses.append(_address(parts, kind, label))
-    elif name == "N":
-        parts = [p.strip() for p in structured(text, 5)]
-        card.n = tuple(parts) if any(parts) else ()
-    elif name == "ORG":
-        card.org = ", ".join(p.strip() for p in _split_structured(text) if p.strip())
-    elif name == "BDAY":
-        card.bday = _birthday(text.strip(), params)
-    elif name == "NICKNAME":  # a comma-separated list in 3.0 and 4.0: the first one
-        card.nickname = card.nickname or _first_of_list(text)
-    elif name in _IM:
-        card.im = card.im or _URI_SCHEME.sub("", unescape(text).strip(), count=1).strip()
-    else:
-        setattr(card, _SCALAR[name], unescape(text).strip())
-
-
-_SCALAR = {"FN": "fn", "TITLE": "title", "NOTE": "note", "UID": "uid", "X-BT-UID": "bt_uid"}
-
-
-def _group_labels(props: list[Prop], source: Source, warnings: list[VCardError]) -> dict[str, str]:
+def _group_labels(
+    props: list[Prop], source: Source, warnings: list[VCardError], memo: _Memo
+) -> dict[str, str]:
     """Map each group (``item1``) to the text of its ``X-ABLabel``, Apple wrapper removed."""
     labels: dict[str, str] = {}
     for prop in props:
-        if prop.name == "X-ABLABEL" and prop.group:
+        if prop.group and prop.name == "X-ABLABEL":
             try:
-                text = decode_text(prop, parse_params(prop), source.transcoded)
+                text = decode_text(prop, memo.params(prop)[0], source.transcoded)
             except VCardError as exc:
                 warnings.append(exc)
                 continue
@@ -260,88 +246,12 @@ def _group_labels(props: list[Prop], source: Source, warnings: list[VCardError])
     return labels
 
 
-def _type_and_label(words: list[str], label: str) -> tuple[str, str]:
-    """Normalise TYPE words and a group label into (type, label)."""
-    best = ""
-    for word in [*words, label]:
-        upper = word.upper()
-        kind = _TYPE_WORDS.get(upper) or _TYPE_WORDS.get(upper.removeprefix("X-"))
-        if kind is not None:
-            if not best or _TYPE_RANK[kind] < _TYPE_RANK[best]:
-                best = kind
-        elif word and not label and upper not in _NOISE:
-            label = word[2:] if upper.startswith("X-") else word
-    return best, label
-
-
-def _address(parts: list[str], kind: str, label: str) -> Address:
-    """Build an Address from its seven ADR components."""
-    box, extended, street, locality, region, postcode, country = parts
-    return Address(box, extended, street, locality, region, postcode, country, kind, label)
-
-
-def _photo(prop: Prop, params: Params) -> Photo | None:
-    """Decode an inline photo; a URL photo is ignored (import never fetches)."""
-    is_data_uri = prop.raw[:5].lower() == b"data:"
-    if not (is_data_uri or params.encoding in ("B", "BASE64")):
-        return None
-    data = decode_binary(prop)
-    if not data:
-        return None
-    return Photo(photo_hash(data), _mime(data, prop, params), data)
-
-
-def _mime(data: bytes, prop: Prop, params: Params) -> str:
-    """Pick the MIME type: magic bytes first, then what the card says."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:4] == b"GIF8":
-        return "image/gif"
-    if prop.raw[:5].lower() == b"data:":
-        declared = prop.raw[5:].split(b",", 1)[0].split(b";", 1)[0]
-        return declared.decode("ascii", "replace").lower() or "application/octet-stream"
-    for word in params.types:
-        if "/" in word:
-            return word.lower()
-        if word.upper() in _MIME_BY_WORD:
-            return _MIME_BY_WORD[word.upper()]
-    return params.mediatype or "application/octet-stream"
-
-
-def _birthday(text: str, params: Params) -> str:
-    """Return an ISO date, ``--MM-DD`` without a year, or "" when unreadable."""
-    if match := _DATE.fullmatch(text):
-        year, month, day = match.groups()
-        no_year = year == "0000" or params.other.get("X-APPLE-OMIT-YEAR") == year
-        return _checked(None if no_year else year, month, day)
-    if match := _NOYEAR.fullmatch(text):
-        return _checked(None, *match.groups())
-    return ""
-
-
-def _checked(year: str | None, month: str, day: str) -> str:
-    """Format a date after checking it exists (2000 stands in for an unknown year)."""
-    try:
-        datetime.date(int(year or "2000"), int(month), int(day))
-    except ValueError:
-        return ""
-    return f"{year}-{month}-{day}" if year else f"--{month}-{day}"
-
-
-def name_from_n(n: tuple[str, ...]) -> str:
-    """Build a display name from N: prefix, given, additional, family, suffix."""
-    if not n:
-        return ""
-    family, given, additional, prefix, suffix = n
-    return " ".join(p for p in (prefix, given, additional, family, suffix) if p)
-
-
 def _derived_uid(fn: str) -> str:
     """Derive a UID from the display name, stable across exports and phone changes."""
     key = " ".join(unicodedata.normalize("NFC", fn).split()).casefold()
-    return hashlib.blake2b(key.encode(), digest_size=8, person=b"carhub-vcard-uid").hexdigest()
+    digest = _UID_HASH.copy()  # a copy is cheaper than a new keyed (``person``) blake2b
+    digest.update(key.encode())
+    return digest.hexdigest()
 
 
 def _unique(contact: Contact, seen: dict[str, int]) -> Contact:
@@ -351,41 +261,3 @@ def _unique(contact: Contact, seen: dict[str, int]) -> Contact:
     if count == 1:
         return contact
     return msgspec.structs.replace(contact, uid=f"{contact.uid}-{count}")
-
-
-def unescape(text: str) -> str:
-    """Undo vCard text escapes; an unknown escape keeps its backslash."""
-    if "\\" not in text:
-        return text
-    return _ESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), text)
-
-
-def _split_structured(text: str) -> list[str]:
-    """Split a structured value on unescaped ``;`` and unescape each component."""
-    if "\\" not in text:
-        return text.split(";")
-    parts, start, i = [], 0, 0
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == ";":
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return [unescape(p) for p in parts]
-
-
-def _first_of_list(text: str) -> str:
-    """Return the first non-empty item of a text list (split on unescaped ``,``)."""
-    for item in re.split(r"(?<!\\),", text):
-        if item := unescape(item).strip():
-            return item
-    return ""
-
-
-def structured(text: str, size: int) -> list[str]:
-    """Split a structured value into exactly ``size`` components (extras are dropped)."""
-    parts = _split_structured(text)[:size]
-    return parts + [""] * (size - len(parts))

@@ -14,11 +14,12 @@ level, so this module fixes the bytes before anything interprets them:
    QUOTED-PRINTABLE soft break (a QP value ending in ``=`` swallows the next line as is),
    and unindented base64 continuation lines of a 2.1 ``ENCODING=BASE64`` value. Blank
    lines and comment lines (``#`` in the first column, which some exporters write) are
-   skipped.
+   skipped. ``protocol.vcard_lines`` does this for the few lines that need it, found by
+   scanning the whole file; every other line is a property as it stands.
 3. Each logical line becomes a ``Prop`` (group, upper-case name, raw parameter text, raw
-   value bytes). Parameters are parsed only for properties the importer reads
-   (``parse_params``), and values are decoded only on request (``decode_text``,
-   ``decode_binary``), which keeps 10k cards well under a second.
+   value bytes); the part before the first ``:`` is split once per distinct text in a
+   file. Parameters are parsed only for properties the importer reads (``parse_params``),
+   and values are decoded only on request (``decode_text``, ``decode_binary``).
 4. Cards nest: a ``BEGIN:VCARD`` inside an open card (old exporters' embedded cards) opens
    an inner card, and the outer one resumes after the inner ``END:VCARD``.
 
@@ -37,7 +38,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import msgspec
+
 from protocol.errors import VCardError
+from protocol.vcard_lines import logical_line, marker, slow_lines
 
 __all__ = [
     "Params",
@@ -54,7 +58,6 @@ __all__ = [
 
 # Enough to see the first line of any real file, small enough to keep the check cheap.
 _SNIFF_BYTES = 4096
-_BASE64_LINE = re.compile(rb"[A-Za-z0-9+/=]+\s*")
 _BAD_QP = re.compile(rb"=(?![0-9A-Fa-f]{2})")
 _WS = re.compile(rb"\s+")
 _QP_NAMES = frozenset({"QUOTED-PRINTABLE", "QP"})
@@ -81,9 +84,12 @@ class Params:
     other: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class Prop:
-    """One logical line: ``[group.]NAME[;params]:value`` with the value still in bytes."""
+class Prop(msgspec.Struct, gc=False):
+    """One logical line: ``[group.]NAME[;params]:value`` with the value still in bytes.
+
+    A ``msgspec.Struct`` (untracked by the garbage collector: it holds no containers)
+    because a 10k-card book makes 80,000 of them: a dataclass cost 4x to build.
+    """
 
     line: int
     group: str
@@ -92,13 +98,12 @@ class Prop:
     raw: bytes
 
 
-@dataclass(slots=True)
-class RawCard:
+class RawCard(msgspec.Struct):
     """The properties between one BEGIN:VCARD and its END:VCARD, and the lines skipped."""
 
     line: int
     props: list[Prop]
-    warnings: list[VCardError] = field(default_factory=list)  # lines that are no property
+    warnings: list[VCardError] = msgspec.field(default_factory=list)  # lines that are no property
 
 
 def front_end(data: bytes) -> Source:
@@ -111,8 +116,15 @@ def front_end(data: bytes) -> Source:
         The file split into LF-free lines, UTF-16 transcoded to UTF-8.
     """
     text, transcoded = _transcode(data)
-    text = text.replace(b"\r\r\n", b"\n").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return Source(text.split(b"\n"), transcoded)
+    if b"\r\r" in text:
+        text = text.replace(b"\r\r\n", b"\n").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return Source(text.split(b"\n"), transcoded)
+    # The same split in one pass: bytes.splitlines ends lines at LF, CR and CRLF only. It
+    # drops what follows the last line end, which split() keeps as an empty last line.
+    lines = text.splitlines()
+    if text[-1:] in (b"\n", b"\r", b""):
+        lines.append(b"")
+    return Source(lines, transcoded)
 
 
 def looks_like_vcard(data: bytes) -> bool:
@@ -132,7 +144,7 @@ def looks_like_vcard(data: bytes) -> bool:
     return head[:11].upper() == b"BEGIN:VCARD"
 
 
-def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
+def iter_cards(lines: list[bytes], *, plain: bool = True) -> Iterator[RawCard | VCardError]:
     """Group logical lines into cards, yielding a ``VCardError`` for each card left open.
 
     A line that is not a property (no ``:``) costs that line only: it becomes one of the
@@ -142,6 +154,9 @@ def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
 
     Args:
         lines: the output of ``front_end``.
+        plain: take the lines ``slow_lines`` does not name as one-line properties
+            without looking (the fast path). False reads every line the long way: the
+            reference the fast path is tested against.
 
     Yields:
         A ``RawCard`` per closed card, a ``VCardError`` per card the file never closes and
@@ -150,26 +165,51 @@ def iter_cards(lines: list[bytes]) -> Iterator[RawCard | VCardError]:
     stack: list[RawCard] = []  # the open cards, innermost last
     closed: list[RawCard | VCardError] = []  # closed inside a still open outer card
     stray = False
-    for lineno, logical in _logical_lines(lines):
-        marker = _marker(logical)
-        if marker == b"BEGIN:VCARD":
+    slow = slow_lines(lines) if plain else set(range(1, len(lines) + 1))
+    heads: dict[bytes, tuple[str, str, bytes] | tuple[()]] = {}
+    props: list[Prop] | None = None  # the innermost open card's
+    numbered = enumerate(lines, 1)
+    for lineno, line in numbered:
+        if lineno in slow:
+            end, logical = logical_line(lines, lineno - 1)
+            for _ in range(end - lineno):  # the lines it joined
+                next(numbered)
+            if logical is None:
+                continue
+            line = logical
+        elif props is not None:
+            # The fast path: a plain one-line property, its head split once per file.
+            head, colon, value = line.partition(b":")
+            if colon and head:
+                split = heads.get(head)
+                if split is None:
+                    split = heads[head] = _plain_head(head)
+                if split:
+                    props.append(Prop(lineno, *split, value))
+                    continue
+        kind = marker(line)
+        if kind == b"BEGIN:VCARD":
             stack.append(RawCard(lineno, []))
             stray = False
         elif not stack:
             if not stray:
                 yield VCardError(lineno, "text outside BEGIN:VCARD ... END:VCARD")
             stray = True
-        elif marker == b"END:VCARD":
-            closed.append(stack.pop())
-            if not stack:
-                yield from _in_file_order(closed)
-                closed = []
+        elif kind == b"END:VCARD":
+            if len(stack) == 1 and not closed:  # the usual card: nothing nested in it
+                yield stack.pop()
+            else:
+                closed.append(stack.pop())
+                if not stack:
+                    yield from _in_file_order(closed)
+                    closed = []
         else:
-            prop = _split_prop(lineno, logical)
+            prop = _split_prop(lineno, line)
             if isinstance(prop, VCardError):
                 stack[-1].warnings.append(prop)
             else:
                 stack[-1].props.append(prop)
+        props = stack[-1].props if stack else None
     closed.extend(VCardError(card.line, "card has no END:VCARD") for card in stack)
     yield from _in_file_order(closed)
 
@@ -291,78 +331,11 @@ def _utf16_codec(data: bytes) -> str | None:
     return None
 
 
-def _logical_lines(lines: list[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based first line number, logical line) with folds and soft breaks joined."""
-    i, n = 0, len(lines)
-    while i < n:
-        line = lines[i]
-        i += 1
-        if not line or line[:1] == b"#" or line.isspace():
-            continue
-        start = i
-        # Parts are joined once at the end: repeated ``+=`` on a multi-megabyte photo
-        # folded into thousands of lines would be quadratic.
-        parts = [line]
-        while i < n and lines[i][:1] in (b" ", b"\t"):
-            parts.append(lines[i][1:])
-            i += 1
-        if len(parts) > 1:
-            line = b"".join(parts)
-        if line[-1:] == b"=" and _is_qp(line):
-            i, line = _join_soft_breaks(lines, i, line)
-        elif _is_base64(line):
-            parts = [line]
-            while i < n and _BASE64_LINE.fullmatch(lines[i]):
-                parts.append(lines[i])
-                i += 1
-            line = b"".join(parts)
-        yield start, line
-
-
 def _in_file_order(cards: list[RawCard | VCardError]) -> list[RawCard | VCardError]:
     """Sort nested cards by the line of their BEGIN:VCARD (one card, the usual case, as is)."""
     if len(cards) > 1:
         cards.sort(key=lambda card: card.line)
     return cards
-
-
-def _join_soft_breaks(lines: list[bytes], i: int, line: bytes) -> tuple[int, bytes]:
-    """Join quoted-printable soft breaks (``=`` at line end) starting at ``lines[i]``."""
-    parts = [line[:-1]]
-    while i < len(lines) and not _is_marker_line(lines[i]):
-        nxt = lines[i]
-        i += 1
-        if nxt[-1:] != b"=":
-            parts.append(nxt)
-            return i, b"".join(parts)
-        parts.append(nxt[:-1])
-    # Out of lines, or stopped at END:VCARD: keep the dangling "=" so the QP check reports it.
-    return i, b"".join(parts) + b"="
-
-
-def _is_qp(line: bytes) -> bool:
-    """Tell whether a logical line's parameters say QUOTED-PRINTABLE."""
-    head = line.split(b":", 1)[0].upper()
-    return b"QUOTED-PRINTABLE" in head
-
-
-def _is_base64(line: bytes) -> bool:
-    """Tell whether a logical line carries a base64 value (2.1 continuation lines follow)."""
-    head = line.split(b":", 1)[0].upper()
-    return b"BASE64" in head or b"ENCODING=B" in head
-
-
-def _is_marker_line(line: bytes) -> bool:
-    """Tell whether a physical line is BEGIN:VCARD or END:VCARD (never swallowed by QP)."""
-    return _marker(line) != b""
-
-
-def _marker(line: bytes) -> bytes:
-    """Return ``BEGIN:VCARD`` / ``END:VCARD`` when the line is one, else empty bytes."""
-    if line[:1] not in (b"B", b"b", b"E", b"e"):
-        return b""
-    word = line.strip().upper()
-    return word if word in (b"BEGIN:VCARD", b"END:VCARD") else b""
 
 
 def _split_prop(lineno: int, line: bytes) -> Prop | VCardError:
@@ -373,16 +346,30 @@ def _split_prop(lineno: int, line: bytes) -> Prop | VCardError:
         colon = _colon_outside_quotes(line)
     if colon <= 0:
         return VCardError(lineno, "line has no ':' separator")
-    head = line[:colon]
+    group, name, param_text = _split_head(line[:colon])
+    return Prop(lineno, group, name, param_text, line[colon + 1 :])
+
+
+def _plain_head(head: bytes) -> tuple[str, str, bytes] | tuple[()]:
+    """Split a head for the fast path, or ``()`` when ``_split_prop`` must see the line.
+
+    It must for a double quote (the first ``:`` may be inside a quoted value) and for
+    ``BEGIN``/``END`` (the line may be a card marker).
+    """
+    if b'"' in head or head.upper() in (b"BEGIN", b"END"):
+        return ()
+    return _split_head(head)
+
+
+def _split_head(head: bytes) -> tuple[str, str, bytes]:
+    """Split ``[group.]NAME[;params]`` into group (lower case), name (upper) and params."""
     semi = head.find(b";")
     name_part, param_text = (head, b"") if semi < 0 else (head[:semi], head[semi + 1 :])
     group, _, name = name_part.rpartition(b".")
-    return Prop(
-        lineno,
+    return (
         group.decode("utf-8", "replace").lower(),
         name.strip().decode("utf-8", "replace").upper(),
         param_text,
-        line[colon + 1 :],
     )
 
 

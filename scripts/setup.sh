@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything CarHub needs on a fresh Debian/Ubuntu machine with Python 3.11+:
 # system packages (Chromium for the dashboard test, tshark for capture checks, dbus-daemon
-# and playerctl for the MPRIS tests) and a
-# virtual environment in .venv with the project installed in editable mode.
+# and playerctl for the MPRIS tests) and a virtual environment in .venv with the project
+# installed in editable mode, with the test and bench extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +34,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     # Some machines' pip config names local indexes that may be absent: drop those warnings.
     quiet() { grep -vE "WARNING: Location .* is ignored" || true; }
     .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | quiet
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | quiet
+    # bench: the benchmarks' baselines and profilers (bench/README.md).
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[test,bench]' 2>&1 | quiet
     touch "$stamp"
 fi
