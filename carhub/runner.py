@@ -20,7 +20,6 @@ from carhub.engine import CarConfig, Engine
 from carhub.mdns import CarAdvertiser
 from carhub.store import Store
 from protocol.dnssd import TxtRecord
-from radio.bdaddr import derived_address
 from shell.gate import IntakeGate
 from shell.keys import load_or_create_identity
 from shell.radio import is_emulated
@@ -158,6 +157,7 @@ class CarRunner:
         from carhub.ble import BleCarServer
         from carhub.ble.bonds import open_keystore
         from carhub.pbap import ClassicCar
+        from radio.bdaddr import derived_address
 
         # One key store for LE and Classic keys (STATE/bonds.json, 0600): one physical
         # phone bonded both ways is one entry in it, as it is one phone on the dashboard.
