@@ -19,6 +19,7 @@ from carhub.api import LOOPBACK_HOSTS, create_app
 from carhub.engine import CarConfig, Engine
 from carhub.mdns import CarAdvertiser
 from carhub.store import Store
+from carhub.ui_server import QuietServer
 from protocol.dnssd import TxtRecord
 from shell.gate import IntakeGate
 from shell.keys import load_or_create_identity
@@ -76,7 +77,7 @@ class CarRunner:
         self.ws_port = 0
         self.ui_port = 0
         self._ws_server: Any = None
-        self._uvicorn: uvicorn.Server | None = None
+        self._uvicorn: QuietServer | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
         self._mdns: CarAdvertiser | None = None
         self._ble: Any = None
@@ -102,9 +103,19 @@ class CarRunner:
         log.info("car %r (%s) is up", self.config.name, self.engine.identity.device_id)
 
     async def _watch_pairing_window(self) -> None:
+        """Once a second while the window is open, read it (which closes it when expired).
+
+        A closed window has no deadline, nor a QR code that could expire (closing drops
+        it), and it opens only through the engine, which tells its listeners: so an idle
+        car with its window closed never wakes for this.
+        """
+        opened = asyncio.Event()
+        self.engine.on_pairing_change(lambda open_: opened.set() if open_ else None)
         while True:
+            if not self.engine.pairing_open:  # the property closes an expired window
+                opened.clear()
+                await opened.wait()
             await asyncio.sleep(1.0)
-            _ = self.engine.pairing_open  # the property closes an expired window
 
     async def _start_ui(self) -> None:
         host, port = parse_hostport(self.options.ui)
@@ -130,7 +141,7 @@ class CarRunner:
             lifespan="off",
             proxy_headers=False,
         )
-        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn = QuietServer(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
         while not self._uvicorn.started:
             if self._uvicorn_task.done():
