@@ -7,6 +7,9 @@ Every device is a real process, started as a user starts it: ``carhub run --pair
 FILE --auto-confirm --json`` (its own state dir and a book of ``--contacts`` generated
 contacts, ``generate_vcards(n, seed=1000 + i)``), which pairs on first contact and syncs.
 
+Once its phone is synced, each car's pairing window is closed (``POST /api/pairing/close``),
+as a car user would; ``carhub run`` starts with it closed.
+
 - ``--transport lan``: each car on its own loopback ports and announcing over mDNS on
   127.0.0.1 (``--no-mdns`` to turn that off); each phone dials its car's ``HOST:PORT``.
 - ``--transport radio``: one ``carhub-radio serve`` air; every car on it (``--hci``,
@@ -286,6 +289,8 @@ def bring_up(lab: Lab, pairs: int, http: httpx.Client, first: int = 0) -> float:
     for car, phone in zip(cars, phones, strict=True):
         _wait(lambda c=car, p=phone: synced(c, p, http), 120 + 3 * pairs,
               f"{phone.state.name} to sync", phone)  # fmt: skip
+        # Paired: the car user closes the window (a car starts with it closed).
+        http.post(f"{car.ready['dashboard']}api/pairing/close").raise_for_status()
     return time.monotonic() - t0
 
 

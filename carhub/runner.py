@@ -11,13 +11,12 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from carhub.api import LOOPBACK_HOSTS, create_app
 from carhub.engine import CarConfig, Engine
-from carhub.mdns import CarAdvertiser
 from carhub.store import Store
 from carhub.ui_server import QuietServer
 from protocol.dnssd import TxtRecord
@@ -25,6 +24,9 @@ from shell.gate import IntakeGate
 from shell.keys import load_or_create_identity
 from shell.radio import is_emulated
 from shell.websocket import start_websocket_server
+
+if TYPE_CHECKING:
+    from carhub.mdns import CarAdvertiser
 
 __all__ = ["CarRunner", "RunOptions", "parse_hostport"]
 
@@ -150,6 +152,8 @@ class CarRunner:
         log.info("dashboard http://%s:%d/", host, self.ui_port)
 
     async def _start_mdns(self, address: str) -> None:
+        from carhub.mdns import CarAdvertiser  # zeroconf: ~3 MB a car with --no-mdns saves
+
         self._mdns = CarAdvertiser(
             interface=self.options.mdns_interface,
             address=address,

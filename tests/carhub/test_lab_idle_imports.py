@@ -5,6 +5,7 @@ section have the table); it, and the other libraries only some paths need, are i
 inside the functions that use them. The car runs as a user runs it (``carhub.cli.main`` in
 a subprocess, mDNS on loopback), its dashboard and API are used, and an audit hook records
 every import the process ever makes, so a module-level import anywhere on the path fails.
+With ``--no-mdns`` (the radio lab's cars) zeroconf, ~3 MB, is not imported either.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Never needed by a car without BLE, nor by its dashboard until a QR code is drawn.
@@ -38,11 +40,13 @@ main()
 """
 
 
-def test_idle_car_without_ble_imports_no_bluetooth_stack(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mdns", [True, False], ids=["mdns", "no-mdns"])
+def test_idle_car_without_ble_imports_no_bluetooth_stack(tmp_path: Path, mdns: bool) -> None:
     record = tmp_path / "imported.json"
     args = [
         "run", "--state-dir", str(tmp_path / "car"), "--listen", "127.0.0.1:0",
-        "--ui", "127.0.0.1:0", "--mdns-interface", "127.0.0.1", "--pairing", "open", "--json",
+        "--ui", "127.0.0.1:0", "--pairing", "open", "--json",
+        *(["--mdns-interface", "127.0.0.1"] if mdns else ["--no-mdns"]),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -63,5 +67,6 @@ def test_idle_car_without_ble_imports_no_bluetooth_stack(tmp_path: Path) -> None
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err[-2000:]
     imported = set(json.loads(record.read_text()))
-    assert "carhub" in imported and "zeroconf" in imported  # the hook saw the car start
+    assert "carhub" in imported and "fastapi" in imported  # the hook saw the car start
     assert sorted(imported.intersection(LAZY)) == []
+    assert ("zeroconf" in imported) is mdns  # mDNS's library only when it announces
