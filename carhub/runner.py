@@ -11,20 +11,22 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from carhub.api import LOOPBACK_HOSTS, create_app
 from carhub.engine import CarConfig, Engine
-from carhub.mdns import CarAdvertiser
 from carhub.store import Store
+from carhub.ui_server import QuietServer
 from protocol.dnssd import TxtRecord
-from radio.bdaddr import derived_address
 from shell.gate import IntakeGate
 from shell.keys import load_or_create_identity
 from shell.radio import is_emulated
 from shell.websocket import start_websocket_server
+
+if TYPE_CHECKING:
+    from carhub.mdns import CarAdvertiser
 
 __all__ = ["CarRunner", "RunOptions", "parse_hostport"]
 
@@ -77,7 +79,7 @@ class CarRunner:
         self.ws_port = 0
         self.ui_port = 0
         self._ws_server: Any = None
-        self._uvicorn: uvicorn.Server | None = None
+        self._uvicorn: QuietServer | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
         self._mdns: CarAdvertiser | None = None
         self._ble: Any = None
@@ -103,9 +105,19 @@ class CarRunner:
         log.info("car %r (%s) is up", self.config.name, self.engine.identity.device_id)
 
     async def _watch_pairing_window(self) -> None:
+        """Once a second while the window is open, read it (which closes it when expired).
+
+        A closed window has no deadline, nor a QR code that could expire (closing drops
+        it), and it opens only through the engine, which tells its listeners: so an idle
+        car with its window closed never wakes for this.
+        """
+        opened = asyncio.Event()
+        self.engine.on_pairing_change(lambda open_: opened.set() if open_ else None)
         while True:
+            if not self.engine.pairing_open:  # the property closes an expired window
+                opened.clear()
+                await opened.wait()
             await asyncio.sleep(1.0)
-            _ = self.engine.pairing_open  # the property closes an expired window
 
     async def _start_ui(self) -> None:
         host, port = parse_hostport(self.options.ui)
@@ -131,7 +143,7 @@ class CarRunner:
             lifespan="off",
             proxy_headers=False,
         )
-        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn = QuietServer(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
         while not self._uvicorn.started:
             if self._uvicorn_task.done():
@@ -140,6 +152,8 @@ class CarRunner:
         log.info("dashboard http://%s:%d/", host, self.ui_port)
 
     async def _start_mdns(self, address: str) -> None:
+        from carhub.mdns import CarAdvertiser  # zeroconf: ~3 MB a car with --no-mdns saves
+
         self._mdns = CarAdvertiser(
             interface=self.options.mdns_interface,
             address=address,
@@ -158,6 +172,7 @@ class CarRunner:
         from carhub.ble import BleCarServer
         from carhub.ble.bonds import open_keystore
         from carhub.pbap import ClassicCar
+        from radio.bdaddr import derived_address
 
         # One key store for LE and Classic keys (STATE/bonds.json, 0600): one physical
         # phone bonded both ways is one entry in it, as it is one phone on the dashboard.

@@ -2,7 +2,10 @@
 
 Like aioesphomeapi's frame helpers, and the same on both sides: read bytes, feed
 ``protocol.connection``, hand each event to the owner's ``on_event``, write what the
-connection produced. A ticker calls ``tick`` every second so timeouts fire on a quiet link.
+connection produced. A ticker calls ``tick`` every second so timeouts fire on a quiet link,
+until the session is up: every timeout of ``protocol.connection`` (setup, pairing) is
+before it, so an established session has nothing to tick, and an idle link costs no
+wake-ups (a dead one is found by the transport: WebSocket pings, the BLE link's loss).
 Writes are serialised by one lock, since the reader, the ticker and the owner all flush.
 """
 
@@ -64,6 +67,7 @@ class ConnectionDriver:
         self._tick_seconds = tick
         self._lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
+        self._established = False
         self.closing = False  # set to stop reading (the owner's close, a dead link)
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -111,6 +115,7 @@ class ConnectionDriver:
                 # Before anything is written back: the peer can send a full frame only once
                 # it has our answer, and by then the transport takes one.
                 self.transport.session_established()
+                self._established = True  # the ticker ends after its current sleep
             try:
                 self._on_event(ev)
             except ProtocolError as exc:
@@ -159,7 +164,7 @@ class ConnectionDriver:
             await self.transport.close()
 
     async def _tick(self) -> None:
-        while True:
+        while not self._established:
             await asyncio.sleep(self._tick_seconds)
             try:
                 self.conn.tick(self._clock())

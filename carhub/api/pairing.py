@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import segno
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from carhub.api.deps import EngineDep
@@ -35,6 +34,8 @@ def qr_svg(text: str) -> bytes:
     Returns:
         The SVG document.
     """
+    import segno  # only when a QR code is asked for: it costs an idle car ~1 MB
+
     out = io.BytesIO()
     segno.make_qr(text, error="m").save(
         out, kind="svg", border=4, dark="#000", light="#fff", xmldecl=False, omitsize=True
