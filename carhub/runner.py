@@ -20,6 +20,7 @@ from carhub.engine import CarConfig, Engine
 from carhub.store import Store
 from carhub.ui_server import QuietServer
 from protocol.dnssd import TxtRecord
+from protocol.messages import PROTOCOL_VERSION
 from shell.gate import IntakeGate
 from shell.keys import load_or_create_identity
 from shell.radio import is_emulated
@@ -197,7 +198,7 @@ class CarRunner:
                 "id": self.engine.identity.device_id,
                 "name": self.config.name,
                 "model": self.config.model,
-                "version": 1,
+                "version": PROTOCOL_VERSION,
                 "lan": [self.config.lan_endpoint] if self.config.lan_endpoint else [],
             },
             on_link=self.engine.serve_link,
