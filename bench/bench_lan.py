@@ -125,7 +125,9 @@ class Car:
         cmd += ["--listen", f"{HOST}:0", "--ui", f"{HOST}:0", "--mdns-interface", HOST]
         cmd += ["--pairing", "open", "--pairing-window", "0", "--auto-confirm", "--json"]
         self._err = open(state_dir.parent / "car.err", "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err)
+        # The car runs this checkout's code, not whatever the venv's editable install names.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, env=env)
         self.ready = self._read_ready()
         self.pid = self.proc.pid
         self.endpoint: str = self.ready["endpoint"]
@@ -465,7 +467,8 @@ async def profile_sync(phone: Phone, car: Car, contacts: Contacts, out: Path) ->
     out.mkdir(parents=True, exist_ok=True)
     await phone.sync(EMPTY)
     original = contacts.contacts[0]
-    edited = Contacts(contacts.contacts.copy(), {})
+    # As in bench_delta: the phone keeps its digest cache between syncs.
+    edited = Contacts(contacts.contacts.copy(), {}, cache=contacts.cache)
     edited.contacts[0] = msgspec.structs.replace(original, fn=original.fn + " p")
     for name, what in (("full", contacts), ("delta", edited)):
         spy = _start_py_spy(car.pid, out / f"car_{name}.txt")
@@ -494,7 +497,7 @@ def _start_py_spy(pid: int, path: Path) -> subprocess.Popen[bytes] | None:
     return spy
 
 
-def _print_phone_profile(path: Path, top: int = 8) -> None:
+def _print_phone_profile(path: Path, top: int = 14) -> None:
     """Print the project's functions with the most cumulative time (cProfile)."""
     stats = pstats.Stats(str(path))
     rows = [
@@ -509,7 +512,7 @@ def _print_phone_profile(path: Path, top: int = 8) -> None:
         print(f"    phone {ct * 1000:7.1f} ms  {name}")
 
 
-def _print_car_profile(path: Path, top: int = 8) -> None:
+def _print_car_profile(path: Path, top: int = 10) -> None:
     """Print where the car spends CPU: samples by innermost project frame (py-spy raw)."""
     if not path.exists():
         print("    car: no py-spy profile (py-spy missing or not permitted)")
