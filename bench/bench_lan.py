@@ -62,6 +62,8 @@ from protocol.media import MediaCommand, NowPlaying  # noqa: E402
 from protocol.vcard import import_vcards  # noqa: E402
 
 HOST = "127.0.0.1"
+# Unique per run: two benches on one machine would otherwise find each other's car.
+CAR_NAME = f"Bench Car {os.getpid()}"
 READY_TIMEOUT = 30.0  # seconds for the car to print its ready line (mDNS probing included)
 
 # A raw ASGI app: POST returns the body length; a WebSocket echoes every message.
@@ -121,12 +123,13 @@ class Car:
 
     def __init__(self, state_dir: Path) -> None:
         exe = Path(sys.executable).with_name("carhub")
-        cmd = [str(exe), "run", "--name", "Bench Car", "--state-dir", str(state_dir)]
+        cmd = [str(exe), "run", "--name", CAR_NAME, "--state-dir", str(state_dir)]
         cmd += ["--listen", f"{HOST}:0", "--ui", f"{HOST}:0", "--mdns-interface", HOST]
         cmd += ["--pairing", "open", "--pairing-window", "0", "--auto-confirm", "--json"]
         self._err = open(state_dir.parent / "car.err", "wb")  # noqa: SIM115 (closed in stop)
         # The car runs this checkout's code, not whatever the venv's editable install names.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, env=env)
         self.ready = self._read_ready()
         self.pid = self.proc.pid
@@ -396,7 +399,7 @@ async def bench_discovery(car: Car, work: Path, runs: int) -> list[Figure]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        target = await resolve("Bench Car", state, opts)
+        target = await resolve(CAR_NAME, state, opts)
         times.append(time.perf_counter() - start)
         assert target.endpoint == car.endpoint, target
     instance = f"carhub-{car.ready['id']}.{SERVICE_TYPE}"

@@ -40,7 +40,7 @@ import msgspec
 
 from phone_bridge.errors import StateError
 from protocol.identity import Identity, fingerprint
-from protocol.sync import JournalBase, SnapshotEdit, SyncSnapshot, replay_journal
+from protocol.sync import JournalBase, SnapshotEdit, SyncSnapshot, apply_edits, replay_journal
 from shell.keys import load_or_create_identity
 
 __all__ = ["PairedCar", "PhoneState", "StateError", "default_phone_name", "default_state_dir"]
@@ -92,6 +92,9 @@ class PhoneState:
         except OSError as exc:
             raise StateError(f"cannot create state dir {root}: {exc.strerror}") from exc
         self._identity: Identity | None = None
+        # car id -> (the files' stamp, the snapshot they rebuild): a sync in a long-lived
+        # process neither re-reads its snapshot nor rewrites it (O(contacts) each).
+        self._snaps: dict[str, tuple[_Stamp, SyncSnapshot]] = {}
 
     @property
     def identity(self) -> Identity:
@@ -177,8 +180,20 @@ class PhoneState:
     def snapshot(self, car_id: str) -> SyncSnapshot | None:
         """Return what this phone knows of a car's mirror, or None.
 
-        None makes the car send its manifest, which also costs only the differences.
+        None makes the car send its manifest, which also costs only the differences. The
+        result is the caller's to change: the one this process last read or wrote is kept
+        (a copy of it is returned) for as long as the files on disk are the ones it saw.
         """
+        stamp, kept = _stamp(self._paths(car_id)), self._snaps.pop(car_id, None)
+        if kept is None or kept[0] != stamp:
+            snap = self._read_snapshot(car_id)
+            if snap is None or _stamp(self._paths(car_id)) != stamp:
+                return snap  # not kept: the files changed while we read them
+            kept = (stamp, snap)
+        self._snaps[car_id] = kept
+        return _copy(kept[1])
+
+    def _read_snapshot(self, car_id: str) -> SyncSnapshot | None:
         base_path, log_path = self._paths(car_id)
         base: SyncSnapshot | None = None
         generation = _NO_BASE
@@ -201,29 +216,48 @@ class PhoneState:
 
     def forget_snapshot(self, car_id: str) -> None:
         """Drop a snapshot (after a fresh pairing the car's mirror starts empty)."""
+        self._snaps.pop(car_id, None)
         for path in self._paths(car_id):
             path.unlink(missing_ok=True)
 
     def record_sync(self, car_id: str, edits: list[SnapshotEdit]) -> None:
         """Persist a sync step's edits (``ContactsSender.journal()``) before replying.
 
+        A journal grown past its base's size (and 64 KiB) is folded into a new base.
+
         Raises:
             StateError: the disk refused the write (full, read-only).
         """
-        base_path, log_path = self._paths(car_id)
+        paths = self._paths(car_id)
+        kept = self._snaps.pop(car_id, None)
+        current = kept[1] if kept is not None and kept[0] == _stamp(paths) else None
+        self._write_edits(paths, edits)
+        if current is None and not any(isinstance(e, JournalBase) for e in edits):
+            return  # not known here: the next snapshot() reads the files
+        snap = apply_edits(current or SyncSnapshot(bytes(16), {}, set()), edits)
+        stamp = _stamp(paths)
+        base_size, log_size = stamp[0][1], stamp[1][1]
+        if log_size > max(_COMPACT_MIN, base_size):
+            self._write_base(paths, snap)
+            stamp = _stamp(paths)
+        self._snaps[car_id] = (stamp, snap)
+
+    def _write_base(self, paths: tuple[Path, Path], snap: SyncSnapshot) -> None:
+        base_path, log_path = paths
+        body = _BASE_MAGIC + _new_generation() + msgspec.msgpack.encode(snap)
+        # No fsync: a snapshot lost to a power cut only costs a manifest round trip. The
+        # unlink is tidiness: the old journal names the old generation, never replayed.
+        self._atomic_write(base_path, body, durable=False)
+        _unlink(log_path)
+
+    def _write_edits(self, paths: tuple[Path, Path], edits: list[SnapshotEdit]) -> None:
+        base_path, log_path = paths
         generation: bytes | None = None  # of the base on disk, once known
         tail: list[SnapshotEdit] = []
         for edit in edits:
             if isinstance(edit, JournalBase):
-                generation = _new_generation()
-                body = _BASE_MAGIC + generation + msgspec.msgpack.encode(edit.snapshot)
-                # No fsync: losing a snapshot to a power cut only costs a manifest round
-                # trip (the car's anchor is then unknown), never correctness.
-                self._atomic_write(base_path, body, durable=False)
-                # Only tidiness from here: the old journal names the old generation, so a
-                # crash before this unlink cannot replay it over the new base.
-                _unlink(log_path)
-                tail = []
+                self._write_base(paths, edit.snapshot)
+                generation, tail = None, []
             else:
                 tail.append(edit)
         if not tail:
@@ -261,6 +295,27 @@ class PhoneState:
 
 
 _edit_decoder = msgspec.msgpack.Decoder(SnapshotEdit)
+# A journal is folded into its base once it is bigger than the base and than this.
+_COMPACT_MIN = 64 * 1024
+# (inode, size, mtime) of the base and of the journal; (0, 0, 0) for a missing file.
+_Stamp = tuple[tuple[int, int, int], tuple[int, int, int]]
+
+
+def _stamp(paths: tuple[Path, Path]) -> _Stamp:
+    """Identify the snapshot files' versions (a rename or an append changes the stamp)."""
+    return _file_stamp(paths[0]), _file_stamp(paths[1])
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _copy(snap: SyncSnapshot) -> SyncSnapshot:
+    return SyncSnapshot(snap.anchor, dict(snap.digests), set(snap.photos), list(snap.inflight))
 
 
 def _stored_name(path: Path) -> str:

@@ -150,6 +150,9 @@ class ContactsSender:
             del self._contacts[uid], self._digests[uid], self._sizes[uid]
         self._photos = photos
         self._saved = snapshot or SyncSnapshot(EMPTY_ANCHOR, {}, set())
+        # The caller's journal already rebuilds ``snapshot``: a sync starting right from it
+        # need not write its base again (O(contacts) for a delta of one).
+        self._persisted = snapshot is not None and not snapshot.inflight
         self._acked = SyncSnapshot(
             self._saved.anchor, dict(self._saved.digests), set(self._saved.photos)
         )
@@ -173,7 +176,9 @@ class ContactsSender:
 
         Persist them after every ``receive`` and before sending what it returned; rebuild
         with ``replay_journal``. A ``JournalBase`` shares this sender's dictionaries:
-        serialise it before the next ``receive``.
+        serialise it before the next ``receive``. A sync that starts from the ``snapshot``
+        it was given (with nothing in flight) writes no ``JournalBase``: its edits append to
+        the journal that rebuilt that snapshot.
         """
         out, self._journal = self._journal, []
         return out
@@ -258,8 +263,9 @@ class ContactsSender:
             if refuses_deletes(len(base.digests), deletes):
                 # Before any state changes or journal entry: nothing is sent, nothing saved.
                 raise DeletesRefused(len(base.digests), deletes, base.anchor)
+        if not (self._persisted and base is self._acked):
+            self._journal.append(JournalBase(SyncSnapshot(base.anchor, base.digests, base.photos)))
         self._acked, self._head = base, base.anchor
-        self._journal.append(JournalBase(SyncSnapshot(base.anchor, base.digests, base.photos)))
         self._plan = self._diff(base)
         self._progress = (0, sum(p.items for p in self._plan))
         self._state = "sending"
