@@ -17,7 +17,10 @@ a trivial uvicorn app (a second subprocess, see ``BASELINE_APP``):
 - pairing: WebSocket connect plus one echo round trip.
 
 ``--profile DIR`` also profiles one 10k sync: cProfile of the phone side in this process,
-and ``py-spy`` of the car process when ``py-spy`` is installed.
+and ``py-spy`` of the car process when ``py-spy`` is installed (``pip install py-spy``).
+
+Targets are issue 13's: full 10k <= 0.15 s, 100k <= 2 s with car peak RSS growth <= 100 MB,
+a delta of one in 10k <= 5 ms and <= 1 KB both ways. ``--quick`` syncs 20k, not 100k.
 """
 
 from __future__ import annotations
@@ -315,9 +318,9 @@ async def bench_delta(
     print(f"  delta-of-one: {summarise_ms(times)}; sent {max(sent)} B, received {max(received)} B")
     return [
         Figure("delta1_10k_median", median(times) * 1000, median(base_t) * 1000, "ms",
-               "<= 30 ms", median(times) <= 0.030),
-        Figure("delta1_10k_wire_both_ways", wire, float(len(one)), "B", "<= 2048 B",
-               wire <= 2048),
+               "<= 5 ms", median(times) <= 0.005),
+        Figure("delta1_10k_wire_both_ways", wire, float(len(one)), "B", "<= 1024 B",
+               wire <= 1024),
     ]  # fmt: skip
 
 
@@ -458,10 +461,12 @@ async def bench_100k(
     print(f"  car RSS {rss0 / 1024:.0f} MB before, peak growth {growth_mb:.1f} MB")
     await phone.sync(EMPTY)  # leave the car small again
     k = f"{n // 1000}k"
+    limit = 2.0 * n / 100_000  # issue 13: 100k in <= 2 s (the --quick 20k: 0.4 s)
     return [
-        Figure(f"full_sync_{k}", elapsed, median(base_t), "s", "<= 5 s", elapsed <= 5.0),
-        Figure(f"car_peak_rss_growth_{k}", growth_mb, base_growth, "MB", "<= 150 MB",
-               growth_mb <= 150),
+        Figure(f"full_sync_{k}", elapsed, median(base_t), "s", f"<= {limit:g} s",
+               elapsed <= limit),
+        Figure(f"car_peak_rss_growth_{k}", growth_mb, base_growth, "MB", "<= 100 MB",
+               growth_mb <= 100),
     ]  # fmt: skip
 
 
@@ -552,7 +557,7 @@ async def main_async(args: argparse.Namespace) -> None:
             await phone.pair()
             try:
                 figs, contacts, data = await bench_sync(
-                    phone, http, base, 10_000, 2 if quick else 5, 0.5
+                    phone, http, base, 10_000, 2 if quick else 5, 0.15
                 )
                 figures += figs
                 figures += await bench_delta(phone, http, base, contacts, data, 5 if quick else 20)
