@@ -17,7 +17,10 @@ a trivial uvicorn app (a second subprocess, see ``BASELINE_APP``):
 - pairing: WebSocket connect plus one echo round trip.
 
 ``--profile DIR`` also profiles one 10k sync: cProfile of the phone side in this process,
-and ``py-spy`` of the car process when ``py-spy`` is installed.
+and ``py-spy`` of the car process when ``py-spy`` is installed (``pip install py-spy``).
+
+Targets are issue 13's: full 10k <= 0.15 s, 100k <= 2 s with car peak RSS growth <= 100 MB,
+a delta of one in 10k <= 5 ms and <= 1 KB both ways. ``--quick`` syncs 20k, not 100k.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ from protocol.media import MediaCommand, NowPlaying  # noqa: E402
 from protocol.vcard import import_vcards  # noqa: E402
 
 HOST = "127.0.0.1"
+# Unique per run: two benches on one machine would otherwise find each other's car.
+CAR_NAME = f"Bench Car {os.getpid()}"
 READY_TIMEOUT = 30.0  # seconds for the car to print its ready line (mDNS probing included)
 
 # A raw ASGI app: POST returns the body length; a WebSocket echoes every message.
@@ -121,11 +126,14 @@ class Car:
 
     def __init__(self, state_dir: Path) -> None:
         exe = Path(sys.executable).with_name("carhub")
-        cmd = [str(exe), "run", "--name", "Bench Car", "--state-dir", str(state_dir)]
+        cmd = [str(exe), "run", "--name", CAR_NAME, "--state-dir", str(state_dir)]
         cmd += ["--listen", f"{HOST}:0", "--ui", f"{HOST}:0", "--mdns-interface", HOST]
         cmd += ["--pairing", "open", "--pairing-window", "0", "--auto-confirm", "--json"]
         self._err = open(state_dir.parent / "car.err", "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err)
+        # The car runs this checkout's code, not whatever the venv's editable install names.
+        path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, env=env)
         self.ready = self._read_ready()
         self.pid = self.proc.pid
         self.endpoint: str = self.ready["endpoint"]
@@ -310,9 +318,9 @@ async def bench_delta(
     print(f"  delta-of-one: {summarise_ms(times)}; sent {max(sent)} B, received {max(received)} B")
     return [
         Figure("delta1_10k_median", median(times) * 1000, median(base_t) * 1000, "ms",
-               "<= 30 ms", median(times) <= 0.030),
-        Figure("delta1_10k_wire_both_ways", wire, float(len(one)), "B", "<= 2048 B",
-               wire <= 2048),
+               "<= 5 ms", median(times) <= 0.005),
+        Figure("delta1_10k_wire_both_ways", wire, float(len(one)), "B", "<= 1024 B",
+               wire <= 1024),
     ]  # fmt: skip
 
 
@@ -394,7 +402,7 @@ async def bench_discovery(car: Car, work: Path, runs: int) -> list[Figure]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        target = await resolve("Bench Car", state, opts)
+        target = await resolve(CAR_NAME, state, opts)
         times.append(time.perf_counter() - start)
         assert target.endpoint == car.endpoint, target
     instance = f"carhub-{car.ready['id']}.{SERVICE_TYPE}"
@@ -453,10 +461,12 @@ async def bench_100k(
     print(f"  car RSS {rss0 / 1024:.0f} MB before, peak growth {growth_mb:.1f} MB")
     await phone.sync(EMPTY)  # leave the car small again
     k = f"{n // 1000}k"
+    limit = 2.0 * n / 100_000  # issue 13: 100k in <= 2 s (the --quick 20k: 0.4 s)
     return [
-        Figure(f"full_sync_{k}", elapsed, median(base_t), "s", "<= 5 s", elapsed <= 5.0),
-        Figure(f"car_peak_rss_growth_{k}", growth_mb, base_growth, "MB", "<= 150 MB",
-               growth_mb <= 150),
+        Figure(f"full_sync_{k}", elapsed, median(base_t), "s", f"<= {limit:g} s",
+               elapsed <= limit),
+        Figure(f"car_peak_rss_growth_{k}", growth_mb, base_growth, "MB", "<= 100 MB",
+               growth_mb <= 100),
     ]  # fmt: skip
 
 
@@ -465,7 +475,8 @@ async def profile_sync(phone: Phone, car: Car, contacts: Contacts, out: Path) ->
     out.mkdir(parents=True, exist_ok=True)
     await phone.sync(EMPTY)
     original = contacts.contacts[0]
-    edited = Contacts(contacts.contacts.copy(), {})
+    # As in bench_delta: the phone keeps its digest cache between syncs.
+    edited = Contacts(contacts.contacts.copy(), {}, cache=contacts.cache)
     edited.contacts[0] = msgspec.structs.replace(original, fn=original.fn + " p")
     for name, what in (("full", contacts), ("delta", edited)):
         spy = _start_py_spy(car.pid, out / f"car_{name}.txt")
@@ -494,7 +505,7 @@ def _start_py_spy(pid: int, path: Path) -> subprocess.Popen[bytes] | None:
     return spy
 
 
-def _print_phone_profile(path: Path, top: int = 8) -> None:
+def _print_phone_profile(path: Path, top: int = 14) -> None:
     """Print the project's functions with the most cumulative time (cProfile)."""
     stats = pstats.Stats(str(path))
     rows = [
@@ -509,7 +520,7 @@ def _print_phone_profile(path: Path, top: int = 8) -> None:
         print(f"    phone {ct * 1000:7.1f} ms  {name}")
 
 
-def _print_car_profile(path: Path, top: int = 8) -> None:
+def _print_car_profile(path: Path, top: int = 10) -> None:
     """Print where the car spends CPU: samples by innermost project frame (py-spy raw)."""
     if not path.exists():
         print("    car: no py-spy profile (py-spy missing or not permitted)")
@@ -546,7 +557,7 @@ async def main_async(args: argparse.Namespace) -> None:
             await phone.pair()
             try:
                 figs, contacts, data = await bench_sync(
-                    phone, http, base, 10_000, 2 if quick else 5, 0.5
+                    phone, http, base, 10_000, 2 if quick else 5, 0.15
                 )
                 figures += figs
                 figures += await bench_delta(phone, http, base, contacts, data, 5 if quick else 20)

@@ -15,11 +15,13 @@ Contacts are stored as their msgpack encoding (the very bytes the phone sent, se
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -302,12 +304,19 @@ class Store:
             StoreError: nothing was applied (for example the disk is full).
         """
         # The receiver always fills ``encoded`` (it encodes only when no bytes came with it).
-        rows = [
-            (phone_id, c.uid, digest, c.fn.casefold(), _search_text(c), raw)
-            for c, (_, digest), raw in zip(
-                batch.upserts, batch.digests, batch.encoded, strict=True
+        ups = batch.upserts
+        if not len(ups) == len(batch.digests) == len(batch.encoded):
+            raise ValueError("an ApplyBatch needs a digest and the bytes of every upsert")
+        rows = list(
+            zip(
+                repeat(phone_id),
+                map(_UID, ups),
+                map(_DIGEST, batch.digests),
+                map(str.casefold, map(_FN, ups)),
+                map(_search_text, ups),
+                batch.encoded,
             )
-        ]
+        )
         self._apply(phone_id, rows, batch.deletes, batch.photos, batch.new_anchor, now)
 
     def _apply(
@@ -413,10 +422,13 @@ class Store:
         )
 
 
+_NUMBER, _ADDRESS = operator.attrgetter("number"), operator.attrgetter("address")
+_UID, _FN, _DIGEST = operator.attrgetter("uid"), operator.attrgetter("fn"), operator.itemgetter(1)
+
+
 def _search_text(c: Contact) -> str:
     """The lower-cased text the dashboard search matches against."""
-    parts = [c.fn, c.org, *(p.number for p in c.phones), *(e.address for e in c.emails)]
-    return " ".join(parts).casefold()
+    return " ".join((c.fn, c.org, *map(_NUMBER, c.phones), *map(_ADDRESS, c.emails))).casefold()
 
 
 def _like_escape(s: str) -> str:

@@ -8,21 +8,17 @@ Layout (``--state-dir``, default ``~/.local/state/carhub-phone``)::
     cars.json                 paired cars: id -> name, pinned public key, endpoints (an
                               endpoint belongs to the last car met there)
     books/<path key>.mpk      parsed vCard files, by content hash (``phone_bridge.book_cache``)
-    snapshots/<car id>.mpk    "CHB1" + generation (8 bytes) + base protocol.sync.SyncSnapshot
-    snapshots/<car id>.log    "CHJ1" + generation (8 bytes) + journal of sync edits since
-                              that base (batches sent, acked)
+    snapshots/<car id>.*      the sync snapshot of each car: a base, a journal of edits since
+                              (batches sent, acked) and the last sync's time
+                              (``phone_bridge.snapshots``)
 
 Whole files are replaced atomically (write to a temporary file, fsync, rename), so a crash
-or a full disk leaves the previous version intact. The journal is appended to, one
-length-prefixed record per edit, so persisting a sync step costs O(batch), not
-O(contacts); a torn last record (crash mid-append) is ignored on load.
+or a full disk leaves the previous version intact. A car's ``last_sync`` is the later of
+its ``cars.json`` field and its ``snapshots/<car id>.synced`` file, which each sync
+rewrites without an fsync (``cars.json`` holds the pinned keys: rewriting it durably cost
+a delta sync of one contact more than its whole protocol work).
 
-A journal is replayed only over the base whose random generation its header repeats. A new
-base gets a new generation, so a crash between renaming the new base into place and
-dropping the old journal leaves a stale journal that is ignored, never replayed over the
-new base (which already includes it). No base means generation zero.
-
-msgspec and ``protocol.sync`` are imported by the snapshot methods only: ``status`` and
+msgspec and ``protocol.sync`` are imported by the snapshot code only: ``status`` and
 ``--help`` read no snapshot, and those imports are a third of their start-up.
 """
 
@@ -34,21 +30,17 @@ import math
 import os
 import re
 import socket
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phone_bridge.errors import StateError
+from phone_bridge.snapshots import Snapshots, atomic_write
 from protocol.identity import Identity, fingerprint
 from shell.keys import load_or_create_identity, load_public_key
 
 if TYPE_CHECKING:
-    import msgspec
-
     from protocol.sync import SnapshotEdit, SyncSnapshot
 
 __all__ = ["PairedCar", "PhoneState", "StateError", "default_phone_name", "default_state_dir"]
@@ -100,6 +92,7 @@ class PhoneState:
         except OSError as exc:
             raise StateError(f"cannot create state dir {root}: {exc.strerror}") from exc
         self._identity: Identity | None = None
+        self.snapshots = Snapshots(root / "snapshots")
 
     @property
     def identity(self) -> Identity:
@@ -154,9 +147,14 @@ class PhoneState:
         if not isinstance(raw, dict):
             raise StateError(f"{path} is corrupt: expected a JSON object of cars by id")
         try:
-            return {cid: _parse_car(cid, c) for cid, c in raw.items()}
+            cars = {cid: _parse_car(cid, c) for cid, c in raw.items()}
         except ValueError as exc:
             raise StateError(f"{path} is corrupt: {exc}") from exc
+        for car in cars.values():
+            synced = self.snapshots.synced_at(car.id)
+            if synced is not None and (car.last_sync is None or synced > car.last_sync):
+                car.last_sync = synced
+        return cars
 
     def save_car(self, car: PairedCar) -> None:
         """Add or update a paired car.
@@ -184,44 +182,14 @@ class PhoneState:
         data = json.dumps({cid: asdict(c) for cid, c in cars.items()}, indent=2).encode()
         self._atomic_write(self.root / "cars.json", data)
 
-    # -- snapshots ---------------------------------------------------------------------
-    def _paths(self, car_id: str) -> tuple[Path, Path]:
-        d = self.root / "snapshots"
-        return d / f"{car_id}.mpk", d / f"{car_id}.log"
-
+    # -- snapshots (phone_bridge.snapshots) ----------------------------------------------
     def snapshot(self, car_id: str) -> SyncSnapshot | None:
-        """Return what this phone knows of a car's mirror, or None.
-
-        None makes the car send its manifest, which also costs only the differences.
-        """
-        import msgspec
-
-        from protocol.sync import SyncSnapshot, replay_journal
-
-        base_path, log_path = self._paths(car_id)
-        base: SyncSnapshot | None = None
-        generation = _NO_BASE
-        try:
-            if base_path.exists():
-                data = base_path.read_bytes()
-                header = _header(data, _BASE_MAGIC)
-                if header is None:
-                    return None
-                generation = header
-                base = msgspec.msgpack.decode(
-                    data[len(_BASE_MAGIC) + _GEN_SIZE :], type=SyncSnapshot
-                )
-            edits = list(_read_journal(log_path, generation))
-        except (OSError, msgspec.MsgspecError, UnicodeDecodeError):
-            return None  # a damaged snapshot only costs a manifest round trip
-        if base is None and not edits:
-            return None
-        return replay_journal(base, edits)
+        """Return what this phone knows of a car's mirror, or None (see ``Snapshots``)."""
+        return self.snapshots.snapshot(car_id)
 
     def forget_snapshot(self, car_id: str) -> None:
         """Drop a snapshot (after a fresh pairing the car's mirror starts empty)."""
-        for path in self._paths(car_id):
-            path.unlink(missing_ok=True)
+        self.snapshots.forget(car_id)
 
     def record_sync(self, car_id: str, edits: list[SnapshotEdit]) -> None:
         """Persist a sync step's edits (``ContactsSender.journal()``) before replying.
@@ -229,67 +197,10 @@ class PhoneState:
         Raises:
             StateError: the disk refused the write (full, read-only).
         """
-        import msgspec
-
-        from protocol.sync import JournalBase
-
-        base_path, log_path = self._paths(car_id)
-        generation: bytes | None = None  # of the base on disk, once known
-        tail: list[SnapshotEdit] = []
-        for edit in edits:
-            if isinstance(edit, JournalBase):
-                generation = _new_generation()
-                body = _BASE_MAGIC + generation + msgspec.msgpack.encode(edit.snapshot)
-                # No fsync: losing a snapshot to a power cut only costs a manifest round
-                # trip (the car's anchor is then unknown), never correctness.
-                self._atomic_write(base_path, body, durable=False)
-                # Only tidiness from here: the old journal names the old generation, so a
-                # crash before this unlink cannot replay it over the new base.
-                _unlink(log_path)
-                tail = []
-            else:
-                tail.append(edit)
-        if not tail:
-            return
-        if generation is None:
-            generation = _base_generation(base_path)
-        header = _LOG_MAGIC + generation
-        records = b"".join(_record(e) for e in tail)
-        try:
-            with log_path.open("ab") as f:
-                # A journal for another base (left by a crash) or with a torn header is
-                # stale: start a fresh one rather than append to it.
-                if f.tell() == 0 or _read_head(log_path, len(header)) != header:
-                    f.truncate(0)
-                    records = header + records
-                f.write(records)
-        except OSError as exc:
-            raise StateError(f"cannot write {log_path}: {exc.strerror}") from exc
+        self.snapshots.record(car_id, edits)
 
     def _atomic_write(self, path: Path, data: bytes, *, durable: bool = True) -> None:
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    if durable:
-                        os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise StateError(f"cannot write {path}: {exc.strerror}") from exc
-
-
-@cache
-def _edit_decoder() -> msgspec.msgpack.Decoder[SnapshotEdit]:
-    import msgspec
-
-    from protocol.sync import SnapshotEdit
-
-    return msgspec.msgpack.Decoder(SnapshotEdit)
+        atomic_write(path, data, durable=durable)
 
 
 def _stored_name(path: Path) -> str:
@@ -310,76 +221,6 @@ def _stored_name(path: Path) -> str:
     if not isinstance(name, str):
         raise StateError(f'{path} is corrupt: expected {{"name": "..."}}')
     return name
-
-
-def _record(edit: SnapshotEdit) -> bytes:
-    import msgspec
-
-    body = msgspec.msgpack.encode(edit)
-    return len(body).to_bytes(4, "big") + body
-
-
-def _read_journal(path: Path, generation: bytes) -> Iterator[SnapshotEdit]:
-    """Yield the journal's edits; stop at a torn or damaged last record.
-
-    A journal whose header names another base generation (stale after a crash) is empty.
-    """
-    if not path.exists():
-        return
-    import msgspec
-
-    data = path.read_bytes()
-    if _header(data, _LOG_MAGIC) != generation:
-        return
-    decoder = _edit_decoder()
-    pos = len(_LOG_MAGIC) + _GEN_SIZE
-    while pos + 4 <= len(data):
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        body = data[pos + 4 : pos + 4 + size]
-        if len(body) < size:
-            return
-        try:
-            yield decoder.decode(body)
-        except (msgspec.MsgspecError, UnicodeDecodeError):
-            return
-        pos += 4 + size
-
-
-def _header(data: bytes, magic: bytes) -> bytes | None:
-    """Return the generation in a file's header, or None if the header is not ``magic``."""
-    if len(data) < len(magic) + _GEN_SIZE or not data.startswith(magic):
-        return None
-    return data[len(magic) : len(magic) + _GEN_SIZE]
-
-
-def _read_head(path: Path, size: int) -> bytes:
-    with path.open("rb") as f:
-        return f.read(size)
-
-
-def _base_generation(base_path: Path) -> bytes:
-    """The generation of the base on disk (``_NO_BASE`` if none or unreadable)."""
-    try:
-        head = _read_head(base_path, len(_BASE_MAGIC) + _GEN_SIZE)
-    except FileNotFoundError:
-        return _NO_BASE
-    except OSError as exc:
-        raise StateError(f"cannot read {base_path}: {exc.strerror}") from exc
-    # A damaged base makes snapshot() return None whatever the journal says.
-    return _header(head, _BASE_MAGIC) or _NO_BASE
-
-
-def _new_generation() -> bytes:
-    while (gen := os.urandom(_GEN_SIZE)) == _NO_BASE:
-        pass  # 2**-64: never, but zero is reserved for "no base"
-    return gen
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        raise StateError(f"cannot remove {path}: {exc.strerror}") from exc
 
 
 _CAR_FIELDS = {f.name for f in fields(PairedCar)}

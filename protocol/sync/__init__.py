@@ -37,6 +37,7 @@ from protocol.sync.journal import (
     JournalBase,
     JournalSent,
     SnapshotEdit,
+    apply_edits,
     replay_journal,
 )
 from protocol.sync.receiver import ContactsReceiver
@@ -102,6 +103,7 @@ __all__ = [
     "SyncProgress",
     "SyncSnapshot",
     "SyncSummary",
+    "apply_edits",
     "batch_digest",
     "next_anchor",
     "raw_upserts",

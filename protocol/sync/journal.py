@@ -8,7 +8,14 @@ import msgspec
 
 from protocol.sync.wire import EMPTY_ANCHOR, InFlight, SyncSnapshot
 
-__all__ = ["JournalAcked", "JournalBase", "JournalSent", "SnapshotEdit", "replay_journal"]
+__all__ = [
+    "JournalAcked",
+    "JournalBase",
+    "JournalSent",
+    "SnapshotEdit",
+    "apply_edits",
+    "replay_journal",
+]
 
 
 class JournalBase(msgspec.Struct, tag="base"):
@@ -43,6 +50,16 @@ def replay_journal(base: SyncSnapshot | None, edits: Iterable[SnapshotEdit]) -> 
     """
     snap = base or SyncSnapshot(EMPTY_ANCHOR, {}, set())
     snap = SyncSnapshot(snap.anchor, dict(snap.digests), set(snap.photos), list(snap.inflight))
+    return apply_edits(snap, edits)
+
+
+def apply_edits(snap: SyncSnapshot, edits: Iterable[SnapshotEdit]) -> SyncSnapshot:
+    """Apply journal edits to ``snap`` in place (O(edits)); a base replaces it by a copy.
+
+    Returns:
+        The snapshot after the edits: ``snap`` itself unless an edit was a ``JournalBase``,
+        whose dictionaries are copied (the sender keeps changing its own).
+    """
     for edit in edits:
         if isinstance(edit, JournalBase):
             b = edit.snapshot

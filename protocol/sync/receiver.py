@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
+from itertools import filterfalse
 
 import msgspec
 
+from protocol.contacts import raw_digests
 from protocol.errors import LocalProtocolError, Reason, SyncError
 from protocol.messages import Message
 from protocol.sync.wire import (
@@ -28,11 +29,6 @@ from protocol.sync.wire import (
 __all__ = ["ContactsReceiver"]
 
 _enc = msgspec.msgpack.Encoder()
-
-
-def _digest(raw: bytes) -> bytes:
-    """``contact_digest`` of a contact given as its msgpack bytes."""
-    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 class ContactsReceiver:
@@ -121,11 +117,11 @@ class ContactsReceiver:
     def _on_batch(self, b: ContactsBatch, raw: list[bytes] | None) -> list[Message]:
         """Validate a batch; apply it, ack a re-delivery, or ask the phone to resync."""
         if raw is None or len(raw) != len(b.upserts):
-            raw = [_enc.encode(c) for c in b.upserts]
-        _check_batch(b, raw)
+            raw = list(map(_enc.encode, b.upserts))
+        uids = _check_batch(b, raw)
         # The digest is over the contact's msgpack bytes (PROTOCOL.md section 7): the ones
         # the phone sent, which the store keeps as they are.
-        entries = [(c.uid, _digest(r)) for c, r in zip(b.upserts, raw, strict=True)]
+        entries = list(zip(uids, raw_digests(raw), strict=True))
         new = next_anchor(
             b.base_anchor, batch_digest(entries, b.deletes, [p.hash for p in b.photos])
         )
@@ -137,7 +133,7 @@ class ContactsReceiver:
                 self._state_owed = True
                 return []
             return [ContactsState(self._head, len(self._digests))]
-        added = frozenset(uid for uid, _ in entries if uid not in self._digests)
+        added = frozenset(filterfalse(self._digests.__contains__, uids))
         self._digests.update(entries)
         for uid in b.deletes:
             self._digests.pop(uid, None)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Annotated
 
 import msgspec
 
-from protocol.contacts import MAX_MIME_BYTES, Contact, Photo, check_bounds, photo_hash
+from protocol.contacts import MAX_MIME_BYTES, Contact, Photo, bounds_refusals, photo_hash
 from protocol.errors import LocalProtocolError, Reason, SyncError
 from protocol.messages import Message, register
 
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 ANCHOR_SIZE = 16
+_MAX_UID_BYTES = 1024
 EMPTY_ANCHOR = bytes(ANCHOR_SIZE)
 ANCHOR_LABEL = b"carhub-contacts-anchor-v1"
 # 500 items and 256 KiB keep a batch far under the 1 MiB frame limit and small enough that
@@ -125,7 +128,7 @@ def raw_upserts(body: bytes) -> list[bytes]:
     The car digests and stores these bytes instead of encoding the decoded contact again.
     Call it only on a body that already decoded as a ``ContactsBatch``.
     """
-    return [bytes(r) for r in _raw_batch.decode(body).upserts]
+    return list(map(bytes, _raw_batch.decode(body).upserts))
 
 
 class InFlight(msgspec.Struct, array_like=True):
@@ -227,17 +230,29 @@ def batch_digest(
         32 bytes. Items are ``b"U" || u16 len || uid || digest``, ``b"D" || u16 len ||
         uid`` and ``b"P" || hash``, concatenated upserts first, then deletes, then photos.
     """
-    # One join and one hash call: ~3x faster than an update per item for 500-item batches.
+    # One join and one hash call, the per-item work in C (map/zip): a 500-item batch is
+    # digested on both sides, 200 times in a 100k sync.
     parts: list[bytes] = []
-    for uid, digest in upserts:
-        raw = uid.encode()
-        parts += (b"U", len(raw).to_bytes(2, "big"), raw, digest)
-    for uid in deletes:
-        raw = uid.encode()
-        parts += (b"D", len(raw).to_bytes(2, "big"), raw)
-    for ph in photos:
-        parts += (b"P", ph)
+    pairs = list(upserts)
+    if pairs:
+        uids = [u for u, _ in pairs]
+        raw = list(map(str.encode, uids))
+        lengths = map(_u16, map(len, raw))
+        parts += chain.from_iterable(zip(repeat(b"U"), lengths, raw, [d for _, d in pairs]))
+    raw = list(map(str.encode, deletes))
+    parts += chain.from_iterable(zip(repeat(b"D"), map(_u16, map(len, raw)), raw))
+    parts += chain.from_iterable(zip(repeat(b"P"), photos))
     return hashlib.sha256(b"".join(parts)).digest()
+
+
+class _U16(dict[int, bytes]):
+    """u16 length prefixes by value: a lookup in C is 4x cheaper than int.to_bytes per uid."""
+
+    def __missing__(self, n: int) -> bytes:
+        return n.to_bytes(2, "big")  # a uid over 1024 bytes: refused later, or OverflowError
+
+
+_u16 = _U16((n, n.to_bytes(2, "big")) for n in range(_MAX_UID_BYTES + 1)).__getitem__
 
 
 def next_anchor(anchor: bytes, digest: bytes) -> bytes:
@@ -254,32 +269,39 @@ def apply_inflight(snap: SyncSnapshot, item: InFlight) -> SyncSnapshot:
     return SyncSnapshot(item.anchor, digests, snap.photos | set(item.photos))
 
 
-_MAX_UID_BYTES = 1024
-
-
 def _check_uid(uid: str, exc: type[LocalProtocolError] | type[SyncError]) -> None:
     """Refuse an empty uid or one too long for the anchor encoding's u16 length."""
     if not uid or len(uid.encode()) > _MAX_UID_BYTES:
         raise exc(Reason.BAD_BATCH, f"uid of {len(uid.encode())} bytes (1 to {_MAX_UID_BYTES})")
 
 
-def _check_batch(b: ContactsBatch, raw: list[bytes]) -> None:
+_UID = operator.attrgetter("uid")
+
+
+def _check_batch(b: ContactsBatch, raw: list[bytes]) -> list[str]:
     """Raise ``SyncError(bad-batch)`` unless the batch is within bounds and consistent.
 
     ``raw`` holds each upsert's msgpack bytes as received, whose length is bounded.
+
+    Returns:
+        The upserts' uids, in order.
     """
     if len(b.upserts) + len(b.deletes) > MAX_BATCH_ITEMS or len(b.photos) > MAX_BATCH_PHOTOS:
         raise SyncError(Reason.BAD_BATCH, "batch over the size limits")
-    uids = [c.uid for c in b.upserts] + b.deletes
-    for uid in uids:
-        _check_uid(uid, SyncError)
+    ups = list(map(_UID, b.upserts))
+    uids = ups + b.deletes
+    # UTF-8 takes at most 4 bytes a character: uids of <= 256 characters need no encoding.
+    if not all(uids) or max(map(len, uids), default=0) > _MAX_UID_BYTES // 4:
+        for uid in uids:
+            _check_uid(uid, SyncError)
     if len(set(uids)) != len(uids):
         raise SyncError(Reason.BAD_BATCH, "a uid appears twice in one batch")
-    for i, (c, r) in enumerate(zip(b.upserts, raw, strict=True)):
-        if (why := check_bounds(c, len(r))) is not None:
-            raise SyncError(Reason.BAD_BATCH, f"upsert {i}: {why}")
+    if refused := bounds_refusals(b.upserts, list(map(len, raw))):
+        i = min(refused)
+        raise SyncError(Reason.BAD_BATCH, f"upsert {i}: {refused[i]}")
     for p in b.photos:
         if len(p.data) > MAX_PHOTO_BYTES or photo_hash(p.data) != p.hash:
             raise SyncError(Reason.BAD_BATCH, "photo bytes do not match their hash")
         if len(p.mime.encode()) > MAX_MIME_BYTES:
             raise SyncError(Reason.BAD_BATCH, f"photo mime over {MAX_MIME_BYTES} bytes")
+    return ups
