@@ -23,7 +23,10 @@ def _child_pids() -> set[int]:
     """PIDs of this process's live children (from /proc)."""
     pids: set[int] = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        pids.update(int(p) for p in (task / "children").read_text().split())
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue  # the thread ended between the listing and the read
     return pids
 
 
