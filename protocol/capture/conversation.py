@@ -117,7 +117,7 @@ class Conversation:
 
     def _session_frame(self, time: float, to_car: bool, payload: bytes) -> Decoded:
         counter = int.from_bytes(payload[:_COUNTER], "big")
-        sealed = {"counter": counter, "length": len(payload)}
+        sealed: dict[str, Any] = {"counter": counter, "length": len(payload)}
         if self._secrets is None or len(payload) < _COUNTER + _TAG:
             return self._line(time, to_car, "encrypted", sealed, counter)
         key = self._secrets.phone_to_car if to_car else self._secrets.car_to_phone

@@ -22,8 +22,9 @@ from __future__ import annotations
 import io
 import ipaddress
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import dpkt
 
@@ -77,21 +78,22 @@ def read_pcap(data: bytes) -> Iterator[tuple[float, bytes, bytes, int, int, dpkt
         raise CaptureError(f"bad or truncated pcap: {exc or type(exc).__name__}") from exc
 
 
-def _link_decoder(linktype: int) -> object:
+def _link_decoder(linktype: int) -> Callable[[bytes], Any]:
     """Return frame bytes -> IP packet (or None) for ``linktype``."""
-    def ethernet(frame: bytes) -> object:
+
+    def ethernet(frame: bytes) -> Any:
         return dpkt.ethernet.Ethernet(frame).data
 
-    def cooked(frame: bytes) -> object:
+    def cooked(frame: bytes) -> Any:
         return dpkt.sll.SLL(frame).data
 
-    def cooked2(frame: bytes) -> object:
+    def cooked2(frame: bytes) -> Any:
         return dpkt.sll2.SLL2(frame).data
 
-    def loopback(frame: bytes) -> object:
+    def loopback(frame: bytes) -> Any:
         return dpkt.loopback.Loopback(frame).data
 
-    def raw(frame: bytes) -> object:
+    def raw(frame: bytes) -> Any:
         return dpkt.ip6.IP6(frame) if frame[:1] and frame[0] >> 4 == 6 else dpkt.ip.IP(frame)
 
     decoders = {1: ethernet, 113: cooked, 276: cooked2, 0: loopback, 108: loopback,
@@ -182,7 +184,7 @@ class WebSocketStreams:
         if flow.in_header:
             if len(buf) < 4:
                 return
-            if buf[:4] not in (b"GET ", b"HTTP"):
+            if bytes(buf[:4]) not in (b"GET ", b"HTTP"):
                 flow.in_header = False  # started mid-connection: frames already
             else:
                 end = buf.find(b"\r\n\r\n")
