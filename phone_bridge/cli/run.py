@@ -91,8 +91,7 @@ def run_cmd(
 ) -> None:
     """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
-    opts = start_keylog(keylog, keylog_real_radio, opts)
-    opts = check_auto_confirm(auto_confirm, opts)
+    opts = check_auto_confirm(auto_confirm, start_keylog(keylog, keylog_real_radio, opts))
     source = ContactSource(contacts, carddav, dav_user, dav_pw, dav_ca, dav_every)
     state = open_state(as_json)
     feed, _ = source.read(state.root, allow_deletes=allow_deletes, as_json=as_json)
