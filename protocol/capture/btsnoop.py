@@ -87,7 +87,7 @@ def read_btsnoop(data: bytes) -> Iterator[HciRecord]:
         _, incl, flags, _, stamp = _RECORD.unpack_from(data, pos)
         pos += _RECORD.size
         if incl > _MAX_RECORD or len(data) - pos < incl:
-            raise CaptureError(f"btsnoop record {number} is cut short or corrupt")
+            raise CaptureError(f"btsnoop record {number} is cut short or corrupt (truncated file?)")
         packet = data[pos : pos + incl]
         pos += incl
         received = bool(flags & 1)

@@ -44,17 +44,18 @@ def decode_capture(data: bytes, keylog: KeyLog | None = None) -> Decoding:
     """
     result = Decoding()
     chunks: list[Chunk] = []
+    first: list[float] = []  # the time of the capture's first packet, once read
     try:
-        result.format, source = _chunks(data)
+        result.format, source = _chunks(data, first)
         for chunk in source:
             chunks.append(chunk)
     except CaptureError as exc:
         result.error = exc
-    result.messages = _messages(chunks, keylog)
+    result.messages = _messages(chunks, keylog, first[0] if first else 0.0)
     return result
 
 
-def _chunks(data: bytes) -> tuple[str, Iterable[Chunk]]:
+def _chunks(data: bytes, first: list[float]) -> tuple[str, Iterable[Chunk]]:
     """Name the format and return its chunk source.
 
     Raises:
@@ -63,33 +64,33 @@ def _chunks(data: bytes) -> tuple[str, Iterable[Chunk]]:
     from protocol.capture import btsnoop, pcap
 
     if data.startswith(btsnoop.BTSNOOP_MAGIC):
-        return "btsnoop", _btsnoop_chunks(data)
+        return "btsnoop", _btsnoop_chunks(data, first)
     if data.startswith(pcap.PCAPNG_MAGIC) or data[:4] in pcap.PCAP_MAGICS:
-        return ("pcapng" if data.startswith(pcap.PCAPNG_MAGIC) else "pcap"), _pcap_chunks(data)
+        name = "pcapng" if data.startswith(pcap.PCAPNG_MAGIC) else "pcap"
+        return name, _pcap_chunks(data, first)
     raise CaptureError("not a capture: expected a btsnoop, pcap or pcapng file")
 
 
-def _btsnoop_chunks(data: bytes) -> Iterable[Chunk]:
+def _btsnoop_chunks(data: bytes, first: list[float]) -> Iterable[Chunk]:
     from protocol.capture.btsnoop import AttStreams, read_btsnoop
 
     streams = AttStreams()
     for record in read_btsnoop(data):
+        first[:] = first or [record.time]
         yield from streams.feed(record)
 
 
-def _pcap_chunks(data: bytes) -> Iterable[Chunk]:
+def _pcap_chunks(data: bytes, first: list[float]) -> Iterable[Chunk]:
     from protocol.capture.pcap import WebSocketStreams, read_pcap
 
     streams = WebSocketStreams()
     for segment in read_pcap(data):
+        first[:] = first or [segment[0]]
         yield from streams.feed(*segment)
 
 
-def _messages(chunks: list[Chunk], keylog: KeyLog | None) -> list[Decoded]:
+def _messages(chunks: list[Chunk], keylog: KeyLog | None, start: float) -> list[Decoded]:
     """Run each link's conversation; keep the car's views if any; sort; relative times."""
-    if not chunks:
-        return []
-    start = min(c.time for c in chunks)
     if any(getattr(c.link, "view", "car") == "car" for c in chunks):
         chunks = [c for c in chunks if getattr(c.link, "view", "car") == "car"]
     conversations: dict[object, Conversation] = {}

@@ -65,17 +65,29 @@ def read_pcap(data: bytes) -> Iterator[tuple[float, bytes, bytes, int, int, dpkt
     try:
         reader: object
         if data.startswith(PCAPNG_MAGIC):
-            reader = dpkt.pcapng.Reader(io.BytesIO(data))
+            reader = dpkt.pcapng.Reader(_Exact(data))
         else:
-            reader = dpkt.pcap.Reader(io.BytesIO(data))
+            reader = dpkt.pcap.Reader(_Exact(data))
         decode_link = _link_decoder(reader.datalink())  # type: ignore[attr-defined]
         for stamp, frame in reader:  # type: ignore[attr-defined]
             ip = decode_link(frame)
             tcp = getattr(ip, "data", None)
             if isinstance(tcp, dpkt.tcp.TCP):
                 yield float(stamp), ip.src, ip.dst, tcp.sport, tcp.dport, tcp
+    except CaptureError:
+        raise
     except (dpkt.Error, ValueError, struct.error) as exc:
         raise CaptureError(f"bad or truncated pcap: {exc or type(exc).__name__}") from exc
+
+
+class _Exact(io.BytesIO):
+    """A file whose short read is an error: dpkt would take a cut-off record as the end."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        if size is not None and 0 <= size and 0 < len(data) < size:
+            raise CaptureError("the capture is cut short inside a record (truncated file)")
+        return data
 
 
 def _link_decoder(linktype: int) -> Callable[[bytes], Any]:
