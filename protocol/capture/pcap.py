@@ -85,7 +85,7 @@ class _Exact(io.BytesIO):
 
     def read(self, size: int | None = -1, /) -> bytes:
         data = super().read(size)
-        if size is not None and 0 <= size and 0 < len(data) < size:
+        if size is not None and size >= 0 and 0 < len(data) < size:
             raise CaptureError("the capture is cut short inside a record (truncated file)")
         return data
 

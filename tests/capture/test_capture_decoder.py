@@ -16,8 +16,19 @@ from protocol.capture.keylog import KeyLog, format_line, parse_keylog
 from protocol.framing import FrameDecoder
 from tests.capture.wire_doubles import Recording, btsnoop_of, pcap_of, recorded_pairing
 
-PLAIN = ["Hello", "Hello", "PairRequest", "PairCommit", "PairNonce", "PairReveal",
-         "PairConfirm", "PairConfirm", "PairResult", "NoiseHandshake", "NoiseHandshake"]  # fmt: skip
+PLAIN = [
+    "Hello",
+    "Hello",
+    "PairRequest",
+    "PairCommit",
+    "PairNonce",
+    "PairReveal",
+    "PairConfirm",
+    "PairConfirm",
+    "PairResult",
+    "NoiseHandshake",
+    "NoiseHandshake",
+]
 SESSION = [("car->phone", "ContactsState", 0), ("phone->car", "NowPlaying", 0),
            ("phone->car", "NowPlaying", 1), ("phone->car", "Ping", 2),
            ("car->phone", "Pong", 1)]  # fmt: skip
@@ -80,7 +91,9 @@ def test_fields_are_json_values_named_as_in_the_protocol(rec: Recording, keys: K
     assert hello["role"] == "phone" and hello["intent"] == "pair" and hello["versions"] == [2, 1]
     assert len(request["public_key"]) == 64 and request["method"] == "numeric"
     playing = next(m for m in msgs if m.message == "NowPlaying")
-    assert playing.fields["title"].startswith("A long title") and playing.fields["state"] == "playing"
+    assert (
+        playing.fields["title"].startswith("A long title") and playing.fields["state"] == "playing"
+    )
 
 
 def test_a_key_log_of_another_session_opens_nothing(rec: Recording) -> None:

@@ -22,7 +22,8 @@ from tests.capture.make_captures import BleCaptures, LanCapture, ble_captures, l
 
 ROOT = Path(__file__).resolve().parents[2]
 PAIRING = ["Hello", "Hello", "PairRequest", "PairCommit", "PairNonce", "PairReveal",
-           "PairConfirm", "PairConfirm", "PairResult", "NoiseHandshake", "NoiseHandshake"]  # fmt: skip
+           "PairConfirm", "PairConfirm", "PairResult", "NoiseHandshake",
+           "NoiseHandshake"]  # fmt: skip
 
 
 def decode(capture: Path, *extra: str, json_out: bool = True) -> subprocess.CompletedProcess[str]:

@@ -33,10 +33,20 @@ def _vector_sessions() -> tuple[SecureSession, SecureSession]:
     """The §10.3 handshake: fixed static and ephemeral keys, the vector prologue."""
     v = {k: bytes.fromhex(x) for k, x in VECTORS.items()}
     car_id, phone_id = (Identity.from_private_bytes(v[k]) for k in ("car.private", "phone.private"))
-    phone = SecureSession(phone_id, car_id.public_key, initiator=True,
-                          prologue=v["session.prologue"], ephemeral_private=v["session.phone_e"])
-    car = SecureSession(car_id, phone_id.public_key, initiator=False,
-                        prologue=v["session.prologue"], ephemeral_private=v["session.car_e"])
+    phone = SecureSession(
+        phone_id,
+        car_id.public_key,
+        initiator=True,
+        prologue=v["session.prologue"],
+        ephemeral_private=v["session.phone_e"],
+    )
+    car = SecureSession(
+        car_id,
+        phone_id.public_key,
+        initiator=False,
+        prologue=v["session.prologue"],
+        ephemeral_private=v["session.car_e"],
+    )
     (msg1,) = phone.start()
     car.start()
     (msg2,) = car.receive_handshake(msg1)
