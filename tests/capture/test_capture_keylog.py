@@ -65,6 +65,12 @@ def test_both_sides_expose_the_same_secrets_the_vectors_name() -> None:
     assert VECTORS["session.k1"] not in repr(s)  # an event logged by accident shows no key
 
 
+def test_protocol_md_prints_the_line_of_the_vector_session() -> None:
+    phone, _ = _vector_sessions()
+    spec = (ROOT / "protocol" / "PROTOCOL.md").read_text()
+    assert "    " + format_line(phone.secrets()) in spec
+
+
 def test_the_line_format_round_trips_and_skips_what_it_does_not_know() -> None:
     phone, _ = _vector_sessions()
     line = format_line(phone.secrets())
