@@ -62,6 +62,17 @@ def test_the_session_really_uses_the_version_2_zstd_stream(rec: Recording) -> No
     assert codecs == [2, 2, 0]
 
 
+def test_a_version_1_session_with_zstd_frames_decodes_too() -> None:
+    rec = recorded_pairing(versions=(1,))
+    assert rec.secrets is not None
+    frames = FrameDecoder().frames(b"".join(d for _, to_car, d in rec.chunks if to_car))
+    aead = ChaCha20Poly1305(rec.secrets.phone_to_car)
+    sealed = [f for f in frames if f[:1] == b"\x00"]
+    assert [aead.decrypt(b"\0" * 4 + f[:8], f[8:], f[:8])[0] for f in sealed] == [1, 1, 0]
+    got = _names(btsnoop_of(rec), parse_keylog(format_line(rec.secrets)))
+    assert got[len(PLAIN) :] == SESSION
+
+
 @pytest.mark.parametrize("view", ["car", "phone"])
 @pytest.mark.parametrize(("mtu", "fragment"), [(23, 27), (247, 251), (517, 9)])
 def test_btsnoop_of_either_host_decrypts_with_the_key_log(

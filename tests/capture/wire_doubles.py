@@ -47,11 +47,14 @@ def now_playing(title: str) -> NowPlaying:
     return NowPlaying(title, ["An Artist"], "An Album", 180_000, 1_000, 1.0, "playing", b"", "t1")
 
 
-def recorded_pairing() -> Recording:
-    """Pair a phone and a car in memory, then send two big NowPlaying and a Ping."""
+def recorded_pairing(versions: tuple[int, ...] = (2, 1)) -> Recording:
+    """Pair a phone and a car in memory, then send two big NowPlaying and a Ping.
+
+    ``versions`` are the phone's: ``(1,)`` makes a version-1 session (codec 01 frames).
+    """
     car = CarConnection(Identity.generate(), "Car", lookup_peer=lambda _: None,
                         admission=PairingAdmission(open_=True))  # fmt: skip
-    phone = PhoneConnection(Identity.generate(), "Pixel")
+    phone = PhoneConnection(Identity.generate(), "Pixel", versions=versions)
     rec = Recording()
     clock = [T0]
 
