@@ -26,7 +26,8 @@ from carhub.errors import CarhubError, StartError, UsageError
 from carhub.runner import CarRunner, RunOptions, parse_hostport
 from carhub.store import StoreError
 from protocol.errors import ProtocolError
-from shell.errors import KeyFileError, TransportError
+from shell import keylog as keylog_file
+from shell.errors import KeyFileError, KeyLogError, TransportError
 from shell.logs import setup_logging
 from shell.radio import is_emulated
 
@@ -68,6 +69,7 @@ class PairingMode(StrEnum):
 # it is, anything else is a bug and keeps its traceback.
 ERRORS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], type[CarhubError], str], ...] = (
     (KeyFileError, UsageError, ""),
+    (KeyLogError, UsageError, ""),
     (StoreError, StoreError, "store: "),
     (TransportError, StartError, "cannot start: "),
     # A busy port; radio.RadioUnavailableError too (a ConnectionError: no radio process or
@@ -187,6 +189,18 @@ _AutoConfirm = Annotated[
         "radio.",
     ),
 ]
+_Keylog = Annotated[
+    Path | None,
+    typer.Option(
+        envvar=keylog_file.KEYLOG_ENV,
+        help="DEBUGGING ONLY: append each secure session's keys to this file (created 0600) "
+        "so `carhub-capture decode` can decrypt captures. Refused with a real radio.",
+    ),
+]
+_KeylogRealRadio = Annotated[
+    bool,
+    typer.Option("--keylog-real-radio", help="Allow --keylog with a real radio (--hci)."),
+]
 _Model = Annotated[str, typer.Option(help="Model string shown to phones.")]
 _Json = Annotated[bool, typer.Option("--json", help="Print a JSON 'ready' line on stdout.")]
 _Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")]
@@ -207,6 +221,8 @@ def run(
     no_classic: _NoClassic = False,
     btsnoop: _Btsnoop = None,
     auto_confirm: _AutoConfirm = False,
+    keylog: _Keylog = None,
+    keylog_real_radio: _KeylogRealRadio = False,
     model: _Model = "CarHub Emulated Head Unit",
     as_json: _Json = False,
     verbose: _Verbose = False,
@@ -233,6 +249,9 @@ def run(
     )
     with errors_reported():
         _check(config, options)
+        if keylog is not None:
+            keylog_file.check_radio(options.hci, keylog_real_radio)
+            keylog_file.enable(keylog)
         asyncio.run(_run(config, options, as_json))
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import struct
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -35,7 +36,7 @@ from protocol.errors import LocalProtocolError, Reason, SessionError
 from protocol.identity import KEY_SIZE, Identity
 from protocol.messages import Message, register
 
-__all__ = ["NOISE_PROTOCOL", "NoiseHandshake", "SecureSession"]
+__all__ = ["NOISE_PROTOCOL", "NoiseHandshake", "SecureSession", "SessionSecrets"]
 
 NOISE_PROTOCOL = b"Noise_KK_25519_ChaChaPoly_SHA256"
 COUNTER_SIZE = 8
@@ -52,6 +53,21 @@ class NoiseHandshake(Message, tag=20):
 
 
 register(NoiseHandshake)
+
+
+@dataclass(frozen=True)
+class SessionSecrets:
+    """What a capture needs to read one session: a key log line (PROTOCOL.md §6.3).
+
+    ``phone_ephemeral`` is public (the first 32 bytes of the phone's ``NoiseHandshake``,
+    in plain sight in any capture): it names the session. The rest is secret and kept out
+    of ``repr``, so a logged event never prints a key.
+    """
+
+    phone_ephemeral: bytes
+    handshake_hash: bytes = field(repr=False)
+    phone_to_car: bytes = field(repr=False)  # k1
+    car_to_phone: bytes = field(repr=False)  # k2
 
 
 class SecureSession:
@@ -82,6 +98,7 @@ class SecureSession:
         self._send_counter = 0
         self._recv_counter = 0
         self._keys = (b"", b"")
+        self._phone_ephemeral = b""  # the initiator's e, as it crossed the wire
         self._noise = _make_noise(identity, peer_public_key, initiator, prologue,
                                   ephemeral_private)
 
@@ -108,7 +125,9 @@ class SecureSession:
         self._started = True
         if not self.initiator:
             return []
-        return [NoiseHandshake(bytes(self._noise.write_message(b"")))]
+        first = bytes(self._noise.write_message(b""))
+        self._phone_ephemeral = first[:KEY_SIZE]
+        return [NoiseHandshake(first)]
 
     def receive_handshake(self, msg: Message) -> list[Message]:
         """Handle the peer's handshake message.
@@ -127,6 +146,8 @@ class SecureSession:
         self._started = True
         if len(msg.payload) > MAX_HANDSHAKE:
             raise self._fail(Reason.HANDSHAKE_FAILED, "handshake message too long")
+        if not self.initiator:
+            self._phone_ephemeral = bytes(msg.payload[:KEY_SIZE])
         try:
             payload = self._noise.read_message(msg.payload)
             reply: list[Message] = []
@@ -192,6 +213,16 @@ class SecureSession:
         if not self.established:
             raise LocalProtocolError(Reason.STATE, "handshake not finished")
         return self._keys
+
+    def secrets(self) -> SessionSecrets:
+        """Return the session's key log material (the shells' ``--keylog``; never sent).
+
+        Raises:
+            LocalProtocolError: the handshake has not finished.
+        """
+        send, recv = self.transport_keys()
+        k1, k2 = (send, recv) if self.initiator else (recv, send)
+        return SessionSecrets(self._phone_ephemeral, self._hash, k1, k2)
 
     def _finish(self) -> None:
         proto = self._noise.noise_protocol

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from protocol.connection import ConnectionEvent, SessionEstablished
 from protocol.errors import ProtocolError
+from shell import keylog
 from shell.transport import BaseTransport
 
 __all__ = ["TICK_SECONDS", "ConnectionDriver", "SansIOConnection"]
@@ -116,6 +117,7 @@ class ConnectionDriver:
                 # it has our answer, and by then the transport takes one.
                 self.transport.session_established()
                 self._established = True  # the ticker ends after its current sleep
+                keylog.record(ev.secrets)  # only with --keylog (emulation, debugging)
             try:
                 self._on_event(ev)
             except ProtocolError as exc:

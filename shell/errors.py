@@ -3,7 +3,8 @@
     ShellError              a failure of the shared I/O layer
     ├── TransportError      the peer cannot be reached, or the link to it was lost
     │                       (also a ``ConnectionError``, as asyncio code expects)
-    └── KeyFileError        a device key file exists but cannot be used
+    ├── KeyFileError        a device key file exists but cannot be used
+    └── KeyLogError         ``--keylog`` refused: an unsafe file, or a real radio
 
 ``protocol.errors.ProtocolError`` is the other tree a shell meets: what the peer or our own
 use of the protocol got wrong. Each shell maps both onto its own root error and exit code.
@@ -11,7 +12,7 @@ use of the protocol got wrong. Each shell maps both onto its own root error and 
 
 from __future__ import annotations
 
-__all__ = ["KeyFileError", "ShellError", "TransportError"]
+__all__ = ["KeyFileError", "KeyLogError", "ShellError", "TransportError"]
 
 
 class ShellError(Exception):
@@ -24,3 +25,7 @@ class TransportError(ShellError, ConnectionError):
 
 class KeyFileError(ShellError):
     """A key file exists but cannot be used (wrong size, wrong mode, unreadable)."""
+
+
+class KeyLogError(ShellError):
+    """A key log cannot be used: unsafe mode, not a file, or a real radio without consent."""

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = "protocol"
-SHELLS = ("shell", "carhub", "phone_bridge", "radio")
+SHELLS = ("shell", "carhub", "phone_bridge", "radio", "capture")
 PACKAGES = (CORE, *SHELLS)
 MAX_MODULE_LINES = 450
 MAX_SHELL_FUNCTION_LINES = 60
@@ -157,6 +157,7 @@ def test_protocol_is_sans_io_and_imports_no_shell() -> None:
         ("phone_bridge", {"carhub"}),
         ("shell", {"carhub", "phone_bridge"}),
         ("radio", {"carhub", "phone_bridge"}),
+        ("capture", {"carhub", "phone_bridge"}),
     ],
 )
 def test_shells_do_not_import_each_other(importer: str, forbidden: set[str]) -> None:

@@ -34,6 +34,8 @@ __all__ = [
     "Btsnoop",
     "CarOptions",
     "Json",
+    "Keylog",
+    "KeylogRealRadio",
     "MdnsInterface",
     "Name",
     "Radio",
@@ -41,6 +43,7 @@ __all__ = [
     "Transport",
     "TransportChoice",
     "check_auto_confirm",
+    "start_keylog",
 ]
 
 log = logging.getLogger("phone_bridge")
@@ -85,6 +88,19 @@ Btsnoop = Annotated[
     typer.Option(
         "--btsnoop", help="Write a btsnoop capture (Wireshark) of the BLE link (with --radio)."
     ),
+]
+Keylog = Annotated[
+    Path | None,
+    typer.Option(
+        "--keylog",
+        envvar="CARHUB_KEYLOG",  # shell.keylog.KEYLOG_ENV, not imported here: start-up cost
+        help="DEBUGGING ONLY: append each secure session's keys to this file (created 0600) "
+        "so `carhub-capture decode` can decrypt captures. Refused on real Bluetooth.",
+    ),
+]
+KeylogRealRadio = Annotated[
+    bool,
+    typer.Option("--keylog-real-radio", help="Allow --keylog on real Bluetooth."),
 ]
 Name = Annotated[
     str | None,
@@ -165,5 +181,31 @@ def check_auto_confirm(auto: bool, opts: CarOptions) -> CarOptions:
     log.warning("AUTO-CONFIRM IS ON: pairing codes are accepted without a human (emulation only)")
     if radio is None and opts.transport is TransportChoice.auto:
         # Never fall back to a real radio unattended.
+        return dataclasses.replace(opts, transport=TransportChoice.lan)
+    return opts
+
+
+def start_keylog(path: Path | None, allow_real_radio: bool, opts: CarOptions) -> CarOptions:
+    """Turn on ``--keylog`` (warning once), refused on real Bluetooth without consent.
+
+    Returns:
+        ``opts``; with a key log, no --radio and ``--transport auto``, narrowed to the LAN
+        unless ``--keylog-real-radio`` (as ``check_auto_confirm`` does).
+
+    Raises:
+        typer.Exit: real Bluetooth without --keylog-real-radio, or an unsafe file (exit 2).
+    """
+    if path is None:
+        return opts
+    from shell import keylog
+    from shell.errors import KeyLogError
+
+    real_ble = opts.radio is None and opts.transport is TransportChoice.ble
+    try:
+        keylog.check_radio("real Bluetooth" if real_ble else opts.radio, allow_real_radio)
+        keylog.enable(path)
+    except KeyLogError as exc:
+        raise fail(BadInput(str(exc)), opts.as_json) from None
+    if opts.radio is None and opts.transport is TransportChoice.auto and not allow_real_radio:
         return dataclasses.replace(opts, transport=TransportChoice.lan)
     return opts

@@ -16,6 +16,8 @@ from phone_bridge.cli.options import (
     Btsnoop,
     CarOptions,
     Json,
+    Keylog,
+    KeylogRealRadio,
     MdnsInterface,
     Name,
     Radio,
@@ -23,6 +25,7 @@ from phone_bridge.cli.options import (
     Transport,
     TransportChoice,
     check_auto_confirm,
+    start_keylog,
 )
 from phone_bridge.errors import BadInput
 
@@ -72,6 +75,8 @@ def pair_cmd(
     mdns_interface: MdnsInterface = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     btsnoop: Btsnoop = None,
+    keylog: Keylog = None,
+    keylog_real_radio: KeylogRealRadio = False,
     as_json: Json = False,
 ) -> None:
     """Pair with a car: both screens show a 6-digit code that the users confirm.
@@ -80,6 +85,7 @@ def pair_cmd(
     secret proves the car, and CAR may be left out.
     """
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
+    opts = start_keylog(keylog, keylog_real_radio, opts)
     if uri is not None:
         _pair_by_uri(car, uri, confirm_code, auto_confirm, opts)
         return

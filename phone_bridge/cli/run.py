@@ -25,6 +25,8 @@ from phone_bridge.cli.options import (
     Btsnoop,
     CarOptions,
     Json,
+    Keylog,
+    KeylogRealRadio,
     MdnsInterface,
     Name,
     Radio,
@@ -32,6 +34,7 @@ from phone_bridge.cli.options import (
     Transport,
     TransportChoice,
     check_auto_confirm,
+    start_keylog,
 )
 
 if TYPE_CHECKING:
@@ -82,11 +85,13 @@ def run_cmd(
     mdns_interface: MdnsInterface = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     btsnoop: Btsnoop = None,
+    keylog: Keylog = None,
+    keylog_real_radio: KeylogRealRadio = False,
     as_json: Json = False,
 ) -> None:
     """Stay connected: sync on file changes, play media, obey the car, reconnect with backoff."""
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
-    opts = check_auto_confirm(auto_confirm, opts)
+    opts = check_auto_confirm(auto_confirm, start_keylog(keylog, keylog_real_radio, opts))
     source = ContactSource(contacts, carddav, dav_user, dav_pw, dav_ca, dav_every)
     state = open_state(as_json)
     feed, _ = source.read(state.root, allow_deletes=allow_deletes, as_json=as_json)

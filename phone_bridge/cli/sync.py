@@ -27,12 +27,15 @@ from phone_bridge.cli.options import (
     Btsnoop,
     CarOptions,
     Json,
+    Keylog,
+    KeylogRealRadio,
     MdnsInterface,
     Name,
     Radio,
     Timeout,
     Transport,
     TransportChoice,
+    start_keylog,
 )
 from phone_bridge.errors import EXIT_PARTIAL
 
@@ -73,6 +76,8 @@ def sync_cmd(
     mdns_interface: MdnsInterface = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     btsnoop: Btsnoop = None,
+    keylog: Keylog = None,
+    keylog_real_radio: KeylogRealRadio = False,
     as_json: Json = False,
 ) -> None:
     """Sync contacts (and optionally now-playing) once, with a progress bar and a summary.
@@ -83,6 +88,7 @@ def sync_cmd(
     the car's copy.
     """
     opts = CarOptions(transport, radio, mdns_interface, timeout, btsnoop, name, as_json)
+    opts = start_keylog(keylog, keylog_real_radio, opts)
     source = ContactSource(contacts, carddav, dav_user, dav_pw, dav_ca)
     state = open_state(as_json)
     _, book = source.read(state.root, allow_deletes=allow_deletes, as_json=as_json)

@@ -362,7 +362,11 @@ class BaseConnection:
             self.state = State.ESTABLISHED
             self._deadline = None
             self._decoder.max_frame_size = MAX_FRAME_SIZE
-            self._events.append(SessionEstablished(self.peer_device_id, self.peer_public_key))
+            self._events.append(
+                SessionEstablished(
+                    self.peer_device_id, self.peer_public_key, self._session.secrets()
+                )
+            )
             self._on_established()
 
 

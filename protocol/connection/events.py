@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from protocol.errors import ProtocolError
 from protocol.media import Artwork, NowPlaying
 from protocol.messages import Message
+from protocol.session import SessionSecrets
 from protocol.sync import (
     ApplyBatch,
     ContactsSynced,
@@ -108,10 +109,14 @@ class PairingComplete:
 
 @dataclass(frozen=True)
 class SessionEstablished:
-    """The secure session is up; application messages may flow."""
+    """The secure session is up; application messages may flow.
+
+    ``secrets`` is for a shell's key log (``--keylog``) only; it is never logged (no repr).
+    """
 
     peer_device_id: str
     peer_public_key: bytes
+    secrets: SessionSecrets | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
