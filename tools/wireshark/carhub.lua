@@ -393,10 +393,13 @@ local function reassemble(key, chunk)
   return res
 end
 
-local function ble_key(direction)
+-- A stream is one direction of one connection as one HCI saw it: the radio's capture holds
+-- both controllers, so each write appears twice (sent by one host, received by the other)
+-- under the same connection handle; the HCI direction (sent/received) keeps them apart.
+local function ble_key(pinfo, direction)
   local ci, ch = f_connect_in(), f_chandle()
-  return string.format("ble:%s:%s:%s", ci and tostring(ci.value) or "?",
-                       ch and tostring(ch.value) or "?", direction)
+  return string.format("ble:%s:%s:%s:%s", ci and tostring(ci.value) or "?",
+                       ch and tostring(ch.value) or "?", tostring(pinfo.p2p_dir), direction)
 end
 
 local function dissect_ble(tvb, pinfo, tree)
@@ -405,7 +408,7 @@ local function dissect_ble(tvb, pinfo, tree)
   if not direction or tvb:len() == 0 then return 0 end
   local res = done[pinfo.number]
   if not res then
-    res = reassemble(ble_key(direction), tvb:bytes())
+    res = reassemble(ble_key(pinfo, direction), tvb:bytes())
     done[pinfo.number] = res
   end
   local texts = {}
