@@ -178,9 +178,7 @@ def test_lan_websocket_capture_shows_the_same_conversation(
         assert_session_counters(conn)
     # Same messages as over BLE; only the carrier differs.
     ble_found = frames(ble.car)
-    assert [(fr.direction, fr.msg) for fr in found] == [
-        (fr.direction, fr.msg) for fr in ble_found
-    ]
+    assert [(fr.direction, fr.msg) for fr in found] == [(fr.direction, fr.msg) for fr in ble_found]
 
 
 def test_session_frames_show_counter_and_plaintext_length(lan: LanCapture) -> None:
@@ -189,7 +187,7 @@ def test_session_frames_show_counter_and_plaintext_length(lan: LanCapture) -> No
     assert rows
     for lens, counters, plains, ciphers in rows:
         # A packet may also hold a NoiseHandshake: its length comes first.
-        for n, p, c in zip(lens[-len(counters):], plains, ciphers, strict=True):
+        for n, p, c in zip(lens[-len(counters) :], plains, ciphers, strict=True):
             assert int(p) == int(n) - 24 and len(c) // 2 == int(n) - 8
 
 
