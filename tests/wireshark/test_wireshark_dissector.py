@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.capture.make_captures import BleCaptures, LanCapture, ble_captures, lan_capture
+from tests.wireshark.btsnoop import NOTIFICATION, WRITE_COMMAND, write_btsnoop
 from tests.wireshark.captures import refused_pair_capture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,19 +48,23 @@ class Frame:
     counter: int | None
 
 
-def tshark(capture: Path, *fields: str, display: str = "carhub") -> list[list[list[str]]]:
+def tshark(
+    capture: Path, *fields: str, display: str = "carhub", options: tuple[str, ...] = ()
+) -> list[list[list[str]]]:
     """Run tshark with the plugin; one row per packet, one list of values per field."""
     assert TSHARK, "tshark is not installed: apt-get install tshark (CI installs it)"
-    args = [TSHARK, "-X", f"lua_script:{PLUGIN}", "-r", str(capture), "-Y", display,
+    args = [TSHARK, "-X", f"lua_script:{PLUGIN}", "-r", str(capture), "-Y", display, *options,
             "-T", "fields", "-E", f"aggregator={SEP}", "-E", "occurrence=a"]  # fmt: skip
-    for name in fields:
+    for name in (*fields, "_ws.expert.message"):
         args += ["-e", name]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    # A Lua error does not stop tshark: it only says so, so any such line fails the test.
+    # A script that fails to load only warns on stderr; one that fails on a packet adds a
+    # "Lua Error" expert item to it. Either fails the test.
     assert "Lua" not in proc.stderr and "rror" not in proc.stderr, proc.stderr
     rows = [line.split("\t") for line in proc.stdout.splitlines() if line.strip()]
-    return [[cell.split(SEP) if cell else [] for cell in row] for row in rows]
+    assert not [r for r in rows if "Lua Error" in r[-1]], [r[-1] for r in rows]
+    return [[cell.split(SEP) if cell else [] for cell in row[:-1]] for row in rows]
 
 
 def frames(capture: Path) -> list[Frame]:
@@ -198,3 +203,52 @@ def test_a_refused_pairing_shows_the_error(tmp_path: Path) -> None:
         (["phone->car"], ["Hello"]), (["car->phone"], ["Error"]),
     ]  # fmt: skip
     assert rows[1][2] == ["pairing-closed"]
+
+
+# Hand-made captures: chunkings and malformed frames no real peer sends --------------------
+DECODE_AS = ("-d", "btatt.handle==0x12,carhub", "-d", "btatt.handle==0x14,carhub")
+HELLO = (
+    bytes.fromhex("9801920201a570686f6e65b0")
+    + b"2ea7de67c117d74f"
+    + bytes.fromhex("a178a0a47061697200")
+)  # [1, [2, 1], "phone", id, "x", "", "pair", 0]
+
+
+def frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def test_any_split_of_the_stream_gives_the_same_frames(tmp_path: Path) -> None:
+    stream = frame(HELLO) + frame(bytes.fromhex("9106")) + frame(bytes(8) + b"\x07" * 20)
+    whole = write_btsnoop(tmp_path / "whole.btsnoop", [(WRITE_COMMAND, stream)])
+    bytewise = write_btsnoop(
+        tmp_path / "bytes.btsnoop", [(WRITE_COMMAND, bytes((b,))) for b in stream]
+    )
+    expected = [["Hello", "Unpair", "encrypted"]]
+    assert [r[0] for r in tshark(whole, "carhub.msg", options=DECODE_AS)] == expected
+    rows = tshark(bytewise, "carhub.msg", "carhub.len", "carhub.counter", options=DECODE_AS,
+                  display="carhub.msg")  # fmt: skip
+    assert [r[0][0] for r in rows] == expected[0]
+    assert [r[1][0] for r in rows] == [str(len(HELLO)), "2", "28"]
+    assert rows[2][2] == ["0"]
+    hello = tshark(bytewise, "carhub.hello.device_id", "carhub.hello.intent", options=DECODE_AS,
+                   display="carhub.msg == \"Hello\"")  # fmt: skip
+    assert hello == [[["2ea7de67c117d74f"], ["pair"]]]
+
+
+def test_malformed_frames_are_shown_as_such_without_a_lua_error(tmp_path: Path) -> None:
+    cap = write_btsnoop(tmp_path / "bad.btsnoop", [
+        (WRITE_COMMAND, frame(bytes.fromhex("9301ddffffffff"))),  # array count past the end
+        (WRITE_COMMAND, frame(bytes.fromhex("9163"))),  # unknown tag 99
+        (WRITE_COMMAND, frame(bytes.fromhex("9202c4056162"))),  # truncated bin
+        (NOTIFICATION, frame(bytes(10))),  # a session frame shorter than 24 bytes
+        (WRITE_COMMAND, frame(bytes.fromhex("9302a1780a"))),  # Error with an int detail
+        (WRITE_COMMAND, frame(bytes.fromhex("9102")) + b"\x9f"),  # Error without its reason
+        (WRITE_COMMAND, b"\x7f\xff\xff\xff" + bytes(8)),  # a length over 1 MiB
+    ])  # fmt: skip
+    rows = tshark(cap, "carhub.msg", "_ws.malformed", options=DECODE_AS, display="carhub")
+    assert [r[0] for r in rows] == [
+        ["malformed"], ["Unknown(99)"], ["malformed"], ["encrypted"], ["Error"], ["Error"], [],
+    ]  # fmt: skip
+    malformed = [bool(r[1]) for r in rows]
+    assert malformed == [True, False, True, True, True, True, True], rows

@@ -39,21 +39,23 @@ local COUNTER_SIZE, TAG_SIZE = 8, 16
 local MAX_DEPTH = 32       -- msgpack nesting a dissector follows before it gives up
 
 -- Message schemas: tag -> name and fields in wire order (PROTOCOL.md sections 3, 5, 6, 7, 8).
--- Kinds: str, int, bin, bool, versions (an array of ints), any (shown as text).
+-- Kinds: str, int, bin, bool, versions (an array of ints), any (shown as text). A third
+-- element `true` marks a trailing field with a default, which a sender may leave out.
 local MESSAGES = {
   [1] = {"Hello", {{"versions", "versions"}, {"role", "str"}, {"device_id", "str"},
-                   {"name", "str"}, {"model", "str"}, {"intent", "str"}, {"selected", "int"}}},
-  [2] = {"Error", {{"reason", "str"}, {"detail", "str"}}},
+                   {"name", "str"}, {"model", "str", true}, {"intent", "str", true},
+                   {"selected", "int", true}}},
+  [2] = {"Error", {{"reason", "str"}, {"detail", "str", true}}},
   [3] = {"Ping", {{"nonce", "int"}}},
   [4] = {"Pong", {{"nonce", "int"}}},
-  [5] = {"Bye", {{"reason", "str"}}},
+  [5] = {"Bye", {{"reason", "str", true}}},
   [6] = {"Unpair", {}},
   [10] = {"PairRequest", {{"public_key", "bin"}, {"name", "str"}, {"method", "str"}}},
   [11] = {"PairCommit", {{"public_key", "bin"}, {"commitment", "bin"}}},
   [12] = {"PairNonce", {{"nonce", "bin"}}},
   [13] = {"PairReveal", {{"nonce", "bin"}}},
   [14] = {"PairConfirm", {{"mac", "bin"}}},
-  [15] = {"PairResult", {{"accepted", "bool"}, {"reason", "str"}}},
+  [15] = {"PairResult", {{"accepted", "bool"}, {"reason", "str", true}}},
   [20] = {"NoiseHandshake", {{"payload", "bin"}}},
   -- Only ever inside the session, so normally never seen in clear; named for completeness.
   [30] = {"ContactsState", {{"anchor", "bin"}, {"count", "int"}}},
@@ -68,7 +70,7 @@ local MESSAGES = {
                          {"state", "str"}, {"artwork", "bin"}, {"track_id", "str"}}},
   [41] = {"Artwork", {{"hash", "bin"}, {"mime", "str"}, {"data", "bin"}}},
   [42] = {"ArtworkRequest", {{"hash", "bin"}}},
-  [43] = {"MediaCommand", {{"action", "str"}, {"position_ms", "int"}}},
+  [43] = {"MediaCommand", {{"action", "str"}, {"position_ms", "int", true}}},
 }
 
 -- Fields ---------------------------------------------------------------------------------
@@ -289,6 +291,13 @@ local function dissect_message(tvb, tree)
     else
       tree:add(f.value, tvb(items[i].off, items[i].len), show(tvb, items[i]))
         :add_proto_expert_info(e_malformed, "extra element")
+    end
+  end
+  for i = #items, spec and #spec[2] or 0 do
+    local fd = spec[2][i]
+    if not fd[3] then
+      tree:add_proto_expert_info(e_malformed, "missing field " .. fd[1])
+      break
     end
   end
   local extra = spec and summary(tag, items, tvb)
