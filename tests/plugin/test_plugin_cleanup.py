@@ -21,7 +21,8 @@ INNER = textwrap.dedent(
     def test_everything_then_fails(carhub_radio, carhub_car, carhub_phone, carhub_lab):
         radio = carhub_radio()
         car = carhub_car(radio=radio)
-        phone = carhub_phone(contacts=["BEGIN:VCARD\\r\\nVERSION:3.0\\r\\nFN:A\\r\\nEND:VCARD\\r\\n"])
+        card = "BEGIN:VCARD\\r\\nVERSION:3.0\\r\\nFN:A\\r\\nEND:VCARD\\r\\n"
+        phone = carhub_phone(contacts=[card])
         phone.pair(car)
         # Something a process started itself: only a process-group kill stops it.
         grandchild = Path(os.environ["PLUGIN_PIDS"] + ".grandchild")
