@@ -130,9 +130,17 @@ class Car:
         if self.proc is not None:
             self._processes.kill(self.proc)
 
-    def restart(self, timeout: float = 30.0) -> Car:
-        """Stop the car and start it again: same state (key, phones, contacts), same ports."""
+    def restart(self, timeout: float = 30.0, *, same_ports: bool = True) -> Car:
+        """Stop the car and start it again with the same state (key, phones, contacts).
+
+        Args:
+            timeout: seconds to wait for the ready line.
+            same_ports: come back on the same session and dashboard ports; False: on new
+                free ones (a car that moved).
+        """
         self.stop()
+        if not same_ports:
+            self.options.update(listen="127.0.0.1:0", ui="127.0.0.1:0")
         return self.start(timeout)
 
     # -- the ready line -----------------------------------------------------------------
