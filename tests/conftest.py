@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# pytester: tests/plugin runs inner pytest sessions. carhub.testing.plugin: the project's
+# own fixtures (installed as an entry point too; same name, so it is registered once).
+pytest_plugins = ["pytester", "carhub.testing.plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 VCARD_CORPUS = ROOT / "tests" / "data" / "vcard"
 

@@ -2,7 +2,8 @@
 
 ``CARHUB_PROTOCOL_VERSIONS=1`` (PROTOCOL.md §3.1) makes either console script offer only
 version 1, as a build from before version 2 does; the car logs the version it
-negotiated with each phone.
+negotiated with each phone. (On the carhub.testing plugin's fixtures: the processes
+inherit the environment at the moment they start.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import Car, Phone, poll, sample_vcf
+from carhub.testing import Car, Phone, wait_for
+from tests.e2e.helpers import sample_vcf
 
 ENV = "CARHUB_PROTOCOL_VERSIONS"
 
@@ -22,46 +24,46 @@ def _hellos(car: Car) -> list[str]:
 
 
 def test_a_v1_phone_syncs_with_a_v2_car_then_upgrades(
-    car: Car, phone: Phone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    carhub_car: Callable[..., Car],
+    carhub_phone: Callable[..., Phone],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    vcf = sample_vcf(tmp_path / "book.vcf", 2000)
+    car, phone = carhub_car("E2E Car"), carhub_phone(contacts=sample_vcf(tmp_path / "b.vcf", 2000))
     monkeypatch.setenv(ENV, "1")
     phone.pair(car)
-    pid = phone.status()["phone_id"]
-    old = phone.sync(car, vcf)
-    assert old.code == 0 and old.json["added"] == 2000, old
-    assert car.contacts(pid)["total"] == 2000
+    old = phone.sync(car)  # raises unless it exits 0
+    assert old["added"] == 2000, old
+    assert len(car.contacts(phone.id)) == 2000
     assert all("protocol v1" in line for line in _hellos(car)), _hellos(car)
 
     # The same phone updated: it offers 2 and 1, the car picks 2; the mirror carries on.
     monkeypatch.delenv(ENV)
-    again = phone.sync(car, vcf)
-    assert again.code == 0 and again.json["unchanged"] == 2000, again
+    again = phone.sync(car)
+    assert again["unchanged"] == 2000, again
     assert "protocol v2" in _hellos(car)[-1]
 
     # A full resend under version 2 (a fresh car) costs fewer bytes than version 1 did.
-    other = Car(tmp_path / "car-b", name="E2E Car B", extra=["--auto-confirm"]).start()
-    try:
-        phone.pair(other)
-        new = phone.sync(other, vcf)
-        assert new.code == 0 and new.json["added"] == 2000, new
-        # (10% here: the first of 4 batches has no history; ~18% for 10k contacts.)
-        assert new.json["bytes"] < 0.95 * old.json["bytes"], (old.json, new.json)
-    finally:
-        other.stop()
+    other = carhub_car("E2E Car B")
+    phone.pair(other)
+    new = phone.sync(other)
+    assert new["added"] == 2000, new
+    # (10% here: the first of 4 batches has no history; ~18% for 10k contacts.)
+    assert new["bytes"] < 0.95 * old["bytes"], (old, new)
 
 
 def test_a_v2_phone_syncs_with_a_v1_car(
-    make_car: Callable[..., Car], phone: Phone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    carhub_car: Callable[..., Car],
+    carhub_phone: Callable[..., Phone],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(ENV, "1")
-    car = make_car()
+    car = carhub_car("E2E Car")
     monkeypatch.delenv(ENV)  # the phone offers 2 and 1
+    phone = carhub_phone(contacts=sample_vcf(tmp_path / "book.vcf", 1200))
     phone.pair(car)
-    pid = phone.status()["phone_id"]
-    vcf = sample_vcf(tmp_path / "book.vcf", 1200)
-    r = phone.sync(car, vcf)
-    assert r.code == 0 and r.json["added"] == 1200, r
-    assert car.contacts(pid)["total"] == 1200
-    poll(lambda: _hellos(car), what="the car's hello log line")
+    assert phone.sync(car)["added"] == 1200
+    assert len(car.contacts(phone.id)) == 1200
+    wait_for(lambda: _hellos(car), what="the car's hello log line")
     assert all("protocol v1" in line for line in _hellos(car)), _hellos(car)
