@@ -19,7 +19,7 @@ import operator
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -129,9 +129,8 @@ class Store:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            # A sync's commits must not each pay for a checkpoint (its fsyncs): the WAL may
-            # grow to 32 MB during a big sync, and ``checkpoint`` folds it in afterwards,
-            # off the ack path. The page cache holds a 100k-contact book's index.
+            # No checkpoint (fsyncs) on a sync's ack path: the WAL may grow to 32 MB and
+            # ``checkpoint`` folds it in after the sync; the cache holds a 100k book's index.
             self._db.execute("PRAGMA wal_autocheckpoint=8192")
             self._db.execute("PRAGMA cache_size=-16000")
             self._db.executescript(_SCHEMA)
@@ -150,19 +149,10 @@ class Store:
             self._db.close()
 
     def checkpoint(self) -> None:
-        """Fold the WAL into the database file (PASSIVE: readers and writers go on).
-
-        Runs on its own connection, so a thread can do it while the loop keeps using this
-        one; a failure is only a later checkpoint's work.
-        """
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None)
-            try:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                db.close()
-        except sqlite3.Error:
-            pass
+        """Fold the WAL into the database (PASSIVE), on its own connection: from a thread
+        while the loop goes on with this one; a failure is only a later checkpoint's work."""
+        with suppress(sqlite3.Error), closing(sqlite3.connect(self.path)) as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
