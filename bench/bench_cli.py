@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _util import Figure, median, print_table  # noqa: E402
-from bench_lan import EMPTY, Car, Phone, load, proc_kb  # noqa: E402
+from bench_lan import CAR_NAME, EMPTY, Car, Phone, load, proc_kb  # noqa: E402
 
 from phone_bridge.sample_data import generate_vcards  # noqa: E402
 
@@ -254,7 +254,7 @@ def measure(car: Car, work: Path, n: int, profile: bool) -> list[Figure]:
         same_t.append(wall)
         same_rss.append(rss)
     print(f"  sync 10k unchanged: {_r(same_t)} s, {median(same_rss):.1f} MB")
-    by_name = [sync_json(state, "Bench Car", book)[0] for _ in range(n)]
+    by_name = [sync_json(state, CAR_NAME, book)[0] for _ in range(n)]
     print(f"  sync 10k unchanged, by name: {_r(by_name)} s")
 
     small = work / "book500.vcf"
