@@ -100,8 +100,10 @@ def bay_report(
         (car_svc or {}).get("Spec", {}).get("EndpointSpec", {}).get("Ports") or []
     )
     port = next((p["PublishedPort"] for p in ports if p.get("TargetPort") == 8080), None)
-    if car_tasks and port:
-        node = nodes.get(car_tasks[0].get("NodeID", ""), {})
+    car_task = car_tasks[0] if car_tasks else {}
+    state = car_task.get("Status", {}).get("State")
+    if state == "running" and port:
+        node = nodes.get(car_task.get("NodeID", ""), {})
         addr = node.get("Status", {}).get("Addr") or "127.0.0.1"
         if addr in ("0.0.0.0", "") or node.get("ID") == self_id:
             addr = node.get("ManagerStatus", {}).get("Addr", "").rsplit(":", 1)[0] or addr
@@ -110,7 +112,7 @@ def bay_report(
         report["node_state"] = node.get("Status", {}).get("State")
         report["dashboard"] = f"http://{addr}:{port}"
     else:
-        report["error"] = "no running car task" if port else "car service has no host port"
+        report["error"] = f"car task {state or 'missing'}" if port else "car has no host port"
     cars_phones: list[dict[str, Any]] = []
     if report["dashboard"]:
         try:
@@ -128,7 +130,9 @@ def bay_report(
         name = f"{bay}_phone-{t.get('Slot')}"
         named.add(name)
         report["phones"].append(phone_report(report, name, t, nodes, cars_phones, n))
-    report["stale"] = [p["name"] for p in cars_phones if p["name"] not in named or not p["connected"]]
+    report["stale"] = [
+        p["name"] for p in cars_phones if p["name"] not in named or not p["connected"]
+    ]
     return report
 
 
@@ -161,7 +165,8 @@ def phone_report(
 
 def main(argv: list[str]) -> int:
     """Read fleet.sh's JSON, print the report."""
-    doc = json.load(open(argv[1]))
+    with open(argv[1]) as f:
+        doc = json.load(f)
     nodes = {n["ID"]: n for n in doc["nodes"]}
     by_bay: dict[str, dict[str, dict[str, Any]]] = {}
     for s in doc["services"]:

@@ -77,27 +77,35 @@ cmd_up() {
     local nodes_=()
     mapfile -t nodes_ < <(nodes)
     [ ${#nodes_[@]} -gt 0 ] || die "no Ready node (is DOCKER_HOST a swarm manager?)"
+    # Newer CLIs warn unless told to return at once (the old default); older ones lack it.
+    local detach=()
+    docker stack deploy --help 2>/dev/null | grep -q -- '--detach' && detach=(--detach=true)
     local i node
     for i in $(seq 1 "$count"); do
         node="${nodes_[$(((i - 1) % ${#nodes_[@]}))]}"
         # --resolve-image never: the image is loaded on each node, there is no registry.
         CARHUB_BAY="bay$i" CARHUB_BAY_NODE="$node" CARHUB_BAY_UI_PORT=$((PORT_BASE + i)) \
-            docker stack deploy --resolve-image never -c "$STACK_FILE" "bay$i" >/dev/null \
-            || die "deploying bay$i failed"
+            docker stack deploy "${detach[@]}" --resolve-image never -c "$STACK_FILE" "bay$i" \
+            >/dev/null || die "deploying bay$i failed"
         log "bay$i: radio + car on node $node, dashboard port $((PORT_BASE + i)), $CARHUB_PHONES_PER_BAY phones"
     done
 }
 
 cmd_down() {
-    local b left
-    for b in $(bays); do docker stack rm "$b" >/dev/null; log "removed $b"; done
-    # stack rm returns at once; the networks go when their tasks have stopped.
-    local deadline=$((SECONDS + 60))
-    while left="$(docker network ls --filter label=com.docker.stack.namespace -q)" && [ -n "$left" ]; do
-        [ $SECONDS -lt $deadline ] || die "bay networks still there after 60s: $left"
-        sleep 1
-        for b in $left; do docker network rm "$b" >/dev/null 2>&1 || true; done
+    # stack rm returns at once, and cannot remove a network while a task still uses it;
+    # try again until the stacks and their networks are gone.
+    local b left deadline=$((SECONDS + ${CARHUB_FLEET_DOWN_WAIT:-90}))
+    for b in $(bays); do
+        docker stack rm "$b" >/dev/null 2>&1 || true
+        log "removing $b"
     done
+    while left="$(bays; docker network ls --filter label=com.docker.stack.namespace -q)" \
+        && [ -n "$left" ]; do
+        [ $SECONDS -lt $deadline ] || die "still there after the wait: $(echo $left)"
+        sleep 2
+        for b in $(bays); do docker stack rm "$b" >/dev/null 2>&1 || true; done
+    done
+    log "fleet removed"
 }
 
 cmd_status() {

@@ -75,6 +75,21 @@ wait_until() {
     done
 }
 
+cg_dirs() {
+    # The cgroup directories (every hierarchy) named $1: a relative --cgroup-parent lands
+    # under the cgroup of the engine in each hierarchy, wherever that is.
+    find /sys/fs/cgroup -maxdepth 6 -type d -name "$1" 2>/dev/null || true
+}
+
+cg_pids() {
+    # PIDs of every process in the cgroups named $1.
+    local d
+    for d in $(cg_dirs "$1"); do
+        case "$d" in /sys/fs/cgroup/pids/* | /sys/fs/cgroup/memory/*) ;; *) continue ;; esac
+        cat "$d"/*/cgroup.procs 2>/dev/null || true
+    done | sort -u
+}
+
 # ---- engines -------------------------------------------------------------------------
 
 make_netns() {
@@ -121,6 +136,7 @@ EOF
     setsid nsenter --net="/var/run/netns/$ns" containerd --config "$dir/containerd.toml" \
         >"$dir/containerd.log" 2>&1 </dev/null &
     echo $! >"$dir/containerd.pid"
+    disown
     local deadline=$((SECONDS + 30))
     until [ -S "$dir/containerd.sock" ]; do
         kill -0 "$(cat "$dir/containerd.pid")" 2>/dev/null \
@@ -138,6 +154,7 @@ EOF
         --cgroup-parent "$cg" --storage-driver "${CARHUB_DOCKER_STORAGE:-overlay2}" \
         >"$dir/dockerd.log" 2>&1 </dev/null &
     local launcher=$!
+    disown
     deadline=$((SECONDS + 60))
     until DOCKER_HOST="unix://$dir/docker.sock" docker version >/dev/null 2>&1; do
         kill -0 "$launcher" 2>/dev/null \
@@ -244,12 +261,14 @@ deploy_fleet() {
 
 fleet_rss() {
     # Total RSS of every container process of both engines (their cgroups), in MB.
-    local kb=0 pid
-    for pid in $(cat /sys/fs/cgroup/memory/"$CG_M"/*/cgroup.procs /sys/fs/cgroup/memory/"$CG_W"/*/cgroup.procs 2>/dev/null); do
-        kb=$((kb + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+    local kb=0 n=0 pid rss
+    for pid in $(cg_pids "$CG_M"; cg_pids "$CG_W"); do
+        rss="$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
+        kb=$((kb + ${rss:-0}))
+        n=$((n + 1))
     done
-    FIGURES+=("total RSS of the fleet's processes: $((kb / 1024)) MB")
-    log "total RSS of the fleet's processes: $((kb / 1024)) MB"
+    FIGURES+=("total RSS of the fleet's $n container processes: $((kb / 1024)) MB")
+    log "total RSS of the fleet's $n container processes: $((kb / 1024)) MB"
 }
 
 manager_bays() {
@@ -281,6 +300,10 @@ print("[swarm-ci]   same cars before and after: %s" % ("no: " + " ".join(bad) if
 sys.exit(1 if bad else 0)
 PY
     fleet status >&2
+    # As an operator would with a host that is gone for good: without this, its tasks
+    # never report stopped and `stack rm` cannot remove the bays' networks.
+    dm node rm --force swarm-w >/dev/null
+    log "removed the dead worker from the swarm"
     FIGURES+=("manager's bays healed after the worker died: $((SECONDS - t))s after it was Down")
 }
 
@@ -294,7 +317,7 @@ kill_node() {
     for pid in $(cat "$dir/dockerd.pid" "$dir/containerd.pid" 2>/dev/null); do
         kill -KILL "$pid" 2>/dev/null || true
     done
-    for pid in $(cat /sys/fs/cgroup/pids/"$cg"/*/cgroup.procs 2>/dev/null); do
+    for pid in $(cg_pids "$cg"); do
         kill -KILL "$pid" 2>/dev/null || true
     done
     for pid in $(our_pids "$dir/"); do
@@ -380,13 +403,13 @@ cleanup() {
         umount -l "$m" 2>/dev/null || true
     done
     local cg
-    for cg in /sys/fs/cgroup/*/"$CG_M" /sys/fs/cgroup/*/"$CG_W"; do
-        [ -d "$cg" ] || continue
-        find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    for cg in $(cg_dirs "$CG_M"; cg_dirs "$CG_W"); do
+        find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     done
     rm -rf "$WORK"
     local left=""
     [ -z "$(our_pids "$WORK/")" ] || left="$left processes"
+    [ -z "$(cg_dirs "$CG_M"; cg_dirs "$CG_W")" ] || left="$left cgroups"
     ! ip netns list | grep -qE "^($NS_M|$NS_W)( |$)" || left="$left namespaces"
     [ ! -e "$WORK" ] || left="$left $WORK"
     [ -z "$left" ] || { log "left behind:$left"; [ $rc -ne 0 ] || rc=1; }
