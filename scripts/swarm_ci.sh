@@ -260,15 +260,19 @@ deploy_fleet() {
 }
 
 fleet_rss() {
-    # Total RSS of every container process of both engines (their cgroups), in MB.
-    local kb=0 n=0 pid rss
+    # Memory of every container process of both engines (their cgroups): the sum of VmRSS
+    # (shared pages counted in every process) and of Pss (shared pages split among them).
+    local kb=0 pss=0 n=0 pid v
     for pid in $(cg_pids "$CG_M"; cg_pids "$CG_W"); do
-        rss="$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
-        kb=$((kb + ${rss:-0}))
+        v="$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
+        kb=$((kb + ${v:-0}))
+        v="$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || true)"
+        pss=$((pss + ${v:-0}))
         n=$((n + 1))
     done
-    FIGURES+=("total RSS of the fleet's $n container processes: $((kb / 1024)) MB")
-    log "total RSS of the fleet's $n container processes: $((kb / 1024)) MB"
+    local line="memory of the fleet's $n container processes: RSS $((kb / 1024)) MB, PSS $((pss / 1024)) MB"
+    FIGURES+=("$line")
+    log "$line"
 }
 
 manager_bays() {
