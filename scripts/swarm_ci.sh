@@ -402,6 +402,8 @@ cleanup() {
     for n in w m; do stop_engine "$n"; done
     clean_netns "$NS_M" "$VETH_M"
     clean_netns "$NS_W" "$VETH_W"
+    # A failure between creating the veth and moving it leaves it in the host's namespace.
+    ip link del "$VETH_M" 2>/dev/null || true
     # dockerd leaves its network namespaces (exec/netns/*) bind-mounted: lift them all.
     { grep -o " $WORK/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do
         umount -l "$m" 2>/dev/null || true
@@ -415,6 +417,7 @@ cleanup() {
     [ -z "$(our_pids "$WORK/")" ] || left="$left processes"
     [ -z "$(cg_dirs "$CG_M"; cg_dirs "$CG_W")" ] || left="$left cgroups"
     ! ip netns list | grep -qE "^($NS_M|$NS_W)( |$)" || left="$left namespaces"
+    ! ip link show "$VETH_M" >/dev/null 2>&1 || left="$left veth"
     [ ! -e "$WORK" ] || left="$left $WORK"
     [ -z "$left" ] || { log "left behind:$left"; [ $rc -ne 0 ] || rc=1; }
     printf '%s\n' "${SUMMARY[@]}" >&2
@@ -424,7 +427,7 @@ cleanup() {
 }
 
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'log "FAILED: interrupted"; exit 130' INT TERM
 
 step "image tarball" image_tar
 step "namespaces + veth" make_netns
