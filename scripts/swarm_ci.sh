@@ -273,6 +273,23 @@ fleet_rss() {
     local line="memory of the fleet's $n container processes: RSS $((kb / 1024)) MB, PSS $((pss / 1024)) MB"
     FIGURES+=("$line")
     log "$line"
+    # Idle CPU of the converged fleet: utime + stime of those processes over a window.
+    local window="${CARHUB_SWARM_IDLE_WINDOW:-10}" t0 t1
+    t0="$(cpu_ticks)"
+    sleep "$window"
+    t1="$(cpu_ticks)"
+    line="idle CPU of the fleet over ${window}s: $(((t1 - t0) * 100 / $(getconf CLK_TCK) / window))% of one core"
+    FIGURES+=("$line")
+    log "$line"
+}
+
+cpu_ticks() {
+    local pid sum=0 v
+    for pid in $(cg_pids "$CG_M"; cg_pids "$CG_W"); do
+        v="$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true)"
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
 }
 
 manager_bays() {
