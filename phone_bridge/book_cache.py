@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import protocol
 from protocol.contacts import Contact, Photo
 from protocol.errors import VCardError
 from protocol.vcard import ImportResult, import_vcards
+from shell.files import write_private
 
 __all__ = ["FORMAT", "BookCache", "importer_version"]
 
@@ -140,7 +140,7 @@ class BookCache:
         body = _MAGIC + importer_version() + digest + _encoder.encode(book)
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _atomic_write(entry, body)
+            write_private(entry, body)
         except OSError as exc:
             log.warning("book cache %s not written (%s)", entry, exc.strerror or exc)
 
@@ -162,19 +162,3 @@ class _Importer:
         result = import_vcards(data)
         self.owner.store(self.entry, digest, result)
         return result
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` (0600 from creation), then rename it.
-
-    Raises:
-        OSError: the disk refused.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

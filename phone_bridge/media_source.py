@@ -26,7 +26,7 @@ from mutagen.id3 import ID3
 from mutagen.mp4 import MP4Cover
 
 from phone_bridge.errors import MediaSourceError
-from protocol.media import Artwork, Track
+from protocol.media import Artwork, Track, sniff_image_mime
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -240,14 +240,9 @@ def _mp4_mime(cover: Any) -> str:
 
 def _sniff_mime(data: bytes, declared: str) -> str:
     """Trust the image's magic bytes over the tag's declared MIME type."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
+    sniffed = sniff_image_mime(data)
+    if sniffed is not None:
+        return sniffed
     return declared if declared.startswith("image/") else "application/octet-stream"
 
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phone_bridge.errors import StateError
+from shell.files import write_private
 
 if TYPE_CHECKING:
     import msgspec
@@ -203,17 +203,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         StateError: the disk refused the write.
     """
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                if durable:
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(path, data, durable=durable)
     except OSError as exc:
         raise StateError(f"cannot write {path}: {exc.strerror}") from exc
 

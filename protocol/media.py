@@ -40,6 +40,7 @@ __all__ = [
     "artwork_of",
     "now_playing",
     "position_at",
+    "sniff_image_mime",
     "validate_command",
 ]
 
@@ -135,6 +136,22 @@ class PlayerState(msgspec.Struct, frozen=True):
 def artwork_of(data: bytes, mime: str) -> Artwork:
     """Build an ``Artwork`` message named by the SHA-256 of ``data``."""
     return Artwork(hashlib.sha256(data).digest(), mime, data)
+
+
+def sniff_image_mime(data: bytes) -> str | None:
+    """The image type that ``data``'s magic bytes name (PNG, JPEG, WebP, GIF), or None.
+
+    A file's bytes are trusted over the type a tag or a player declares for them.
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None
 
 
 def position_at(np: NowPlaying, received_at_ms: int, now_ms: int) -> int:

@@ -10,11 +10,11 @@ only while the key file's current bytes made it.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from protocol.identity import Identity, cached_public_key, public_key_record
 from shell.errors import KeyFileError
+from shell.files import write_private
 
 __all__ = ["KeyFileError", "load_or_create_identity", "load_public_key"]
 
@@ -67,19 +67,7 @@ def load_public_key(path: Path) -> bytes:
     identity = load_or_create_identity(path)  # the checks, and their messages, are its own
     public = identity.public_key
     try:
-        _write_private(record_path, public_key_record(identity.private_bytes(), public))
+        write_private(record_path, public_key_record(identity.private_bytes(), public))
     except OSError:
         pass  # a read-only state dir: the key is derived again next time
     return public
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically with a file of mode 0600 (``mkstemp``'s)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -7,8 +7,12 @@ import inspect
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.phone_bridge.fake_mpris import PrivateBus
 
 # pytester: tests/plugin runs inner pytest sessions. carhub.testing.plugin: the project's
 # own fixtures (installed as an entry point too; same name, so it is registered once).
@@ -21,6 +25,18 @@ VCARD_CORPUS = ROOT / "tests" / "data" / "vcard"
 @pytest.fixture
 def vcard_corpus() -> Path:
     return VCARD_CORPUS
+
+
+@pytest.fixture
+def bus() -> Iterator[PrivateBus]:
+    """A private session bus (``dbus-daemon``, never the user's) for the MPRIS tests."""
+    from tests.phone_bridge.fake_mpris import PrivateBus  # dbus_fast: only where used
+
+    b = PrivateBus()
+    try:
+        yield b
+    finally:
+        b.stop()
 
 
 def _child_pids() -> set[int]:

@@ -13,7 +13,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from carhub.testing.processes import Processes, console_script, wait_for
+from carhub.testing.processes import Daemon, Processes, console_script, wait_for
 
 if TYPE_CHECKING:
     from carhub.testing.radio import Radio
@@ -35,7 +35,7 @@ def cli_options(options: dict[str, Any]) -> list[str]:
     return args
 
 
-class Car:
+class Car(Daemon):
     """A running ``carhub run`` on free loopback ports, in its own state folder.
 
     ``carhub_car(...)`` makes these; see docs/testing.md. The REST methods raise
@@ -87,10 +87,6 @@ class Car:
         """The car's stderr (its log), appended to across restarts."""
         return self.state_dir.with_name(self.state_dir.name + ".log")
 
-    def log(self) -> str:
-        """Everything the car logged so far."""
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
     def start(self, timeout: float = 30.0) -> Car:
         """Start ``carhub run --json`` and wait for its ``ready`` line.
 
@@ -119,16 +115,6 @@ class Car:
         self.options["listen"] = self.endpoint
         self.options["ui"] = self.dashboard.removeprefix("http://").rstrip("/")
         return self
-
-    def stop(self) -> None:
-        """SIGTERM the car (SIGKILL if it hangs); its state folder stays."""
-        if self.proc is not None:
-            self._processes.stop(self.proc)
-
-    def kill(self) -> None:
-        """SIGKILL the car: it dies with no goodbye to its phones."""
-        if self.proc is not None:
-            self._processes.kill(self.proc)
 
     def restart(self, timeout: float = 30.0, *, same_ports: bool = True) -> Car:
         """Stop the car and start it again with the same state (key, phones, contacts).

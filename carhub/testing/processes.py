@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "CommandFailed",
+    "Daemon",
     "Processes",
     "Result",
     "console_script",
@@ -184,6 +185,35 @@ class Processes:
                 self.stop(proc)
             except Exception as exc:  # keep stopping the others
                 log.warning("could not stop pid %d: %s", proc.pid, exc)
+
+
+class Daemon:
+    """A long-running console script a test started (a car, a radio): its log, stop, kill.
+
+    A subclass sets ``_processes`` and ``proc`` and says where ``log_path`` is.
+    """
+
+    _processes: Processes
+    proc: subprocess.Popen[str] | None
+
+    @property
+    def log_path(self) -> Path:
+        """Where the process's stderr (its log) goes, appended to across restarts."""
+        raise NotImplementedError
+
+    def log(self) -> str:
+        """Everything the process logged so far."""
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM the process (SIGKILL if it hangs); its state and log stay."""
+        if self.proc is not None:
+            self._processes.stop(self.proc)
+
+    def kill(self) -> None:
+        """SIGKILL the process: it dies with no goodbye to its peers."""
+        if self.proc is not None:
+            self._processes.kill(self.proc)
 
 
 def _signal_group(proc: subprocess.Popen[str], sig: signal.Signals) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from carhub.testing.processes import Processes, console_script, free_port, wait_for
+from carhub.testing.processes import Daemon, Processes, console_script, free_port, wait_for
 
 __all__ = ["Radio"]
 
 
-class Radio:
+class Radio(Daemon):
     """A ``carhub-radio serve`` subprocess on a fixed loopback port.
 
     Give it to ``carhub_car(radio=...)`` and ``carhub_phone(transport="ble", radio=...)``.
@@ -39,10 +39,6 @@ class Radio:
         """The radio's stderr (its log)."""
         return self.workdir / f"radio-{self.port}.log"
 
-    def log(self) -> str:
-        """Everything the radio logged so far."""
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
     def start(self, timeout: float = 15.0) -> Radio:
         """Start the radio and wait until it listens.
 
@@ -69,16 +65,6 @@ class Radio:
 
         wait_for(listening, timeout, "carhub-radio to listen")
         return self
-
-    def stop(self) -> None:
-        """SIGTERM (then SIGKILL) the radio."""
-        if self.proc is not None:
-            self._processes.stop(self.proc)
-
-    def kill(self) -> None:
-        """SIGKILL: the air vanishes with no goodbye to any controller."""
-        if self.proc is not None:
-            self._processes.kill(self.proc)
 
     def restart(self, timeout: float = 15.0) -> Radio:
         """Stop the radio and start it again on the same port (the same ``transport``)."""

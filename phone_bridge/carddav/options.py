@@ -35,7 +35,6 @@ __all__ = [
     "CardDavUser",
     "ContactSource",
     "carddav_config",
-    "read_carddav",
 ]
 
 log = logging.getLogger("phone_bridge.carddav")
@@ -98,16 +97,13 @@ class ContactSource:
 
         Raises:
             typer.Exit: neither or both sources, or whatever ``read_contacts`` or
-                ``read_carddav`` refuse (one line, the exit code, nothing sent).
+                ``_pull`` refuse (one line, the exit code, nothing sent).
         """
         from phone_bridge.cli.app import fail
         from phone_bridge.cli.inputs import read_contacts
 
         if self.carddav is not None and self.contacts is None:
-            return read_carddav(
-                state_root, self.carddav, self.user, self.password_file, self.ca,
-                interval=self.interval, allow_deletes=allow_deletes, as_json=as_json,
-            )  # fmt: skip
+            return self._pull(self.carddav, state_root, allow_deletes, as_json)
         if self.contacts is not None and self.carddav is None:
             return None, read_contacts(
                 self.contacts, as_json, allow_empty=allow_deletes, state_dir=state_root
@@ -115,36 +111,31 @@ class ContactSource:
         msg = "give exactly one contact source: --contacts FILE or --carddav URL"
         raise fail(BadInput(msg), as_json)
 
+    def _pull(
+        self, url: str, state_root: Path, allow_deletes: bool, as_json: bool
+    ) -> tuple[CardDavFeed, Contacts]:
+        """Check the CardDAV options and pull the book at ``url`` once, before the car is
+        contacted.
 
-def read_carddav(
-    state_root: Path,
-    url: str,
-    user: str | None,
-    password_file: Path | None,
-    ca: Path | None,
-    *,
-    interval: float = 30.0,
-    allow_deletes: bool = False,
-    as_json: bool = False,
-) -> tuple[CardDavFeed, Contacts]:
-    """Check the options and pull the book once, before the car is contacted.
+        Returns:
+            The contact source (for ``run`` to keep polling) and the whole book.
 
-    Returns:
-        The contact source (for ``run`` to keep polling) and the whole book.
+        Raises:
+            typer.Exit: bad options (exit 2), credentials refused (exit 8), the server
+                failed (exit 1), the book is empty or unreadable (exit 2): one line,
+                nothing sent.
+        """
+        from phone_bridge.carddav.feed import CardDavFeed
+        from phone_bridge.cli.app import fail, run_flow
 
-    Raises:
-        typer.Exit: bad options (exit 2), credentials refused (exit 8), the server failed
-            (exit 1), the book is empty or unreadable (exit 2): one line, nothing sent.
-    """
-    from phone_bridge.carddav.feed import CardDavFeed
-    from phone_bridge.cli.app import fail, run_flow
-
-    try:
-        config = carddav_config(url, user, password_file, ca, interval, allow_deletes)
-        feed = CardDavFeed(config, state_root)
-    except BridgeError as exc:
-        raise fail(exc, as_json) from None
-    return feed, run_flow(feed.pull(), as_json)
+        try:
+            config = carddav_config(
+                url, self.user, self.password_file, self.ca, self.interval, allow_deletes
+            )
+            feed = CardDavFeed(config, state_root)
+        except BridgeError as exc:
+            raise fail(exc, as_json) from None
+        return feed, run_flow(feed.pull(), as_json)
 
 
 def carddav_config(

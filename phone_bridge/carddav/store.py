@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import msgspec
 
 from phone_bridge.errors import StateError
+from shell.files import write_private
 
 __all__ = ["BookState", "StoredCard", "load_book_state", "save_book_state", "state_path"]
 
@@ -84,15 +83,6 @@ def save_book_state(path: Path, state: BookState) -> None:
     """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + _encoder.encode(state))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(path, _MAGIC + _encoder.encode(state), durable=True)
     except OSError as exc:
         raise StateError(f"cannot write {path}: {exc.strerror}") from exc

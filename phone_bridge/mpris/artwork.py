@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from protocol.media import Artwork, artwork_of
+from protocol.media import Artwork, artwork_of, sniff_image_mime
 
 __all__ = ["MAX_ART_BYTES", "ArtCache"]
 
@@ -136,14 +136,9 @@ def _image_mime(data: bytes, declared: str) -> str:
     Raises:
         ValueError: neither the bytes nor the declared type say image.
     """
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
+    sniffed = sniff_image_mime(data)
+    if sniffed is not None:
+        return sniffed
     if declared.startswith("image/"):
         return declared
     raise ValueError(f"not an image ({declared or 'unknown type'})")

@@ -24,13 +24,22 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e.ble_helpers import BlePhone, Radio, ble_car, free_port
 from tests.e2e.helpers import Car, Phone, poll, sample_vcf, spawn, stop_all
 
-__all__ = ["BleCaptures", "LanCapture", "ble_captures", "lan_capture"]
+__all__ = [
+    "BleCaptures",
+    "LanCapture",
+    "ble_captures",
+    "dumpcap_path",
+    "lan_capture",
+    "recording",
+]
 
 
 @dataclass(frozen=True)
@@ -112,43 +121,66 @@ def lan_capture(workdir: Path, contacts: int = 20, keylog: Path | None = None) -
     Raises:
         RuntimeError: dumpcap is not installed or did not start.
     """
-    dumpcap = shutil.which("dumpcap")
-    if dumpcap is None:
-        raise RuntimeError("dumpcap is not installed (apt-get install tshark)")
+    dumpcap = dumpcap_path()
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cap = LanCapture(workdir / "lan.pcapng", port, contacts, keylog)
     vcf = sample_vcf(workdir / "contacts.vcf", contacts)
-    log = workdir / "dumpcap.log"
     try:
-        with log.open("w") as err:
-            proc = spawn(
-                [dumpcap, "-q", "-i", "lo", "-f", f"tcp port {port}", "-w", str(cap.pcap)],
-                stdout=subprocess.DEVNULL, stderr=err,
-            )  # fmt: skip
-        poll(lambda: cap.pcap.exists() or proc.poll() is not None, 10, "dumpcap to start")
-        if proc.poll() is not None:
-            raise RuntimeError(f"dumpcap exited: {log.read_text()}")
-        time.sleep(0.5)  # the capture filter is compiled and attached after the file opens
-        # The last --listen wins: the fixed port dumpcap filters on.
-        extra = ["--auto-confirm", "--no-ble", "--listen", f"127.0.0.1:{port}"]
-        car = Car(workdir / "car", name="Capture Car", extra=[*extra, *_keylog_args(keylog)])
-        car.start()
-        assert car.endpoint.endswith(f":{port}"), car.ready
-        phone = Phone(workdir / "phone")
-        r = phone.run("pair", f"127.0.0.1:{port}", "--auto-confirm", "--json",
-                      *_keylog_args(keylog))  # fmt: skip
-        assert r.code == 0, r
-        r = phone.run("sync", f"127.0.0.1:{port}", "--contacts", str(vcf), "--json",
-                      *_keylog_args(keylog))  # fmt: skip
-        assert r.code == 0, r
-        car.stop()
-        time.sleep(0.5)  # let the last packets reach the capture
-        proc.send_signal(signal.SIGINT)  # dumpcap finishes the file on SIGINT
-        proc.wait(10)
+        with recording(dumpcap, port, cap.pcap, workdir / "dumpcap.log"):
+            # The last --listen wins: the fixed port dumpcap filters on.
+            extra = ["--auto-confirm", "--no-ble", "--listen", f"127.0.0.1:{port}"]
+            car = Car(workdir / "car", name="Capture Car", extra=[*extra, *_keylog_args(keylog)])
+            car.start()
+            assert car.endpoint.endswith(f":{port}"), car.ready
+            phone = Phone(workdir / "phone")
+            r = phone.run("pair", f"127.0.0.1:{port}", "--auto-confirm", "--json",
+                          *_keylog_args(keylog))  # fmt: skip
+            assert r.code == 0, r
+            r = phone.run("sync", f"127.0.0.1:{port}", "--contacts", str(vcf), "--json",
+                          *_keylog_args(keylog))  # fmt: skip
+            assert r.code == 0, r
+            car.stop()
     finally:
         stop_all()
     return cap
+
+
+def dumpcap_path() -> str:
+    """Where dumpcap is.
+
+    Raises:
+        RuntimeError: dumpcap is not installed.
+    """
+    dumpcap = shutil.which("dumpcap")
+    if dumpcap is None:
+        raise RuntimeError("dumpcap is not installed (apt-get install tshark)")
+    return dumpcap
+
+
+@contextmanager
+def recording(dumpcap: str, port: int, pcap: Path, log: Path) -> Iterator[None]:
+    """Record loopback TCP ``port`` into ``pcap`` with dumpcap while the block runs.
+
+    The capture is finished (SIGINT) and closed when the block ends normally; on an
+    exception, dumpcap is left to the caller's ``stop_all``.
+
+    Raises:
+        RuntimeError: dumpcap did not start (its log is in the message).
+    """
+    with log.open("w") as err:
+        proc = spawn(
+            [dumpcap, "-q", "-i", "lo", "-f", f"tcp port {port}", "-w", str(pcap)],
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    poll(lambda: pcap.exists() or proc.poll() is not None, 10, "dumpcap to start")
+    if proc.poll() is not None:
+        raise RuntimeError(f"dumpcap exited: {log.read_text()}")
+    time.sleep(0.5)  # the capture filter is compiled and attached after the file opens
+    yield
+    time.sleep(0.5)  # let the last packets reach the capture
+    proc.send_signal(signal.SIGINT)  # dumpcap finishes the file on SIGINT
+    proc.wait(10)
 
 
 def main(argv: list[str]) -> int:

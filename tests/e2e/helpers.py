@@ -19,6 +19,9 @@ from typing import Any, TypeVar
 
 import httpx
 
+# One result type for the old helpers and the plugin: tests mix the two.
+from carhub.testing.processes import Result
+
 BIN = Path(sys.executable).parent
 CARHUB = str(BIN / "carhub")
 PHONE = str(BIN / "phone-bridge")
@@ -185,17 +188,6 @@ class Phone:
 
     def sync(self, car: Car, contacts: Path, *extra: str) -> Result:
         return self.run("sync", car.endpoint, "--contacts", str(contacts), "--json", *extra)
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out.strip().splitlines()[-1])
 
 
 def sample_vcf(path: Path, count: int) -> Path:

@@ -15,21 +15,18 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import Car, Phone, Result, poll, spawn, stop
-from tests.phone_bridge.carddav_radicale import Radicale, card, self_signed_cert
+from tests.phone_bridge.carddav_radicale import Radicale, card, self_signed_cert, serving
 
 ENV = {**os.environ, "CARHUB_CARDDAV_PASSWORD": "secret"}
 
 
 @pytest.fixture
 def radicale(tmp_path: Path) -> Iterator[Radicale]:
-    server = Radicale(tmp_path / "radicale")
-    for i in range(30):
-        server.write(f"c{i:02d}.vcf", card(f"uid-{i}", f"Person {i:02d}", f"+49300{i:05d}"))
-    server.start()
-    try:
+    cards = {
+        f"c{i:02d}.vcf": card(f"uid-{i}", f"Person {i:02d}", f"+49300{i:05d}") for i in range(30)
+    }
+    with serving(tmp_path / "radicale", cards) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def dav_sync(phone: Phone, car: Car, url: str, *extra: str, env: dict[str, str] = ENV) -> Result:
@@ -137,17 +134,12 @@ def test_tls_with_a_self_signed_certificate_via_carddav_ca(
 ) -> None:
     car, phone, pid = paired
     cert, key = self_signed_cert(tmp_path)
-    server = Radicale(tmp_path / "tls", tls=(cert, key))
-    server.write("a.vcf", card("a", "Over TLS"))
-    server.start()
-    try:
+    with serving(tmp_path / "tls", {"a.vcf": card("a", "Over TLS")}, tls=(cert, key)) as server:
         r = dav_sync(phone, car, server.book_url())
         assert r.code == 1 and "TLS certificate not trusted" in r.err, r
         r = dav_sync(phone, car, server.book_url(), "--carddav-ca", str(cert))
         assert r.code == 0, r
         assert fns(car, pid) == ["Over TLS"]
-    finally:
-        server.stop()
 
 
 def test_run_picks_up_a_change_within_the_interval(

@@ -12,12 +12,10 @@ import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.e2e.helpers import Car, Phone, poll, stop
 from tests.phone_bridge.fake_mpris import FakeTrack, PlayerThread, PrivateBus, png, sample_tracks
@@ -34,15 +32,6 @@ CARD = "\r\n".join(
         "",
     ]
 )
-
-
-@pytest.fixture
-def bus() -> Iterator[PrivateBus]:
-    b = PrivateBus()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def media(car: Car) -> dict[str, Any]:

@@ -15,12 +15,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-__all__ = ["Radicale", "card", "self_signed_cert"]
+__all__ = ["Radicale", "card", "self_signed_cert", "serving"]
 
 
 def card(uid: str, fn: str, tel: str = "+4930123", extra: str = "") -> str:
@@ -176,3 +178,19 @@ class Radicale:
 
     def wipe(self) -> None:
         shutil.rmtree(self.root / "store", ignore_errors=True)
+
+
+@contextmanager
+def serving(
+    root: Path, cards: Mapping[str, str], tls: tuple[Path, Path] | None = None
+) -> Iterator[Radicale]:
+    """A started Radicale under ``root`` whose book holds ``cards`` (file name: vCard),
+    stopped when the block ends."""
+    server = Radicale(root, tls=tls)
+    for name, text in cards.items():
+        server.write(name, text)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

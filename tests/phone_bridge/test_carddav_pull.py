@@ -20,21 +20,16 @@ from phone_bridge.carddav.feed import CardDavConfig, CardDavFeed
 from phone_bridge.errors import BadInput, CredentialsRefused, SourceUnavailable
 from protocol.contacts import photo_hash
 from shell.sample_data import sample_png
-from tests.phone_bridge.carddav_radicale import Radicale, card, self_signed_cert
+from tests.phone_bridge.carddav_radicale import Radicale, card, self_signed_cert, serving
 
 ALICE = Login("alice", "secret")
 
 
 @pytest.fixture
 def radicale(tmp_path: Path) -> Iterator[Radicale]:
-    server = Radicale(tmp_path / "radicale")
-    for i in range(5):
-        server.write(f"c{i}.vcf", card(f"uid-{i}", f"Person {i}", f"+4930000{i}"))
-    server.start()
-    try:
+    cards = {f"c{i}.vcf": card(f"uid-{i}", f"Person {i}", f"+4930000{i}") for i in range(5)}
+    with serving(tmp_path / "radicale", cards) as server:
         yield server
-    finally:
-        server.stop()
 
 
 class Hook(httpx.AsyncBaseTransport):
@@ -220,16 +215,12 @@ async def test_wrong_credentials_are_exit_8(radicale: Radicale, tmp_path: Path) 
 
 async def test_tls_with_a_self_signed_certificate_needs_carddav_ca(tmp_path: Path) -> None:
     cert, key = self_signed_cert(tmp_path)
-    server = Radicale(tmp_path / "radicale", tls=(cert, key))
-    server.write("a.vcf", card("a", "Over TLS"))
-    server.start()
-    try:
+    cards = {"a.vcf": card("a", "Over TLS")}
+    with serving(tmp_path / "radicale", cards, tls=(cert, key)) as server:
         with pytest.raises(SourceUnavailable, match="not trusted"):
             await feed(tmp_path, server.book_url()).pull()
         book = await feed(tmp_path, server.book_url(), Login("alice", "secret", cert)).pull()
         assert names(book) == ["Over TLS"]
-    finally:
-        server.stop()
 
 
 async def test_a_card_radicale_cannot_read_is_left_out_by_the_server(

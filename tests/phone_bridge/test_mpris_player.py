@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -20,15 +20,6 @@ from protocol.media import MediaCommand, NowPlaying
 from tests.phone_bridge.fake_mpris import FakeMprisPlayer, FakeTrack, PrivateBus, png
 
 LIMIT = 2.0  # seconds from a change in the player to the car (issue 14)
-
-
-@pytest.fixture
-def bus() -> Iterator[PrivateBus]:
-    b = PrivateBus()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 class Car:

@@ -11,7 +11,7 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,15 +24,6 @@ pytestmark = pytest.mark.skipif(
     PLAYERCTL is None,
     reason="PLAYERCTL NOT INSTALLED: apt-get install -y playerctl (scripts/setup.sh does)",
 )
-
-
-@pytest.fixture
-def bus() -> Iterator[PrivateBus]:
-    b = PrivateBus()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from protocol.media import (
     artwork_of,
     now_playing,
     position_at,
+    sniff_image_mime,
 )
 from protocol.messages import decode, encode
 
@@ -182,3 +183,19 @@ def test_artwork_and_command_round_trip() -> None:
 def test_bad_media_messages_are_message_errors(fields: list[object]) -> None:
     with pytest.raises(MessageError):
         decode(msgspec.msgpack.encode(fields))
+
+
+@pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(8), "image/png"),
+        (b"\xff\xd8\xff\xe0" + bytes(8), "image/jpeg"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"GIF89a" + bytes(8), "image/gif"),
+        (b"GIF87a" + bytes(8), "image/gif"),
+        (b"<svg xmlns=...>", None),
+        (b"", None),
+    ],
+)
+def test_sniff_image_mime_names_the_type_the_bytes_say(data: bytes, mime: str | None) -> None:
+    assert sniff_image_mime(data) == mime

@@ -7,14 +7,11 @@ dissector's tests see a plaintext ``Error`` as well as the pairing and session m
 
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
+from tests.capture.make_captures import dumpcap_path, recording
 from tests.e2e.ble_helpers import free_port
-from tests.e2e.helpers import Car, Phone, poll, spawn, stop_all
+from tests.e2e.helpers import Car, Phone, stop_all
 
 __all__ = ["refused_pair_capture"]
 
@@ -31,31 +28,19 @@ def refused_pair_capture(workdir: Path) -> Path:
     Raises:
         RuntimeError: dumpcap is not installed or did not start.
     """
-    dumpcap = shutil.which("dumpcap")
-    if dumpcap is None:
-        raise RuntimeError("dumpcap is not installed (apt-get install tshark)")
+    dumpcap = dumpcap_path()
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cap = workdir / "refused.pcapng"
-    log = workdir / "dumpcap.log"
     try:
-        with log.open("w") as err:
-            proc = spawn(
-                [dumpcap, "-q", "-i", "lo", "-f", f"tcp port {port}", "-w", str(cap)],
-                stdout=subprocess.DEVNULL, stderr=err,
-            )  # fmt: skip
-        poll(lambda: cap.exists() or proc.poll() is not None, 10, "dumpcap to start")
-        if proc.poll() is not None:
-            raise RuntimeError(f"dumpcap exited: {log.read_text()}")
-        time.sleep(0.5)  # the capture filter is attached after the file opens
-        extra = ["--no-ble", "--no-mdns", "--listen", f"127.0.0.1:{port}"]
-        car = Car(workdir / "car", name="Closed Car", pairing="closed", extra=extra).start()
-        r = Phone(workdir / "phone").run("pair", f"127.0.0.1:{port}", "--auto-confirm", "--json")
-        assert r.code != 0, r  # refused
-        car.stop()
-        time.sleep(0.5)  # let the last packets reach the capture
-        proc.send_signal(signal.SIGINT)  # dumpcap finishes the file on SIGINT
-        proc.wait(10)
+        with recording(dumpcap, port, cap, workdir / "dumpcap.log"):
+            extra = ["--no-ble", "--no-mdns", "--listen", f"127.0.0.1:{port}"]
+            car = Car(workdir / "car", name="Closed Car", pairing="closed", extra=extra).start()
+            r = Phone(workdir / "phone").run(
+                "pair", f"127.0.0.1:{port}", "--auto-confirm", "--json"
+            )
+            assert r.code != 0, r  # refused
+            car.stop()
     finally:
         stop_all()
     return cap
