@@ -163,19 +163,18 @@ class DavClient:
     ) -> tuple[int, bytes, str]:
         import httpx
 
+        from phone_bridge.http_body import BodyRefused, BodyTooLarge, accept_encoding, read_body
+
+        headers = {**headers, **accept_encoding(gzip=True)}
         try:
             async with self._http.stream(method, url, content=body, headers=headers) as r:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in r.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        raise SourceUnavailable(
-                            f"the CardDAV server's answer for {url} is over "
-                            f"{MAX_RESPONSE_BYTES:,} bytes; refused"
-                        )
-                    chunks.append(chunk)
-                return r.status_code, b"".join(chunks), str(r.url)
+                data = await read_body(r, MAX_RESPONSE_BYTES, gzip=True)
+                return r.status_code, data, str(r.url)
+        except BodyTooLarge as exc:
+            msg = f"the CardDAV server's answer for {url} is {exc}; refused"
+            raise SourceUnavailable(msg) from exc
+        except BodyRefused as exc:
+            raise SourceUnavailable(f"the CardDAV server's answer for {url}: {exc}") from exc
         except httpx.HTTPError as exc:
             msg = f"cannot reach the CardDAV server at {url}: {_why(exc)}"
             raise SourceUnavailable(msg) from exc

@@ -83,3 +83,66 @@ def test_the_password_is_not_in_the_config_repr() -> None:
     config = CardDavConfig("https://dav.example/", Login("alice", "s3cret-pw"))
     assert "s3cret-pw" not in repr(config)
     assert "alice" in repr(config)
+
+
+class _Streamed(httpx.AsyncByteStream):
+    """A body that arrives in 64 KiB pieces, as from the network (not read up front)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        for i in range(0, len(self.body), 65536):
+            yield self.body[i : i + 65536]
+
+
+def _bomb_server(coding: str, body: bytes) -> httpx.MockTransport:
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"content-encoding": coding}
+        return httpx.Response(207, headers=headers, stream=_Streamed(body))
+
+    return httpx.MockTransport(answer)
+
+
+def _peak_of_pull(tmp_path: Path, transport: httpx.MockTransport) -> tuple[int, Exception]:
+    import asyncio
+    import tracemalloc
+
+    feed = CardDavFeed(CardDavConfig("https://dav.example/"), tmp_path / "p", transport=transport)
+    tracemalloc.start()
+    try:
+        asyncio.run(feed.pull())
+    except SourceUnavailable as exc:
+        caught = exc
+    else:
+        raise AssertionError("the bomb was taken")
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, caught
+
+
+def test_a_zstd_bomb_is_refused_before_it_inflates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zstandard
+
+    from phone_bridge.carddav import client
+
+    monkeypatch.setattr(client, "MAX_RESPONSE_BYTES", 1 << 20)
+    bomb = zstandard.ZstdCompressor().compress(bytes(150 << 20))  # 150 MiB of zeros, ~5 KiB
+    peak, exc = _peak_of_pull(tmp_path, _bomb_server("zstd", bomb))
+    assert peak < 40 << 20, f"{peak:,} bytes held for a 1 MiB limit"
+    assert "zstd" in str(exc) or "over" in str(exc)
+
+
+def test_a_gzip_bomb_stops_at_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    from phone_bridge.carddav import client
+
+    monkeypatch.setattr(client, "MAX_RESPONSE_BYTES", 1 << 20)
+    bomb = gzip.compress(bytes(100 << 20), compresslevel=9)  # 100 MiB of zeros, ~100 KiB
+    peak, exc = _peak_of_pull(tmp_path, _bomb_server("gzip", bomb))
+    assert peak < 40 << 20, f"{peak:,} bytes held for a 1 MiB limit"
+    assert "over" in str(exc)
