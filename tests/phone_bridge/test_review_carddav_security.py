@@ -146,3 +146,25 @@ def test_a_gzip_bomb_stops_at_the_limit(tmp_path: Path, monkeypatch: pytest.Monk
     peak, exc = _peak_of_pull(tmp_path, _bomb_server("gzip", bomb))
     assert peak < 40 << 20, f"{peak:,} bytes held for a 1 MiB limit"
     assert "over" in str(exc)
+
+
+@pytest.mark.parametrize("target", ["http://dav.example/dav/", "https://other.example/dav/"])
+def test_a_redirect_away_from_the_origin_drops_the_password(tmp_path: Path, target: str) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if str(request.url) == "https://dav.example/":
+            return httpx.Response(301, headers={"location": target})
+        return httpx.Response(401)
+
+    config = CardDavConfig("https://dav.example/", Login("alice", "s3cret-pw"))
+    feed = CardDavFeed(config, tmp_path / "phone", transport=httpx.MockTransport(answer))
+    import asyncio
+
+    from phone_bridge.errors import CredentialsRefused
+
+    with pytest.raises(CredentialsRefused):
+        asyncio.run(feed.pull())
+    assert [str(r.url) for r in seen if "authorization" in r.headers] == ["https://dav.example/"]
+    assert str(seen[-1].url) == target
