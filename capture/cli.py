@@ -8,6 +8,7 @@ Every error is one line on stderr (``carhub-capture: error: ...``), never a trac
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +32,11 @@ EXIT_BAD_CAPTURE, EXIT_USAGE = 1, 2
 # Text output shortens what would flood a terminal: --json prints every field in full.
 _MAX_TEXT = 72
 _MAX_ITEMS = 3
+# Controls a capture's strings (names, contacts: the peer's choice) may hold: C0, DEL, C1
+# (U+009B is a CSI to some terminals) and bidi overrides. Shown as \uXXXX, never obeyed;
+# json.dumps leaves all but C0 raw. Inside JSON they only occur in strings, where the
+# escape is the same JSON.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @app.callback()
@@ -73,7 +79,7 @@ def decode(
     result = decode_capture(data, keys)
     if as_json:
         for msg in result.messages:
-            print(json.dumps(_json(msg), ensure_ascii=False))
+            print(_json_line(msg))
     else:
         _print_text(result.messages, result.format, keys)
     if result.error is not None:
@@ -98,6 +104,15 @@ def _keys(path: Path) -> KeyLog:
         lines = ", ".join(str(n) for n in keys.bad_lines[:10])
         typer.echo(f"carhub-capture: warning: {path}: lines {lines} are not key lines", err=True)
     return keys
+
+
+def _defang(text: str) -> str:
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _json_line(msg: Decoded) -> str:
+    """One ``--json`` line: UTF-8 kept, every control escaped."""
+    return _defang(json.dumps(_json(msg), ensure_ascii=False))
 
 
 def _json(msg: Decoded) -> dict[str, Any]:
@@ -138,7 +153,7 @@ def _short(value: Any) -> str:
     if isinstance(value, list) and (len(value) > _MAX_ITEMS or len(str(value)) > _MAX_TEXT):
         return f"[{len(value)} items]"
     plain = not isinstance(value, str | list | dict)
-    text = str(value) if plain else json.dumps(value, ensure_ascii=False)
+    text = _defang(str(value) if plain else json.dumps(value, ensure_ascii=False))
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 

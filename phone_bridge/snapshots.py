@@ -185,7 +185,9 @@ class Snapshots:
         header = _LOG_MAGIC + generation
         records = b"".join(_record(e) for e in tail)
         try:
-            with log_path.open("ab") as f:
+            # 0600 like the rest of the state (open("ab") would make it 0644 under umask 022).
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "ab") as f:
                 # A journal for another base (left by a crash) or with a torn header is
                 # stale: start a fresh one rather than append to it.
                 if f.tell() == 0 or _read_head(log_path, len(header)) != header:

@@ -87,8 +87,9 @@ class PhoneState:
     def __init__(self, root: Path) -> None:
         self.root = root
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            (root / "snapshots").mkdir(exist_ok=True)
+            # 0700: keys, what each car holds, the parsed address book; the user's alone.
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (root / "snapshots").mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StateError(f"cannot create state dir {root}: {exc.strerror}") from exc
         self._identity: Identity | None = None

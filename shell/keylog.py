@@ -7,7 +7,8 @@ either side and any transport. Anyone who reads the file reads those sessions, s
 
 - every use warns (one line on stderr, through the logger ``shell.keylog``);
 - the file is opened ``O_APPEND | O_CREAT`` with mode 0600, and an existing file that
-  group or others may read or write is refused, as is a symlink (``O_NOFOLLOW``);
+  group or others may read or write is refused, as is one another user owns, a symlink
+  (``O_NOFOLLOW``) and anything not a regular file (``O_NONBLOCK``: a FIFO never blocks);
 - a real radio needs ``--keylog-real-radio`` too (``check_radio``), since its captures
   are of real air.
 
@@ -48,17 +49,25 @@ class KeyLogFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # O_NONBLOCK: a FIFO without a reader fails at once (ENXIO) instead of blocking the
+        # start-up forever; on a regular file it changes nothing.
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags |= os.O_NONBLOCK
         try:
             self._fd = os.open(path, flags, _MODE)
         except OSError as exc:
             raise KeyLogError(f"cannot open the key log {path}: {exc.strerror}") from exc
         info = os.fstat(self._fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+        what = ""
+        if not stat.S_ISREG(info.st_mode):
+            what = "not a regular file"
+        elif info.st_uid != os.geteuid():  # its owner could read the keys, whatever its mode
+            what = f"owned by uid {info.st_uid}, not by us"
+        elif info.st_mode & 0o077:
+            what = (f"mode {stat.S_IMODE(info.st_mode):04o}; others could read the keys "
+                    f"(chmod 600 it)")  # fmt: skip
+        if what:
             os.close(self._fd)
-            what = "not a regular file" if not stat.S_ISREG(info.st_mode) else (
-                f"mode {stat.S_IMODE(info.st_mode):04o}; others could read the keys "
-                f"(chmod 600 it)")  # fmt: skip
             raise KeyLogError(f"refusing the key log {path}: {what}")
 
     def write(self, secrets: SessionSecrets) -> None:

@@ -10,12 +10,14 @@ for the caller to decide (an expired sync token is a 403 with ``valid-sync-token
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from phone_bridge.carddav.davxml import DavResponse, DavXmlError, parse_multistatus, precondition
 from phone_bridge.errors import CredentialsRefused, SourceUnavailable
@@ -42,7 +44,7 @@ class Login:
     """Who we are to the server, and whom we trust: user, password, extra CA file."""
 
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
     ca_file: Path | None = None
 
 
@@ -69,15 +71,25 @@ class DavClient:
         transport: an httpx transport (tests); default: the network.
     """
 
-    def __init__(self, login: Login, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        login: Login,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        origin: str | None = None,
+    ) -> None:
         import httpx  # here: the CLI must not pay for httpx unless --carddav is given
 
         if not log.isEnabledFor(logging.DEBUG):  # httpx logs every request at INFO
             logging.getLogger("httpx").setLevel(logging.WARNING)
 
-        auth = httpx.BasicAuth(login.user, login.password or "") if login.user else None
+        # Not httpx.BasicAuth, which signs every request: the password goes over https, or
+        # to the very origin the user named (``origin``, maybe a loopback http server), never
+        # in the clear to wherever a server's href points. httpx drops the header itself on
+        # a redirect to another origin.
+        self._basic = _basic_header(login) if login.user else None
+        self._origin = _origin_of(origin) if origin else None
         self._http = httpx.AsyncClient(
-            auth=auth,
             verify=_tls_context(login.ca_file),
             transport=transport,
             timeout=httpx.Timeout(PHASE_TIMEOUT),
@@ -119,6 +131,13 @@ class DavClient:
         headers = {"Content-Type": _XML}
         if depth is not None:
             headers["Depth"] = str(depth)
+        if self._basic is not None:
+            if urlsplit(url).scheme != "https" and _origin_of(url) != self._origin:
+                raise SourceUnavailable(
+                    f"the CardDAV server pointed to {url} over plain http; the password "
+                    "is only sent over https or to the URL given with --carddav"
+                )
+            headers["Authorization"] = self._basic
         self.requests += 1
         try:
             status, data, final = await asyncio.wait_for(
@@ -144,19 +163,18 @@ class DavClient:
     ) -> tuple[int, bytes, str]:
         import httpx
 
+        from phone_bridge.http_body import BodyRefused, BodyTooLarge, accept_encoding, read_body
+
+        headers = {**headers, **accept_encoding(gzip=True)}
         try:
             async with self._http.stream(method, url, content=body, headers=headers) as r:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in r.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        raise SourceUnavailable(
-                            f"the CardDAV server's answer for {url} is over "
-                            f"{MAX_RESPONSE_BYTES:,} bytes; refused"
-                        )
-                    chunks.append(chunk)
-                return r.status_code, b"".join(chunks), str(r.url)
+                data = await read_body(r, MAX_RESPONSE_BYTES, gzip=True)
+                return r.status_code, data, str(r.url)
+        except BodyTooLarge as exc:
+            msg = f"the CardDAV server's answer for {url} is {exc}; refused"
+            raise SourceUnavailable(msg) from exc
+        except BodyRefused as exc:
+            raise SourceUnavailable(f"the CardDAV server's answer for {url}: {exc}") from exc
         except httpx.HTTPError as exc:
             msg = f"cannot reach the CardDAV server at {url}: {_why(exc)}"
             raise SourceUnavailable(msg) from exc
@@ -180,6 +198,23 @@ def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             raise SourceUnavailable(f"cannot use --carddav-ca {ca_file}: {exc}") from exc
     return _TLS[ca_file]
+
+
+def _basic_header(login: Login) -> str:
+    """HTTP Basic credentials (RFC 7617, UTF-8), as httpx.BasicAuth would send them."""
+    pair = f"{login.user}:{login.password or ''}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port made explicit."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def _why(exc: BaseException) -> str:

@@ -97,7 +97,7 @@ class CardDavFeed:
             BadInput: the book is empty (without ``allow_empty``) or no card could be read.
         """
         start = time.perf_counter()
-        async with DavClient(self.config.login, self._transport) as dav:
+        async with DavClient(self.config.login, self._transport, origin=self.config.url) as dav:
             result = await pull(dav, self.state)
         self.last = result
         if self._latest is not None and not result.changes and not result.full:

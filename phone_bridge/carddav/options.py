@@ -39,6 +39,8 @@ __all__ = [
 
 log = logging.getLogger("phone_bridge.carddav")
 PASSWORD_ENV = "CARHUB_CARDDAV_PASSWORD"
+# A password (or app password) is tens of bytes: a bigger file is the wrong file.
+_MAX_PASSWORD_FILE = 4096
 
 CardDav = Annotated[
     str | None,
@@ -188,18 +190,34 @@ def _check_url(url: str) -> None:
 
 
 def _password(path: Path | None) -> str | None:
-    """The password from the file, else from the environment, else None."""
+    """The password from the file, else from the environment, else None.
+
+    The file is opened once (non-blocking) and its mode checked on that open file, so the
+    file checked is the file read (no swap between a stat and a read), and a FIFO or a
+    device is refused rather than waited on.
+    """
     if path is None:
         return os.environ.get(PASSWORD_ENV)
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise BadInput(
-                f"{path} is mode {mode:o}; a password file must be 0600 (chmod 600 {path})"
-            )
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise BadInput(f"--carddav-password-file {path} is not a regular file")
+            mode = stat.S_IMODE(info.st_mode)
+            if mode & 0o077:
+                raise BadInput(
+                    f"{path} is mode {mode:o}; a password file must be 0600 (chmod 600 {path})"
+                )
+            raw = f.read(_MAX_PASSWORD_FILE + 1)
     except OSError as exc:
         raise BadInput(f"cannot read --carddav-password-file {path}: {exc.strerror}") from exc
+    if len(raw) > _MAX_PASSWORD_FILE:
+        raise BadInput(f"--carddav-password-file {path} is over {_MAX_PASSWORD_FILE} bytes")
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise BadInput(f"--carddav-password-file {path} is not UTF-8 text") from None
 
 
 def _loopback(host: str) -> bool:

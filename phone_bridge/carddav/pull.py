@@ -44,6 +44,11 @@ log = logging.getLogger("phone_bridge.carddav")
 MULTIGET_CHUNK = 50
 # Truncated sync-collection answers followed at most this often in one pull.
 _MAX_ROUNDS = 1000
+# Each answer is capped (the client's MAX_RESPONSE_BYTES), but a pull is many answers: a
+# broken or hostile server could list a billion hrefs over its rounds, or fill every
+# multiget, until we run out of memory. A book past these is refused, nothing stored.
+MAX_CARDS = 250_000
+MAX_PULL_BYTES = 1 << 30  # vCard bytes fetched in one pull
 # RFC 3986 pchar plus "/": what a canonical path leaves unencoded.
 _PCHAR = "/:@!$&'()*+,;=-._~"
 _ETAG = f"{{{DAV}}}getetag"
@@ -142,6 +147,7 @@ async def _sync_listing(dav: DavClient, book: str, token: str) -> _Listing:
             elif r.status < 300:
                 out.etags[href] = r.text(_ETAG)
                 out.deleted.discard(href)
+        _check_count(book, out.etags)
         if not new_token:
             raise SourceUnavailable(f"the CardDAV server sent no sync token for {book}")
         out.token = token = new_token
@@ -164,7 +170,14 @@ async def _etag_listing(dav: DavClient, book: str) -> _Listing:
         href = _path(book, r.href)
         if href != _path(book, book) and r.status < 300 and _ETAG in r.props:
             out.etags[href] = r.text(_ETAG)
+    _check_count(book, out.etags)
     return out
+
+
+def _check_count(book: str, etags: dict[str, str]) -> None:
+    if len(etags) > MAX_CARDS:
+        msg = f"the CardDAV server lists over {MAX_CARDS:,} cards in {book}; refused"
+        raise SourceUnavailable(msg)
 
 
 async def _apply(dav: DavClient, state: BookState, listing: _Listing) -> PullResult:
@@ -193,13 +206,20 @@ async def _apply(dav: DavClient, state: BookState, listing: _Listing) -> PullRes
 async def _multiget(dav: DavClient, book: str, hrefs: list[str]) -> dict[str, StoredCard]:
     """addressbook-multiget ``hrefs`` in chunks; the cards found, by href."""
     out: dict[str, StoredCard] = {}
+    size = 0
     for i in range(0, len(hrefs), MULTIGET_CHUNK):
         chunk = hrefs[i : i + MULTIGET_CHUNK]
+        asked = {_path(book, h) for h in chunk}
         responses, _ = await dav.report(book, multiget_body(chunk), depth=1)
         for r in responses:
             href = _path(book, r.href)
-            if r.status < 300 and _DATA in r.props:
-                out[href] = StoredCard(r.text(_ETAG), "", r.text(_DATA).encode("utf-8"))
+            if href in asked and r.status < 300 and _DATA in r.props:  # only what we asked
+                data = r.text(_DATA).encode("utf-8")
+                size += len(data)
+                out[href] = StoredCard(r.text(_ETAG), "", data)
+        if size > MAX_PULL_BYTES:
+            msg = f"the CardDAV server sent over {MAX_PULL_BYTES:,} bytes of cards; refused"
+            raise SourceUnavailable(msg)
     return out
 
 

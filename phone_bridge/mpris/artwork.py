@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
+import os
+import stat
 from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -91,7 +92,9 @@ class ArtCache:
         if scheme == "file":
             path = Path(unquote(urlparse(url).path))
             data = await asyncio.to_thread(_read_file, path, self.max_bytes)
-            return data, _image_mime(data, mimetypes.guess_type(path.name)[0] or "")
+            # A local file goes to the car only if its bytes are an image: the player, or a
+            # stream it plays, names the path, and ~/.ssh/id_ed25519 as "x.png" must not go.
+            return data, _image_mime(data, "")
         if scheme in ("http", "https"):
             data, declared = await asyncio.wait_for(self._download(url), self.timeout)
             return data, _image_mime(data, declared)
@@ -100,28 +103,35 @@ class ArtCache:
     async def _download(self, url: str) -> tuple[bytes, str]:
         import httpx  # only a player naming an http(s) cover needs it
 
+        from phone_bridge.http_body import BodyTooLarge, accept_encoding, read_body
+
         async with (
             httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
-            client.stream("GET", url) as resp,
+            client.stream("GET", url, headers=accept_encoding(gzip=False)) as resp,
         ):
             if resp.status_code != 200:
                 raise ValueError(f"HTTP {resp.status_code}")
             length = resp.headers.get("content-length", "")
             if length.isdigit() and int(length) > self.max_bytes:
                 raise _TooBig(f"{int(length)} bytes, over the {self.max_bytes}-byte limit")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise _TooBig(f"over the {self.max_bytes}-byte limit")
-                chunks.append(chunk)
-            return b"".join(chunks), resp.headers.get("content-type", "").split(";")[0]
+            # Raw bytes, no content coding: httpx would inflate a zstd chunk in full first.
+            try:
+                data = await read_body(resp, self.max_bytes, gzip=False)
+            except BodyTooLarge:
+                raise _TooBig(f"over the {self.max_bytes}-byte limit") from None
+            return data, resp.headers.get("content-type", "").split(";")[0]
 
 
 def _read_file(path: Path, max_bytes: int) -> bytes:
-    """Read at most ``max_bytes`` of a local image (one more byte tells it is too big)."""
-    with path.open("rb") as fh:
+    """Read at most ``max_bytes`` of a local regular file (one more byte tells it is too big).
+
+    Opened non-blocking and checked to be a regular file first: a FIFO or a device named as
+    a cover would otherwise block this thread (and the track's artwork) forever.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise _TooBig(f"over the {max_bytes}-byte limit")

@@ -18,6 +18,7 @@ it (paused) until another player plays.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ BUS_PREFIX = "org.mpris.MediaPlayer2."
 NO_TRACK = "/org/mpris/MediaPlayer2/TrackList/NoTrack"
 _NAME = re.compile(r"[A-Za-z_-][A-Za-z0-9_-]*(\.[A-Za-z_-][A-Za-z0-9_-]*)*")
 _MAX_RATE = 16.0  # protocol.media.NowPlaying.rate's bound
+# A length or position past int64 (a player's double, say 1e300) is clamped: msgpack and the
+# car take at most uint64 milliseconds, and a bigger int would raise when the car is told.
+_MAX_US = 2**63 - 1
 _STATES = {"Playing": "playing", "Paused": "paused"}
 NOTHING = NowPlaying(
     title="", artists=[], album="", duration_ms=0, position_ms=0, rate=1.0,
@@ -89,19 +93,20 @@ class PlayerView:
 
     def seek(self, position_us: int, now: float) -> None:
         """Record a position read (or signalled by ``Seeked``) at ``now``."""
-        self.position_us, self.read_at = max(0, position_us), now
+        self.position_us, self.read_at = min(max(0, position_us), _MAX_US), now
 
     def position_at(self, now: float) -> int:
         """The position in µs at ``now``, moving at ``rate`` while Playing."""
         pos = self.position_us
         if self.status == "Playing":
-            pos += int(max(0.0, now - self.read_at) * 1e6 * max(0.0, self.rate))
+            rate = min(max(0.0, self.rate), _MAX_RATE)
+            pos = min(pos + int(max(0.0, now - self.read_at) * 1e6 * rate), _MAX_US)
         length = self.length_us
         return min(pos, length) if length > 0 else pos
 
     @property
     def length_us(self) -> int:
-        return max(0, int(_number(self.metadata.get("mpris:length"), 0)))
+        return min(max(0, int(_number(self.metadata.get("mpris:length"), 0))), _MAX_US)
 
     @property
     def track_id(self) -> str:
@@ -206,7 +211,11 @@ def _number(value: Any, default: float) -> float:
     """A D-Bus number of any type (players disagree: x, t, i, u or d), else ``default``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
-    return float(value) if value == value else default  # NaN is no number
+    try:
+        number = float(value)
+    except OverflowError:  # an int past a double (not from D-Bus, whose ints are 64-bit)
+        return default
+    return number if math.isfinite(number) else default  # NaN and infinities are no numbers
 
 
 def _text(value: Any) -> str:

@@ -80,6 +80,7 @@ class Conversation:
         self._secrets: SessionSecrets | None = None
         self._codecs = {True: AppCodec(2), False: AppCodec(2)}
         self._version = 2
+        self.inflated = 0  # session message bytes decoded so far (the caller bounds it)
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         """Take bytes of one direction; return the messages they completed."""
@@ -128,7 +129,9 @@ class Conversation:
             sealed["error"] = "the key log's key does not open this frame"
             return self._line(time, to_car, "encrypted", sealed, counter)
         try:
-            msg = self._codecs[to_car].decode(plain)
+            body = self._codecs[to_car].body(plain)
+            self.inflated += len(body)
+            msg = decode(body)
         except ProtocolError as exc:
             return self._broke(time, to_car, f"frame {counter}: {exc.detail}", counter)
         return self._line(time, to_car, type(msg).__name__, fields_of(msg), counter)

@@ -19,7 +19,12 @@ from protocol.capture.conversation import Chunk, Conversation, Decoded
 from protocol.capture.errors import CaptureError
 from protocol.capture.keylog import KeyLog
 
-__all__ = ["Decoding", "decode_capture"]
+__all__ = ["MAX_INFLATED", "Decoding", "decode_capture"]
+
+# Each session message inflates to at most 8 MiB (``AppCodec``), but a version-2 stream
+# makes that from a few KiB: a capture (with its key log) of many such messages would take
+# thousands of times its size in memory. Decoding stops, with an error, past this total.
+MAX_INFLATED = 1 << 30
 
 
 @dataclass
@@ -51,7 +56,9 @@ def decode_capture(data: bytes, keylog: KeyLog | None = None) -> Decoding:
             chunks.append(chunk)
     except CaptureError as exc:
         result.error = exc
-    result.messages = _messages(chunks, keylog, first[0] if first else 0.0)
+    result.messages, inflated = _messages(chunks, keylog, first[0] if first else 0.0)
+    if inflated is not None:
+        result.error = inflated
     return result
 
 
@@ -89,19 +96,31 @@ def _pcap_chunks(data: bytes, first: list[float]) -> Iterable[Chunk]:
         yield from streams.feed(*segment)
 
 
-def _messages(chunks: list[Chunk], keylog: KeyLog | None, start: float) -> list[Decoded]:
-    """Run each link's conversation; keep the car's views if any; sort; relative times."""
+def _messages(
+    chunks: list[Chunk], keylog: KeyLog | None, start: float
+) -> tuple[list[Decoded], CaptureError | None]:
+    """Run each link's conversation; keep the car's views if any; sort; relative times.
+
+    Returns:
+        The messages, and the error that stopped decoding past ``MAX_INFLATED``, if any.
+    """
     if any(getattr(c.link, "view", "car") == "car" for c in chunks):
         chunks = [c for c in chunks if getattr(c.link, "view", "car") == "car"]
     conversations: dict[object, Conversation] = {}
     out: list[Decoded] = []
+    inflated, error = 0, None
     for chunk in chunks:
         conv = conversations.get(chunk.link)
         if conv is None:
             conv = conversations[chunk.link] = Conversation(str(chunk.link), keylog)
+        before = conv.inflated
         out.extend(conv.feed(chunk))
+        inflated += conv.inflated - before
+        if inflated > MAX_INFLATED:
+            error = CaptureError(f"the session messages inflate past {MAX_INFLATED:,} bytes")
+            break
     out.sort(key=lambda m: m.time)  # stable: each link's order is kept
-    return [_relative(m, start) for m in out]
+    return [_relative(m, start) for m in out], error
 
 
 def _relative(msg: Decoded, start: float) -> Decoded:

@@ -38,6 +38,9 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 _SEQ = 1 << 32
 # A buffered gap of more than this per direction is a capture that lost packets: give up.
 _MAX_PENDING = 64 << 20
+# An HTTP upgrade header is a few hundred bytes: a "GET " that does not end in this many is
+# not a WebSocket upgrade, and searching an ever longer buffer for its end would be O(n^2).
+_MAX_HEADER = 64 << 10
 _WS_BINARY, _WS_CONT = 0x2, 0x0
 _MAX_WS_PAYLOAD = 1 << 31
 
@@ -127,30 +130,47 @@ class _Flow:
     link: TcpLink
     next_seq: int | None = None  # the sequence number of the next byte to deliver
     pending: dict[int, bytes] = field(default_factory=dict)  # early segments by seq
+    pending_bytes: int = 0  # the bytes in ``pending``
     buffer: bytearray = field(default_factory=bytearray)  # delivered, not yet parsed
     in_header: bool = True  # before the end of the HTTP request or response
     to_car: bool | None = None  # known from the header or the masking of frames
     broken: str = ""
 
     def deliver(self, seq: int, data: bytes) -> None:
-        """Take one segment's payload; keep what comes in order in ``buffer``."""
+        """Take one segment's payload; keep what comes in order in ``buffer``.
+
+        A loop, not recursion: a lost segment retransmitted after thousands of later ones
+        must not exhaust the stack; and the buffered bytes are counted as they come, so
+        checking the bound costs O(1) per segment.
+        """
         if self.next_seq is None:
             self.next_seq = seq
-        offset = (seq - self.next_seq) % _SEQ
-        if offset >= _SEQ // 2:  # starts before next_seq: a retransmission, maybe longer
-            data, seq = data[_SEQ - offset :], self.next_seq
-            offset = 0
-        if not data:
+        while True:
+            offset = (seq - self.next_seq) % _SEQ
+            if offset >= _SEQ // 2:  # starts before next_seq: a retransmission, maybe longer
+                data, seq = data[_SEQ - offset :], self.next_seq
+                offset = 0
+            if offset and data:
+                self._hold(seq, data)
+                return
+            if data:
+                self.buffer += data
+                self.next_seq = (seq + len(data)) % _SEQ
+            held = self.pending.pop(self.next_seq, None)
+            if held is None:
+                return
+            self.pending_bytes -= len(held)
+            seq, data = self.next_seq, held
+
+    def _hold(self, seq: int, data: bytes) -> None:
+        """Keep an early segment (the longer of two at one seq) until the gap fills."""
+        old = self.pending.get(seq, b"")
+        if len(data) <= len(old):
             return
-        if offset:
-            self.pending[seq] = data
-            if sum(len(d) for d in self.pending.values()) > _MAX_PENDING:
-                self.broken = "the capture lost TCP segments"
-            return
-        self.buffer += data
-        self.next_seq = (seq + len(data)) % _SEQ
-        while self.next_seq in self.pending:
-            self.deliver(self.next_seq, self.pending.pop(self.next_seq))
+        self.pending[seq] = data
+        self.pending_bytes += len(data) - len(old)
+        if self.pending_bytes > _MAX_PENDING:
+            self.broken = "the capture lost TCP segments"
 
 
 class WebSocketStreams:
@@ -199,8 +219,11 @@ class WebSocketStreams:
             if bytes(buf[:4]) not in (b"GET ", b"HTTP"):
                 flow.in_header = False  # started mid-connection: frames already
             else:
-                end = buf.find(b"\r\n\r\n")
+                end = buf.find(b"\r\n\r\n", 0, _MAX_HEADER)
                 if end < 0:
+                    if len(buf) >= _MAX_HEADER:
+                        flow.broken = "an HTTP header that never ends"
+                        buf.clear()
                     return
                 flow.to_car = buf.startswith(b"GET ")
                 del buf[: end + 4]
