@@ -168,8 +168,10 @@ class Processes:
 
     def kill(self, proc: subprocess.Popen[str]) -> None:
         """SIGKILL the process's group at once (no goodbye), reap it and forget it."""
-        # Also when the leader is gone: what it started may still be in its group.
-        _signal_group(proc, signal.SIGKILL)
+        # Also when the leader is gone: what it started may still be in its group. Only
+        # once, though: a group already killed and forgotten may have had its id reused.
+        if proc in self.live or proc.returncode is None:
+            _signal_group(proc, signal.SIGKILL)
         if proc.poll() is None:
             proc.wait(5)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
