@@ -12,7 +12,6 @@ does not import the engine.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -47,8 +46,6 @@ from shell.transport import BaseTransport
 __all__ = ["CarSide", "PhoneSession", "peer_key"]
 
 log = logging.getLogger("carhub.session")
-# Checkpoints running in threads (a reference each, so none is collected while it runs).
-_background: set[asyncio.Future[None]] = set()
 
 # A 100k sync is 200 batches; the dashboard needs a few contact-count updates a second.
 PUBLISH_INTERVAL = 0.25
@@ -203,15 +200,8 @@ class PhoneSession:
         elif isinstance(ev, ContactsSynced):
             log.info("%s: contacts synced, %d on the car", self.phone_id, ev.total)
             self._publish_contacts(force=True)
-            self._checkpoint()
         else:
             self._handle_other(ev)
-
-    def _checkpoint(self) -> None:
-        """Fold the sync's WAL into the database in a thread, after the phone's last ack."""
-        task = asyncio.ensure_future(asyncio.to_thread(self.car.store.checkpoint))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
 
     def _handle_other(self, ev: ConnectionEvent) -> None:
         if isinstance(ev, NowPlayingChanged):

@@ -19,7 +19,7 @@ import operator
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -129,9 +129,8 @@ class Store:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            # No checkpoint (fsyncs) on a sync's ack path: the WAL may grow to 32 MB and
-            # ``checkpoint`` folds it in after the sync; the cache holds a 100k book's index.
-            self._db.execute("PRAGMA wal_autocheckpoint=8192")
+            # The page cache holds a 100k-contact book's index. (A larger WAL before each
+            # checkpoint was faster but filled a small car disk: tests/faults disk_full.)
             self._db.execute("PRAGMA cache_size=-16000")
             self._db.executescript(_SCHEMA)
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(phones)")}
@@ -147,12 +146,6 @@ class Store:
         """Close the database."""
         with self._lock:
             self._db.close()
-
-    def checkpoint(self) -> None:
-        """Fold the WAL into the database (PASSIVE), on its own connection: from a thread
-        while the loop goes on with this one; a failure is only a later checkpoint's work."""
-        with suppress(sqlite3.Error), closing(sqlite3.connect(self.path)) as db:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
