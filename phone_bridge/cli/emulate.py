@@ -208,25 +208,32 @@ async def _serve(phone: Any, toggles: list[tuple[float, bool]] | None = None) ->
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(phone.run())
     toggler = asyncio.ensure_future(_toggle_ancs(phone, toggles)) if toggles else None
-    terminated = False
+    stopped_by: signal.Signals | None = None
 
-    def on_term() -> None:
-        nonlocal terminated
-        terminated = True
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal stopped_by
+        stopped_by = sig
         task.cancel()
 
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGTERM, on_term)
+    # Both signals are handled here, not left to asyncio.run: Ctrl-C must stop the phone
+    # even when this process was started with SIGINT ignored (asyncio.run then installs
+    # no handler of its own, and the phone would run on).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, on_signal, sig)
     try:
         await task
     except RadioUnavailableError as exc:
         raise CarUnreachable(f"no emulated radio: {exc}") from None
     except asyncio.CancelledError:
-        if not terminated:
+        if stopped_by is None:
             raise
+        if stopped_by is signal.SIGINT:
+            raise KeyboardInterrupt from None  # run_flow: exit 130
         log.info("stopped (SIGTERM)")
     finally:
         if toggler is not None:
             toggler.cancel()
-        with contextlib.suppress(NotImplementedError):
-            loop.remove_signal_handler(signal.SIGTERM)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
