@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from phone_bridge.mpris.artwork import ArtCache
 from phone_bridge.mpris.player import MprisPlayer
+from tests.local_http import serving
 from tests.phone_bridge.fake_mpris import FakeMprisPlayer, FakeTrack, PrivateBus, png
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 500
@@ -49,12 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
+    with serving(_Handler) as url:
+        yield url
 
 
 async def test_an_http_cover_is_fetched_once_and_kept_by_hash(server: str) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import tracemalloc
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import zstandard
 
 from phone_bridge.mpris.artwork import ArtCache
+from tests.local_http import serving
 from tests.phone_bridge.fake_mpris import png
 
 BOMB = zstandard.ZstdCompressor().compress(b"\xff\xd8\xff" + bytes(150 << 20))
@@ -38,12 +38,8 @@ class _Bomb(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def bomb_url() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Bomb)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/cover.jpg"
-    finally:
-        httpd.shutdown()
+    with serving(_Bomb) as url:
+        yield url + "/cover.jpg"
 
 
 async def test_a_fifo_named_as_cover_does_not_hang_the_player(tmp_path: Path) -> None:
